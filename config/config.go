@@ -1,0 +1,147 @@
+// Package config turns an inetd.toml file into a validated, immutable
+// Config.
+//
+// Load is pure: it reads the file and inspects the programs and folders it
+// names, but it binds no socket and starts no process, so `goinetd check`,
+// startup, reload and tests all share it. Every problem in a file is
+// reported at once, one per line, each naming the file, the line where the
+// TOML parser knows it, and the key path:
+//
+//	inetd.toml:12: services.echo.port: 70000 is out of range 1-65535
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Config is a loaded and validated inetd.toml. It is never modified after
+// Load returns it.
+type Config struct {
+	// File is the path the config was loaded from, as given to Load.
+	File string
+	// Dir is the absolute folder holding File; relative paths in the
+	// config are resolved against it.
+	Dir      string
+	Server   Server
+	Services []*Service // every [services.NAME] table, disabled ones too, sorted by name
+}
+
+// Enabled returns the services that are not disabled, sorted by name.
+func (c *Config) Enabled() []*Service {
+	var on []*Service
+	for _, s := range c.Services {
+		if !s.Disabled {
+			on = append(on, s)
+		}
+	}
+	return on
+}
+
+// Server holds the [server] table.
+type Server struct {
+	LogFormat LogFormat
+}
+
+// Service is one [services.NAME] table with [defaults] applied.
+type Service struct {
+	Name     string
+	Protocol Protocol
+	// Address is the local address to bind; the zero Addr means every
+	// interface, IPv4 and IPv6.
+	Address netip.Addr
+	Port    uint16
+	Mode    Mode
+	// Program is the absolute path of the handler; Args are its argv[1:].
+	Program string
+	Args    []string
+	// Workdir is the absolute working directory of the handler.
+	Workdir string
+	// Env is added to every handler's environment, sorted "KEY=value".
+	Env      []string
+	Stderr   Stderr
+	Disabled bool
+}
+
+// ListenAddress is the host:port the service binds, in the form net.Listen
+// takes.
+func (s *Service) ListenAddress() string {
+	host := ""
+	if s.Address.IsValid() {
+		host = s.Address.String()
+	}
+	return joinHostPort(host, s.Port)
+}
+
+// Summary is a one-line description of the service for `goinetd check` and
+// the startup log.
+func (s *Service) Summary() string {
+	if s.Disabled {
+		return fmt.Sprintf("%s: disabled", s.Name)
+	}
+	argv := append([]string{s.Program}, s.Args...)
+	return fmt.Sprintf("%s: %s %s %s stderr=%s: %s", s.Name, s.Protocol, s.ListenAddress(),
+		s.Mode, s.Stderr, strings.Join(argv, " "))
+}
+
+// Protocol is a service's socket type.
+type Protocol string
+
+// The protocols a service can declare.
+const (
+	TCP  Protocol = "tcp"
+	UDP  Protocol = "udp"
+	Unix Protocol = "unix"
+)
+
+// Mode says how connections are handed to the handler.
+type Mode string
+
+// The modes of a service.
+const (
+	// NoWait starts a child per accepted connection.
+	NoWait Mode = "nowait"
+	// Wait hands the listening socket itself to one child at a time.
+	Wait Mode = "wait"
+)
+
+// Stderr says where a handler's standard error goes.
+type Stderr string
+
+// The destinations of a handler's standard error.
+const (
+	// StderrLog sends each line to goinetd's log, tagged with service and pid.
+	StderrLog Stderr = "log"
+	// StderrSocket sends it to the client, like stdout.
+	StderrSocket Stderr = "socket"
+	// StderrNull discards it.
+	StderrNull Stderr = "null"
+)
+
+// LogFormat is the format of goinetd's own log on its standard error.
+type LogFormat string
+
+// The log formats.
+const (
+	LogText LogFormat = "text"
+	LogJSON LogFormat = "json"
+)
+
+// ConnectionVariables are the environment variables goinetd sets for each
+// connection; a service's env may not set them.
+var ConnectionVariables = []string{
+	"PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT",
+	"REMOTE_ADDR", "REMOTE_PORT",
+}
+
+// DefaultPath is the PATH every handler starts with unless its service's
+// env sets one.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+func joinHostPort(host string, port uint16) string {
+	if strings.Contains(host, ":") {
+		return fmt.Sprintf("[%s]:%d", host, port)
+	}
+	return fmt.Sprintf("%s:%d", host, port)
+}

@@ -1,0 +1,357 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestConcurrentConnectionsLoseNoUpdate runs 300 connections from 60 peers
+// all at once. With a lost update two processes would read the same old
+// record, so every noted time must be read back by exactly one later
+// connection, except each peer's final one, which is the stored record.
+func TestConcurrentConnectionsLoseNoUpdate(t *testing.T) {
+	t.Parallel()
+	const peers, conns = 60, 300
+	ctx := testContext(t, 2*time.Minute)
+	db := filepath.Join(t.TempDir(), "db")
+
+	outcomes := make([]outcome, conns)
+	errs := make([]error, conns)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() {
+			ip := fmt.Sprintf("127.0.0.%d", i%peers+1)
+			outcomes[i], errs[i] = runCommand(command(ctx, filepath.Dir(db), []string{"TCPREMOTEIP=" + ip}, "-db", db))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("run lastaccess: %v", err)
+	}
+
+	neverSeen := 0
+	noted := map[string][]string{} // ip -> every noted time
+	read := map[string][]string{}  // ip -> every "last saw" time
+	for i, o := range outcomes {
+		if o.code != 0 || o.stderr != "" {
+			t.Fatalf("connection %d: got exit %d, stderr %q; want exit 0, no stderr", i, o.code, o.stderr)
+		}
+		g, ok := parseGreeting(o.stdout)
+		if !ok {
+			t.Fatalf("connection %d: got %q; want a complete greeting", i, o.stdout)
+		}
+		if !g.seen {
+			neverSeen++
+		} else {
+			read[g.ip] = append(read[g.ip], g.last)
+		}
+		noted[g.ip] = append(noted[g.ip], g.noted)
+	}
+	if neverSeen != peers {
+		t.Errorf(`"I've never seen you before." greetings: got %d; want %d`, neverSeen, peers)
+	}
+
+	records, _ := listDB(ctx, t, db)
+	if len(records) != peers {
+		t.Errorf("records: got %d; want %d", len(records), peers)
+	}
+	for i := range peers {
+		ip := fmt.Sprintf("127.0.0.%d", i+1)
+		want := slices.Sorted(slices.Values(noted[ip]))
+		got := slices.Sorted(slices.Values(append(read[ip], records[ip])))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: times read back plus stored record: got %v; want the noted times %v", ip, got, want)
+		}
+	}
+}
+
+// TestKilledUpdatesNeverTearTheFile SIGKILLs random connections at random
+// moments while they update the records, in rounds: the test holds the
+// exclusive lock while it starts a batch of 1 to 4 processes (32 in every
+// 16th round), waits until /proc/locks shows every one of them blocked on
+// it, then releases it and kills about half the batch at moments spread over
+// the time the batch takes to drain (measured by a first round that kills
+// nothing). After the release the
+// batch does nothing but pass through the lock one by one, so the kills land
+// before, during and after the write, the rename and the fsyncs. Which
+// process is killed and when come from a seeded generator.
+//
+// Afterwards the records file must parse completely, keep every record that
+// was there, and hold every completed connection with a time no earlier than
+// the one it was told; the only other files may be temporary files of killed
+// processes, and the next update removes them.
+func TestKilledUpdatesNeverTearTheFile(t *testing.T) {
+	t.Parallel()
+	const (
+		rounds   = 80
+		maxBatch = 4  // a process holds the lock for about 1/batch of its batch's kill window
+		bigBatch = 32 // every 16th round: many at once, fewer kills mid-update
+		peers    = 24
+		preload  = 3000 // records not touched by the test; they make each update longer
+	)
+	ctx := testContext(t, 2*time.Minute)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "db")
+	lockPath := db + ".lock"
+
+	var initial strings.Builder
+	for i := range preload {
+		fmt.Fprintf(&initial, "10.%d.%d.%d|2020-01-01T00:00:00Z\n", i>>16&255, i>>8&255, i&255)
+	}
+	if err := os.WriteFile(db, []byte(initial.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lockPath, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.Stat(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockIno := info.Sys().(*syscall.Stat_t).Ino
+	if _, err := os.ReadFile("/proc/locks"); err != nil {
+		t.Skipf("cannot see who waits for the lock: %v", err)
+	}
+
+	type plan struct {
+		ip        string
+		kill      bool
+		killAfter time.Duration // from the release of the test's lock
+	}
+	type result struct {
+		plan
+		o      outcome
+		killed bool // by our SIGKILL, as opposed to finishing first
+		err    error
+	}
+	rng := rand.New(rand.NewPCG(20261129, 1))
+	var results []result
+	var perProcess time.Duration // how long the batch takes to drain, per process
+	for round := range rounds + 1 {
+		batch := maxBatch // round 0, which kills nothing, measures perProcess
+		switch {
+		case round > 0 && round%16 == 0:
+			batch = bigBatch
+		case round > 0:
+			batch = rng.IntN(maxBatch) + 1
+		}
+		killWindow := time.Duration(batch) * perProcess
+		plans := make([]plan, batch)
+		for i := range plans {
+			plans[i].ip = fmt.Sprintf("127.0.1.%d", rng.IntN(peers)+1)
+			if round > 0 {
+				plans[i].kill = rng.IntN(2) == 0
+				plans[i].killAfter = time.Duration(rng.Int64N(int64(killWindow)))
+			}
+		}
+		roundResults := make([]result, batch)
+		held := lockExclusive(t, lockPath)
+		var wg sync.WaitGroup
+		var exited atomic.Int32
+		cmds := make([]*exec.Cmd, batch)
+		for i, p := range plans {
+			cmd := command(ctx, dir, []string{"TCPREMOTEIP=" + p.ip}, "-db", db)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				held.Close()
+				wg.Wait()
+				t.Fatalf("start lastaccess: %v", err)
+			}
+			cmds[i] = cmd
+			wg.Go(func() {
+				defer exited.Add(1)
+				err := cmd.Wait() // always, so no process outlives the test
+				var exitErr *exec.ExitError
+				if err != nil && !errors.As(err, &exitErr) {
+					roundResults[i] = result{plan: p, err: err}
+					return
+				}
+				ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+				roundResults[i] = result{
+					plan: p,
+					o: outcome{
+						stdout: stdout.String(), stderr: stderr.String(),
+						code: cmd.ProcessState.ExitCode(), pid: cmd.ProcessState.Pid(),
+					},
+					killed: ws.Signaled() && ws.Signal() == syscall.SIGKILL,
+				}
+			})
+		}
+		waitErr := waitForFlockWaiters(ctx, lockIno, batch, &exited)
+		released := time.Now()
+		held.Close()
+		var timers []*time.Timer
+		for i, p := range plans {
+			if p.kill {
+				proc := cmds[i].Process
+				timers = append(timers, time.AfterFunc(p.killAfter, func() { proc.Kill() }))
+			}
+		}
+		wg.Wait()
+		drained := time.Since(released)
+		for _, timer := range timers {
+			timer.Stop()
+		}
+		if waitErr != nil {
+			t.Fatalf("round %d: %v", round, waitErr)
+		}
+		if round == 0 {
+			perProcess = drained / time.Duration(batch)
+		}
+		results = append(results, roundResults...)
+	}
+
+	killedPIDs := map[int]bool{}
+	told := map[string]string{} // ip -> latest noted time among completed connections
+	neverSeen := map[string]int{}
+	var completed []greeting
+	staleReports := 0
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("connection %d: %v", i, r.err)
+		}
+		if r.killed {
+			killedPIDs[r.o.pid] = true
+			continue
+		}
+		// Not killed: it must have succeeded, whatever the killed ones did.
+		if r.o.code != 0 {
+			t.Fatalf("connection %d from %s: got exit %d, stderr %q; want exit 0", i, r.ip, r.o.code, r.o.stderr)
+		}
+		g, ok := parseGreeting(r.o.stdout)
+		if !ok || g.ip != r.ip {
+			t.Fatalf("connection %d: got %q; want a complete greeting for %s", i, r.o.stdout, r.ip)
+		}
+		// Its stderr may only report temp files left by killed processes.
+		for _, line := range strings.Split(strings.TrimSuffix(r.o.stderr, "\n"), "\n") {
+			if strings.Contains(line, "removed stale temp file") {
+				staleReports++
+			} else if line != "" {
+				t.Errorf("connection %d: stderr line %q; want only stale temp file reports", i, line)
+			}
+		}
+		completed = append(completed, g)
+		told[g.ip] = max(told[g.ip], g.noted)
+		if !g.seen {
+			neverSeen[g.ip]++
+		}
+	}
+	for ip, n := range neverSeen {
+		if n > 1 {
+			t.Errorf(`%s: "never seen" greetings among completed connections: got %d; want at most 1`, ip, n)
+		}
+	}
+
+	// The file parses completely, with no torn line.
+	content := readFile(t, db)
+	if !strings.HasSuffix(content, "\n") {
+		t.Errorf("records file ends with %q; want a complete line", content[max(0, len(content)-40):])
+	}
+	records, lines := listDB(ctx, t, db)
+	if got := strings.Join(lines, "\n") + "\n"; got != content {
+		t.Errorf("-list output differs from the records file")
+	}
+	if !strings.HasPrefix(content, initial.String()) {
+		t.Errorf("records file: the %d preloaded records are not all intact at the start", preload)
+	}
+	if got, want := len(records), preload+len(told); got < want || got > preload+peers {
+		t.Errorf("records: got %d; want between %d and %d", got, want, preload+peers)
+	}
+	for ip, noted := range told {
+		if records[ip] < noted { // same format and zone: string order is time order
+			t.Errorf("%s: stored time %q; want >= %s, the time a completed connection was told", ip, records[ip], noted)
+		}
+	}
+
+	// Leftovers may only be temporary files of killed processes.
+	var leftovers []string
+	for _, name := range folderNames(t, dir) {
+		if name == "db" || name == "db.lock" {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscanf(name, ".db.tmp-%d-", &pid); err != nil || !killedPIDs[pid] {
+			t.Errorf("leftover file %s: want only .db.tmp-PID-* of a killed process", name)
+		}
+		leftovers = append(leftovers, name)
+	}
+	t.Logf("kill window %v per process in a batch; %d connections: %d completed, %d killed; "+
+		"%d temp files of killed processes removed by later updates, %d left at the end",
+		perProcess.Round(time.Microsecond), len(results), len(completed), len(killedPIDs),
+		staleReports, len(leftovers))
+
+	// The next update removes leftovers, and says so.
+	o := connect(ctx, t, db, "192.0.2.2")
+	mustGreetIgnoringStderr(t, o)
+	if got := strings.Count(o.stderr, "removed stale temp file"); got != len(leftovers) {
+		t.Errorf("stale temp file reports: got %d; want %d (stderr %q)", got, len(leftovers), o.stderr)
+	}
+	if got, want := folderNames(t, dir), []string{"db", "db.lock"}; !slices.Equal(got, want) {
+		t.Errorf("folder after one more update: got %v; want %v", got, want)
+	}
+}
+
+// lockExclusive takes flock(LOCK_EX) on path, as lastaccess does; closing
+// the returned file releases it.
+func lockExclusive(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("flock %s: %v", path, err)
+	}
+	return f
+}
+
+// waitForFlockWaiters waits until /proc/locks shows n processes blocked in
+// flock on the file with inode ino. It fails early if a process exits
+// (exited > 0), since none should before the lock is released.
+func waitForFlockWaiters(ctx context.Context, ino uint64, n int, exited *atomic.Int32) error {
+	suffix := ":" + strconv.FormatUint(ino, 10)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		locks, err := os.ReadFile("/proc/locks")
+		if err != nil {
+			return err
+		}
+		waiting := 0
+		for _, line := range strings.Split(string(locks), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 7 && f[1] == "->" && f[2] == "FLOCK" && strings.HasSuffix(f[6], suffix) {
+				waiting++
+			}
+		}
+		if waiting == n {
+			return nil
+		}
+		if e := exited.Load(); e > 0 {
+			return fmt.Errorf("waiting for %d processes to block on the lock: got %d exits; want none", n, e)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d processes to block on the lock: got %d: %w", n, waiting, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
+
+// run is the whole command: it parses args, then either lists the records or
+// greets the peer on stdin/stdout. It returns the exit status: 0 on success,
+// 1 on a failure (reported on stderr), 2 on a usage error.
+func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("lastaccess", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	db := flags.String("db", "lastaccess.db", "records `PATH`; its lock file is PATH.lock")
+	list := flags.Bool("list", false, "print every record, under a shared lock, instead of greeting a peer")
+	flags.Usage = func() {
+		fmt.Fprintf(stderr, "usage: lastaccess [-db PATH] [-list]\n")
+		flags.PrintDefaults()
+	}
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "lastaccess: unexpected argument %q\n", flags.Arg(0))
+		flags.Usage()
+		return 2
+	}
+	if *db == "" {
+		fmt.Fprintf(stderr, "lastaccess: -db must not be empty\n")
+		return 2
+	}
+
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(stderr, "lastaccess: "+format+"\n", args...)
+	}
+	store := &FileStore{Path: *db, Logf: logf}
+	var err error
+	if *list {
+		err = listRecords(store, stdout)
+	} else {
+		err = greet(store, lookupEnv, stdout)
+	}
+	if err != nil {
+		logf("%v", err)
+		return 1
+	}
+	return 0
+}
+
+// listRecords writes every line of store to w, one per line.
+func listRecords(store Store, w io.Writer) error {
+	lines, err := store.List()
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(l)
+		b.WriteByte('\n')
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write records: %w", err)
+	}
+	return nil
+}
+
+// greet finds the peer (see peerAddr), records the connection in store, then
+// writes the three greeting lines to w in one write. Recording happens first,
+// so a peer that reads the greeting knows its connection is stored; the
+// store's lock is released before writing, so a slow peer holds up nobody.
+func greet(store Store, lookupEnv func(string) (string, bool), w io.Writer) error {
+	ip, err := peerAddr(lookupEnv, 0)
+	if err != nil {
+		return err
+	}
+	v, err := store.Touch(ip)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Welcome, %s.\n", ip)
+	if v.Seen {
+		fmt.Fprintf(&b, "I last saw you at %s.\n", v.Last)
+	} else {
+		b.WriteString("I've never seen you before.\n")
+	}
+	fmt.Fprintf(&b, "I have noted your connection at %s.\n", v.Noted)
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write greeting to %s: %w", ip, err)
+	}
+	return nil
+}
+
+// peerAddr returns the canonical (see canonicalAddr) address of the peer: the
+// TCPREMOTEIP environment variable when it is set, even to an invalid or empty
+// value, which is an error; otherwise getpeername(2) on fd. It is an error if
+// fd is not a socket or its peer has no IP address.
+func peerAddr(lookupEnv func(string) (string, bool), fd int) (netip.Addr, error) {
+	if v, ok := lookupEnv("TCPREMOTEIP"); ok {
+		ip, err := netip.ParseAddr(v)
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("invalid TCPREMOTEIP %q: %w", v, err)
+		}
+		return canonicalAddr(ip), nil
+	}
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("find peer: TCPREMOTEIP is not set and getpeername on fd %d failed: %w", fd, err)
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(sa.Addr), nil
+	case *unix.SockaddrInet6:
+		return canonicalAddr(netip.AddrFrom16(sa.Addr)), nil
+	default:
+		return netip.Addr{}, fmt.Errorf("find peer: TCPREMOTEIP is not set and the peer of fd %d has no IP address (%T)", fd, sa)
+	}
+}

@@ -1,0 +1,161 @@
+package spawner
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/goinetd/goinetd/config"
+	"github.com/hashicorp/go-multierror"
+	"golang.org/x/sys/unix"
+)
+
+// Server serves the services of a config.Config.
+type Server struct {
+	log      *slog.Logger
+	children *children
+	devNull  int // fd 2 of handlers whose stderr is "null"
+
+	mu        sync.Mutex
+	listeners []*listener
+	stderrs   map[string]*stderrLog // by service name
+	loops     sync.WaitGroup        // accept loops and stderr readers
+	stopReap  context.CancelFunc
+	reaped    chan struct{} // closed when the reaper has returned
+}
+
+// New returns a Server that logs to log, with its reaper running. Call
+// Close to stop it.
+func New(log *slog.Logger) (*Server, error) {
+	devNull, err := unix.Open("/dev/null", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /dev/null: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		log:      log,
+		children: newChildren(log),
+		devNull:  devNull,
+		stderrs:  make(map[string]*stderrLog),
+		stopReap: cancel,
+		reaped:   make(chan struct{}),
+	}
+	go func() {
+		defer close(s.reaped)
+		s.children.reap(ctx)
+	}()
+	return s, nil
+}
+
+// Start binds every enabled service of cfg and starts accepting on them.
+// If any service cannot be bound, nothing is served: the listeners already
+// bound are closed and the error names each failed service and address.
+func (s *Server) Start(cfg *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var bound []*listener
+	var errs *multierror.Error
+	for _, svc := range cfg.Enabled() {
+		l, err := listen(svc)
+		if err == nil {
+			var p *service
+			if p, err = s.prepare(svc); err == nil {
+				l.current.Store(p)
+				bound = append(bound, l)
+			} else {
+				l.close()
+			}
+		}
+		errs = multierror.Append(errs, err)
+	}
+	if err := errs.ErrorOrNil(); err != nil {
+		for _, l := range bound {
+			l.close()
+		}
+		errs.ErrorFormat = oneErrorPerLine
+		return err
+	}
+	for _, l := range bound {
+		s.listeners = append(s.listeners, l)
+		s.loops.Add(1)
+		go func() {
+			defer s.loops.Done()
+			s.serve(l)
+		}()
+		s.log.Info("listening", "service", l.service.Name, "address", l.addr,
+			"program", l.service.Program)
+	}
+	return nil
+}
+
+// Close stops accepting on every service, waits for the accept loops to
+// return and stops the reaper. Running children are left to finish on their
+// own, as classic inetd leaves them.
+func (s *Server) Close() {
+	s.mu.Lock()
+	for _, l := range s.listeners {
+		l.close()
+	}
+	for _, e := range s.stderrs {
+		e.close()
+	}
+	s.mu.Unlock()
+	s.loops.Wait()
+	s.stopReap()
+	<-s.reaped
+	unix.Close(s.devNull)
+}
+
+// Running returns the number of live children.
+func (s *Server) Running() int { return s.children.count() }
+
+// listen binds svc's address.
+func listen(svc *config.Service) (*listener, error) {
+	network := "tcp"
+	switch {
+	case svc.Address.Is4():
+		network = "tcp4"
+	case svc.Address.Is6():
+		network = "tcp6"
+	}
+	addr := svc.ListenAddress()
+	ln, err := new(net.ListenConfig).Listen(context.Background(), network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("service %s: listen on %s %s: %w", svc.Name, network, addr, unwrapOp(err))
+	}
+	// Keep a duplicate of the socket as a file and drop the listener.
+	file, err := ln.(*net.TCPListener).File()
+	bound := ln.Addr().String()
+	ln.Close()
+	if err != nil {
+		return nil, fmt.Errorf("service %s: listen on %s: %w", svc.Name, addr, err)
+	}
+	raw, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("service %s: listen on %s: %w", svc.Name, addr, err)
+	}
+	return &listener{service: svc, file: file, addr: bound, raw: raw, done: make(chan struct{})}, nil
+}
+
+// unwrapOp drops the *net.OpError around a bind error, whose text repeats
+// the address the caller already names.
+func unwrapOp(err error) error {
+	if op, ok := err.(*net.OpError); ok {
+		return op.Err
+	}
+	return err
+}
+
+func oneErrorPerLine(errs []error) string {
+	var b []byte
+	for i, err := range errs {
+		if i > 0 {
+			b = append(b, '\n')
+		}
+		b = append(b, err.Error()...)
+	}
+	return string(b)
+}
