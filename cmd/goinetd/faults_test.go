@@ -1,0 +1,244 @@
+package main
+
+// Real faults: a handler deleted after load, a process limit that makes
+// fork fail (a cgroup v1 pids controller), and a descriptor limit that makes
+// accept fail (prlimit on the running daemon).
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestProgramRemovedAfterLoad(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	dir := t.TempDir()
+	handler := filepath.Join(dir, "handler")
+	copyFile(t, filepath.Join(bin, "echo"), handler)
+	d := startDaemon(t, jsonLog+fmt.Sprintf(`
+[services.echo]
+address = "127.0.0.1"
+port = %d
+program = %q
+`, port, handler))
+	if got := exchange(t, addr(port), "one"); got != "one" {
+		t.Fatalf("echo before removal: got %q", got)
+	}
+
+	if err := os.Remove(handler); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, "127.0.0.5", addr(port))
+	expectClosed(t, c)
+	r := d.waitLog(func(r record) bool { return r.msg() == "spawn failed" })
+	if r.str("service") != "echo" || !strings.HasPrefix(r.str("peer"), "127.0.0.5:") ||
+		r.str("stage") != "exec" || r.str("err") != "no such file or directory" {
+		t.Errorf("spawn failure record %v: want service echo, peer 127.0.0.5, stage exec and ENOENT", r)
+	}
+
+	copyFile(t, filepath.Join(bin, "echo"), handler)
+	if got := exchange(t, addr(port), "two"); got != "two" {
+		t.Fatalf("echo after the program came back: got %q", got)
+	}
+}
+
+func TestForkFailureClosesClientAndRecovers(t *testing.T) {
+	cgroup := pidsCgroup(t)
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", port))
+	if got := exchange(t, addr(port), "warm"); got != "warm" {
+		t.Fatalf("echo: got %q", got)
+	}
+
+	// Put goinetd in a group that allows no more tasks than it has: every
+	// fork fails with EAGAIN.
+	writeFile(t, filepath.Join(cgroup, "cgroup.procs"), strconv.Itoa(d.pid()))
+	writeFile(t, filepath.Join(cgroup, "pids.max"), strconv.Itoa(readInt(t, filepath.Join(cgroup, "pids.current"))))
+	const refused = 5
+	for range refused {
+		expectClosed(t, dial(t, "", addr(port)))
+	}
+	if state := procState(d.pid()); state == "" || state == "Z" {
+		t.Fatalf("goinetd died while forks failed (state %q); log:\n%s", state, d.logs)
+	}
+	r := d.waitLog(func(r record) bool { return r.msg() == "spawn failed" })
+	if r.str("stage") != "fork" || r.str("err") != "resource temporarily unavailable" {
+		t.Errorf("fork failure record %v: want stage fork and EAGAIN", r)
+	}
+	failures := 0
+	for _, r := range d.logs.records(func(r record) bool { return r.msg() == "spawn failed" }) {
+		failures++
+		if n, err := strconv.Atoi(r.str("repeated")); err == nil {
+			failures += n - 1
+		}
+	}
+	if failures > refused {
+		t.Errorf("%d fork failures logged for %d connections", failures, refused)
+	}
+
+	writeFile(t, filepath.Join(cgroup, "pids.max"), "max")
+	lifted := time.Now()
+	if got := exchange(t, addr(port), "back"); got != "back" {
+		t.Fatalf("echo after the limit was lifted: got %q", got)
+	}
+	t.Logf("served again %v after the limit was lifted", time.Since(lifted).Round(time.Millisecond))
+}
+
+func TestAcceptEMFILEBacksOffAndRecovers(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", port))
+	if got := exchange(t, addr(port), "warm"); got != "warm" {
+		t.Fatalf("echo: got %q", got)
+	}
+
+	// Lower goinetd's limit to its lowest free descriptor: accept has none.
+	var old unix.Rlimit
+	if err := unix.Prlimit(d.pid(), unix.RLIMIT_NOFILE, nil, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := unix.Rlimit{Cur: uint64(lowestFreeFD(t, d.pid())), Max: old.Max}
+	if err := unix.Prlimit(d.pid(), unix.RLIMIT_NOFILE, &low, nil); err != nil {
+		t.Fatal(err)
+	}
+	const waiting = 3
+	clients := make([]net.Conn, waiting)
+	for i := range clients {
+		clients[i] = dial(t, "", addr(port))
+		fmt.Fprintf(clients[i], "%d", i)
+		clients[i].(*net.TCPConn).CloseWrite()
+	}
+	// While it cannot accept, goinetd backs off instead of spinning: two
+	// failure records about a second apart cost it little CPU.
+	d.waitLog(func(r record) bool { return r.msg() == "accept failed" && r.str("err") == "too many open files" })
+	before, start := cpuTicks(t, d.pid()), time.Now()
+	d.waitLogs(2, func(r record) bool { return r.msg() == "accept failed" && r.str("repeated") != "" })
+	ticks, elapsed := cpuTicks(t, d.pid())-before, time.Since(start)
+	t.Logf("blocked on EMFILE: %d CPU ticks in %v", ticks, elapsed.Round(time.Millisecond))
+	if ticksPerSecond := 100.0; float64(ticks) > 0.2*ticksPerSecond*elapsed.Seconds() {
+		t.Errorf("goinetd used %d CPU ticks in %v while out of descriptors; want it idle", ticks, elapsed)
+	}
+
+	if err := unix.Prlimit(d.pid(), unix.RLIMIT_NOFILE, &old, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range clients {
+		b, err := io.ReadAll(c)
+		if want := strconv.Itoa(i); err != nil || string(b) != want {
+			t.Errorf("client %d waiting in the backlog: got %q, %v; want %q", i, b, err, want)
+		}
+	}
+}
+
+// lowestFreeFD returns the lowest descriptor number pid has not open.
+func lowestFreeFD(t *testing.T, pid int) int {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := map[int]bool{}
+	for _, e := range entries {
+		n, _ := strconv.Atoi(e.Name())
+		open[n] = true
+	}
+	n := 0
+	for open[n] {
+		n++
+	}
+	return n
+}
+
+// expectClosed checks that the server closes c without sending anything.
+func expectClosed(t *testing.T, c io.Reader) {
+	t.Helper()
+	b, err := io.ReadAll(c)
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("refused connection: got %v; want it closed at once", err)
+	}
+	if len(b) > 0 {
+		t.Fatalf("refused connection got %q; want nothing", b)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pidsCgroup creates a cgroup v1 pids controller group for the test, or
+// skips the test if this host has none it may write. Cleanup moves what is
+// left in it back to the root group and removes it.
+func pidsCgroup(t *testing.T) string {
+	t.Helper()
+	const root = "/sys/fs/cgroup/pids"
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a cgroup")
+	}
+	if _, err := os.Stat(filepath.Join(root, "cgroup.procs")); err != nil {
+		t.Skipf("needs the cgroup v1 pids controller at %s: %v", root, err)
+	}
+	dir := filepath.Join(root, fmt.Sprintf("goinetd-test-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot create a pids cgroup: %v", err)
+	}
+	t.Cleanup(func() {
+		b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		for _, pid := range strings.Fields(string(b)) {
+			os.WriteFile(filepath.Join(root, "cgroup.procs"), []byte(pid), 0)
+		}
+		if err := os.Remove(dir); err != nil {
+			t.Errorf("remove cgroup: %v", err)
+		}
+	})
+	return dir
+}
+
+func writeFile(t *testing.T, path, value string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(value), 0); err != nil {
+		t.Fatalf("write %q to %s: %v", value, path, err)
+	}
+}
+
+func readInt(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return n
+}
+
+// cpuTicks is the user and system time pid has used, in clock ticks.
+func cpuTicks(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.Atoi(fields[11])
+	stime, _ := strconv.Atoi(fields[12])
+	return utime + stime
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// helperVar, set in a service's env, makes the test binary act as a
+// handler instead of running tests. Its value picks what it does.
+const helperVar = "GOINETD_TEST_HELPER"
+
+// report is what the "report" helper tells the client about its process.
+type report struct {
+	PID      int               `json:"pid"`
+	PGID     int               `json:"pgid"`
+	FDs      map[string]string `json:"fds"` // inherited fd -> readlink of /proc/self/fd/N
+	Blocking bool              `json:"blocking"`
+	Cwd      string            `json:"cwd"`
+	Env      []string          `json:"env"`
+	SigBlk   string            `json:"sigblk"`
+	SigIgn   string            `json:"sigign"`
+}
+
+// runHelper runs the handler mode and returns its exit status.
+func runHelper(mode string) int {
+	switch mode {
+	case "report":
+		// Look at the descriptors first, before anything can open one.
+		fds, err := openFDs()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		flags, err := unix.FcntlInt(0, unix.F_GETFL, 0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		pgid, _ := unix.Getpgid(0)
+		cwd, _ := os.Getwd()
+		r := report{
+			PID: os.Getpid(), PGID: pgid, FDs: fds, Blocking: flags&unix.O_NONBLOCK == 0,
+			Cwd: cwd, Env: os.Environ(),
+			SigBlk: statusField("SigBlk"), SigIgn: statusField("SigIgn"),
+		}
+		if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
+			return 1
+		}
+		return 0
+	case "stderr":
+		fmt.Fprintf(os.Stderr, "complaint from %d\nsecond line\n", os.Getpid())
+		fmt.Printf("%d\n", os.Getpid())
+		return 0
+	case "exit3":
+		fmt.Printf("%d\n", os.Getpid())
+		return 3
+	case "kill":
+		fmt.Printf("%d\n", os.Getpid())
+		unix.Kill(os.Getpid(), unix.SIGKILL)
+		select {}
+	}
+	fmt.Fprintf(os.Stderr, "unknown %s %q\n", helperVar, mode)
+	return 2
+}
+
+// openFDs lists the descriptors the process inherited through exec, with
+// what each refers to. Those are the ones without FD_CLOEXEC: the Go
+// runtime opens its own (cgroup files, epoll) close-on-exec.
+func openFDs() (map[string]string, error) {
+	dir, err := unix.Open("/proc/self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(dir)
+	fds := make(map[string]string)
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.ReadDirent(dir, buf)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return fds, nil
+		}
+		var names []string
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+		for _, name := range names {
+			fd, _ := strconv.Atoi(name)
+			if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC != 0 {
+				continue
+			}
+			target, _ := os.Readlink("/proc/self/fd/" + name)
+			fds[name] = target
+		}
+	}
+}
+
+func statusField(field string) string {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}

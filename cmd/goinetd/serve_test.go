@@ -1,0 +1,502 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// testBinary is the path of this test binary, which doubles as a handler.
+func testBinary(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// helperService is a service table running the test binary in mode on
+// 127.0.0.1:port, plus any extra TOML lines.
+func helperService(t *testing.T, name string, port int, mode string, extra ...string) string {
+	return fmt.Sprintf(`
+[services.%s]
+address = "127.0.0.1"
+port = %d
+program = %q
+env = { %s = %q }
+%s
+`, name, port, testBinary(t), helperVar, mode, strings.Join(extra, "\n"))
+}
+
+// echoService is a service table running the shipped echo handler.
+func echoService(name, address string, port int, extra ...string) string {
+	addr := ""
+	if address != "" {
+		addr = fmt.Sprintf("address = %q", address)
+	}
+	return fmt.Sprintf(`
+[services.%s]
+%s
+port = %d
+program = %q
+%s
+`, name, addr, port, filepath.Join(bin, "echo"), strings.Join(extra, "\n"))
+}
+
+const jsonLog = "[server]\nlog_format = \"json\"\n"
+
+func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// getReport connects to a "report" helper, from the address from, and
+// decodes what it says.
+func getReport(t *testing.T, from, address string) report {
+	t.Helper()
+	c := dial(t, from, address)
+	var r report
+	if err := json.NewDecoder(c).Decode(&r); err != nil {
+		t.Fatalf("decode report: %v", err)
+	}
+	return r
+}
+
+func TestEcho(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", port))
+	for _, msg := range []string{"hello\n", "", "\x00\xff binary \r\n\x01"} {
+		if got := exchange(t, addr(port), msg); got != msg {
+			t.Errorf("echo of %q: got %q; want it back", msg, got)
+		}
+	}
+}
+
+func TestEchoLargeTransferIsByteIdentical(t *testing.T) {
+	const size = 100 << 20
+	port := freePort(t, "127.0.0.1")
+	startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", port))
+	c := dial(t, "", addr(port))
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+
+	sent := sha256.New()
+	src := rand.NewChaCha8([32]byte{1})
+	writeErr := make(chan error, 1)
+	go func() {
+		_, err := io.CopyN(io.MultiWriter(c, sent), src, size)
+		c.CloseWrite()
+		writeErr <- err
+	}()
+	got := sha256.New()
+	n, err := io.Copy(got, c)
+	if err != nil {
+		t.Fatalf("read echo: %v", err)
+	}
+	if err := <-writeErr; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if n != size || !bytes.Equal(got.Sum(nil), sent.Sum(nil)) {
+		t.Fatalf("got %d bytes with sha256 %x; want %d bytes with sha256 %x", n, got.Sum(nil), size, sent.Sum(nil))
+	}
+}
+
+func TestHandlerGetsOnlyTheSocketAndStderr(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	// Start goinetd with an extra inherited descriptor, which must not
+	// reach the handler.
+	leak, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leak.Close()
+	d := startDaemon(t, jsonLog+helperService(t, "report", port, "report"), func(c *exec.Cmd) {
+		c.ExtraFiles = []*os.File{leak}
+	})
+	r := getReport(t, "", addr(port))
+
+	var fds []string
+	for fd := range r.FDs {
+		fds = append(fds, fd)
+	}
+	slices.Sort(fds)
+	if !slices.Equal(fds, []string{"0", "1", "2"}) {
+		t.Errorf("handler's open fds: got %v; want [0 1 2]", r.FDs)
+	}
+	if !strings.HasPrefix(r.FDs["0"], "socket:") || r.FDs["0"] != r.FDs["1"] {
+		t.Errorf("handler's fds 0 and 1: got %q and %q; want the same socket", r.FDs["0"], r.FDs["1"])
+	}
+	if !r.Blocking {
+		t.Errorf("handler's socket is O_NONBLOCK; want blocking")
+	}
+	if r.PGID != r.PID {
+		t.Errorf("handler's process group: got %d; want its own (%d)", r.PGID, r.PID)
+	}
+	if r.SigBlk != "0000000000000000" || r.SigIgn != "0000000000000000" {
+		t.Errorf("handler's blocked and ignored signals: got %s and %s; want none", r.SigBlk, r.SigIgn)
+	}
+	if r.Cwd != d.dir {
+		t.Errorf("handler's working directory: got %q; want the config's folder %q", r.Cwd, d.dir)
+	}
+}
+
+func TestHandlerEnvironment(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	startDaemon(t, jsonLog+helperService(t, "report", port, "report", `workdir = "/"`))
+	c := dial(t, "127.0.0.2", addr(port))
+	var r report
+	if err := json.NewDecoder(c).Decode(&r); err != nil {
+		t.Fatalf("decode report: %v", err)
+	}
+	clientPort := strconv.Itoa(c.LocalAddr().(*net.TCPAddr).Port)
+	want := []string{
+		helperVar + "=report",
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"PROTO=TCP",
+		"REMOTE_ADDR=127.0.0.2",
+		"REMOTE_PORT=" + clientPort,
+		"TCPLOCALIP=127.0.0.1",
+		"TCPLOCALPORT=" + strconv.Itoa(port),
+		"TCPREMOTEIP=127.0.0.2",
+		"TCPREMOTEPORT=" + clientPort,
+	}
+	got := slices.Sorted(slices.Values(r.Env))
+	if !slices.Equal(got, want) {
+		t.Errorf("handler's environment:\ngot  %q\nwant %q", got, want)
+	}
+	if r.Cwd != "/" {
+		t.Errorf("handler's working directory: got %q; want %q", r.Cwd, "/")
+	}
+}
+
+func TestIPv4MappedPeerIsShownAsIPv4(t *testing.T) {
+	port := freePort(t, "::")
+	// No address: goinetd listens on every interface, IPv4 and IPv6, so an
+	// IPv4 client arrives as ::ffff:127.0.0.3 on an IPv6 socket.
+	startDaemon(t, jsonLog+fmt.Sprintf(`
+[services.report]
+port = %d
+program = %q
+env = { %s = "report", PATH = "/bin" }
+`, port, testBinary(t), helperVar))
+	r := getReport(t, "127.0.0.3", addr(port))
+	for _, want := range []string{"TCPREMOTEIP=127.0.0.3", "REMOTE_ADDR=127.0.0.3", "TCPLOCALIP=127.0.0.1", "PATH=/bin"} {
+		if !slices.Contains(r.Env, want) {
+			t.Errorf("handler's environment %q lacks %s", r.Env, want)
+		}
+	}
+}
+
+func TestStderr(t *testing.T) {
+	logPort, socketPort, nullPort := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+
+		helperService(t, "tolog", logPort, "stderr")+
+		helperService(t, "tosocket", socketPort, "stderr", `stderr = "socket"`)+
+		helperService(t, "tonull", nullPort, "stderr", `stderr = "null"`))
+
+	t.Run("log", func(t *testing.T) {
+		pid := strings.TrimSpace(exchange(t, addr(logPort), ""))
+		for _, text := range []string{"complaint from " + pid, "second line"} {
+			r := d.waitLog(func(r record) bool { return r.msg() == "stderr" && r.str("text") == text })
+			if r.str("service") != "tolog" || r.str("pid") != pid {
+				t.Errorf("stderr record %v: want service tolog and pid %s", r, pid)
+			}
+		}
+	})
+	t.Run("socket", func(t *testing.T) {
+		got := exchange(t, addr(socketPort), "")
+		lines := strings.Split(got, "\n")
+		if len(lines) != 4 || lines[0] != "complaint from "+lines[2] || lines[1] != "second line" {
+			t.Errorf("client got %q; want the handler's stderr, then its pid", got)
+		}
+	})
+	t.Run("null", func(t *testing.T) {
+		got := exchange(t, addr(nullPort), "")
+		pid := strings.TrimSpace(got)
+		if _, err := strconv.Atoi(pid); err != nil {
+			t.Errorf("client got %q; want only the pid", got)
+		}
+		// The handler's exit is logged after its stderr would have been.
+		d.waitLog(func(r record) bool { return r.msg() == "connection ended" && r.str("pid") == pid })
+		if rs := d.logs.records(func(r record) bool { return r.str("service") == "tonull" && r.msg() == "stderr" }); len(rs) > 0 {
+			t.Errorf("stderr = \"null\" logged %v", rs)
+		}
+	})
+}
+
+func TestExitsAreLogged(t *testing.T) {
+	exitPort, killPort := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+
+		helperService(t, "exit3", exitPort, "exit3")+
+		helperService(t, "killed", killPort, "kill"))
+
+	c := dial(t, "127.0.0.4", addr(exitPort))
+	clientPort := strconv.Itoa(c.LocalAddr().(*net.TCPAddr).Port)
+	b, _ := io.ReadAll(c)
+	pid := strings.TrimSpace(string(b))
+	r := d.waitLog(func(r record) bool { return r.msg() == "connection ended" && r.str("pid") == pid })
+	if r.str("service") != "exit3" || r.str("peer") != "127.0.0.4:"+clientPort || r.str("exit") != "3" || r.str("duration") == "" {
+		t.Errorf("exit record %v: want service exit3, peer 127.0.0.4:%s, exit 3 and a duration", r, clientPort)
+	}
+
+	pid = strings.TrimSpace(exchange(t, addr(killPort), ""))
+	r = d.waitLog(func(r record) bool { return r.msg() == "connection ended" && r.str("pid") == pid })
+	if r.str("signal") != "SIGKILL" || r.str("exit") != "" {
+		t.Errorf("exit record %v: want signal SIGKILL and no exit status", r)
+	}
+}
+
+func TestManyHeldConnectionsFewThreadsNoZombies(t *testing.T) {
+	const conns = 500
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", port))
+
+	clients := make([]net.Conn, 0, conns)
+	for range conns {
+		clients = append(clients, dial(t, "", addr(port)))
+	}
+	// Every connection has its own live handler once it echoes.
+	for i, c := range clients {
+		if _, err := fmt.Fprintf(c, "%d\n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range clients {
+		want := fmt.Sprintf("%d\n", i)
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
+			t.Fatalf("connection %d: got %q, %v; want %q", i, got, err, want)
+		}
+	}
+	if n := len(d.children()); n != conns {
+		t.Errorf("goinetd has %d children; want %d", n, conns)
+	}
+	threads, _ := strconv.Atoi(procStatus(t, d.pid(), "Threads"))
+	t.Logf("%d connections held: goinetd runs %d threads, VmRSS %s", conns, threads, procStatus(t, d.pid(), "VmRSS"))
+	if threads > 20 {
+		t.Errorf("goinetd runs %d threads with %d connections held; want at most 20", threads, conns)
+	}
+
+	for _, c := range clients {
+		c.Close()
+	}
+	d.waitLogs(conns, func(r record) bool { return r.msg() == "connection ended" })
+	waitFor(t, "every handler to be reaped", func() bool {
+		for _, pid := range d.children() {
+			if procState(pid) == "Z" || procState(pid) != "" {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestSIGTERMStopsAcceptingAndLeavesHandlersRunning(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", port))
+	held := dial(t, "", addr(port))
+	if _, err := io.WriteString(held, "before\n"); err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, len("before\n"))
+	if _, err := io.ReadFull(held, line); err != nil {
+		t.Fatalf("echo before SIGTERM: %v", err)
+	}
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Fatalf("goinetd exit status after SIGTERM: got %d; want 0", code)
+	}
+	if _, err := net.DialTimeout("tcp", addr(port), ioTimeout); err == nil {
+		t.Errorf("port %d still accepts after goinetd stopped", port)
+	}
+	// The handler outlives goinetd and still serves its client.
+	if _, err := io.WriteString(held, "after\n"); err != nil {
+		t.Fatal(err)
+	}
+	line = make([]byte, len("after\n"))
+	if _, err := io.ReadFull(held, line); err != nil || string(line) != "after\n" {
+		t.Errorf("echo after SIGTERM: got %q, %v; want %q", line, err, "after\n")
+	}
+}
+
+func TestSIGINTExitsZero(t *testing.T) {
+	d := startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", freePort(t, "127.0.0.1")))
+	if code := d.stop(syscall.SIGINT); code != 0 {
+		t.Fatalf("exit status after SIGINT: got %d; want 0", code)
+	}
+}
+
+func TestSIGHUPKeepsServing(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", port))
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLog(func(r record) bool { return strings.HasPrefix(r.msg(), "SIGHUP") })
+	if got := exchange(t, addr(port), "still here"); got != "still here" {
+		t.Errorf("echo after SIGHUP: got %q", got)
+	}
+}
+
+func TestBadConfigExitsBeforeBinding(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	d := launch(t, echoService("good", "127.0.0.1", port)+`
+[services.bad]
+port = 0
+program = "/nonexistent/handler"
+`)
+	if code := d.wait(); code != 1 {
+		t.Fatalf("exit status: got %d; want 1", code)
+	}
+	for _, want := range []string{
+		"inetd.toml:9: services.bad.port: 0 is out of range 1-65535",
+		"inetd.toml:10: services.bad.program: /nonexistent/handler: no such file or directory",
+	} {
+		if !strings.Contains(d.logs.String(), want) {
+			t.Errorf("stderr %q lacks %q", d.logs, want)
+		}
+	}
+	// The good service was never bound.
+	ln, err := net.Listen("tcp", addr(port))
+	if err != nil {
+		t.Fatalf("port of the good service: %v", err)
+	}
+	ln.Close()
+}
+
+func TestBindFailureNamesServiceAndAddress(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := taken.Addr().(*net.TCPAddr).Port
+	free := freePort(t, "127.0.0.1")
+	d := launch(t, jsonLog+echoService("a-free", "127.0.0.1", free)+echoService("b-busy", "127.0.0.1", busy))
+	if code := d.wait(); code != 1 {
+		t.Fatalf("exit status: got %d; want 1", code)
+	}
+	want := fmt.Sprintf("service b-busy: listen on tcp4 127.0.0.1:%d: bind: address already in use", busy)
+	if !strings.Contains(d.logs.String(), want) {
+		t.Errorf("log %q lacks %q", d.logs, want)
+	}
+	ln, err := net.Listen("tcp", addr(free))
+	if err != nil {
+		t.Fatalf("the service that did bind was not released: %v", err)
+	}
+	ln.Close()
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.toml")
+	os.WriteFile(good, []byte(echoService("echo", "127.0.0.1", 7)+`
+[services.off]
+port = 8
+program = "/nonexistent"
+disabled = true
+`), 0o644)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "-config", good}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check of a good config: exit %d; stderr %q", code, stderr.String())
+	}
+	want := fmt.Sprintf("%s: ok, 2 services (1 enabled)\necho: tcp 127.0.0.1:7 nowait stderr=log: %s\noff: disabled\n",
+		good, filepath.Join(bin, "echo"))
+	if stdout.String() != want {
+		t.Errorf("check output:\ngot  %q\nwant %q", stdout.String(), want)
+	}
+
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[services.x]\nport = 99999\nprogram = 3\nfoo = 1\n"), 0o644)
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"check", "-config", bad}, &stdout, &stderr); code != 1 {
+		t.Fatalf("check of a bad config: exit %d; want 1", code)
+	}
+	want = bad + ":4: services.x.foo: unknown key\n" +
+		bad + ":2: services.x.port: 99999 is out of range 1-65535\n" +
+		bad + ":3: services.x.program: must be a string, not the integer 3\n"
+	_ = want
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if len(lines) != 3 {
+		t.Errorf("check of a bad config printed %q; want 3 problems, one per line", stderr.String())
+	}
+	for _, w := range []string{":2: services.x.port: 99999 is out of range 1-65535", ":3: services.x.program: must be a string, not the integer 3", ":4: services.x.foo: unknown key"} {
+		if !strings.Contains(stderr.String(), bad+w) {
+			t.Errorf("check output %q lacks %q", stderr.String(), bad+w)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := exec.Command(filepath.Join(bin, "goinetd"), "-version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "goinetd ") {
+		t.Errorf("goinetd -version: got %q, %v", out, err)
+	}
+}
+
+func TestLastaccessManyConcurrentSources(t *testing.T) {
+	const sources, perSource = 60, 5
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+fmt.Sprintf(`
+[services.lastaccess]
+address = "127.0.0.1"
+port = %d
+program = %q
+args = ["-db", "records"]
+`, port, filepath.Join(bin, "lastaccess")))
+
+	var wg sync.WaitGroup
+	greetings := make(chan string, sources*perSource)
+	for i := range sources * perSource {
+		from := fmt.Sprintf("127.0.0.%d", 1+i%sources)
+		wg.Go(func() {
+			c := dial(t, from, addr(port))
+			b, err := io.ReadAll(c)
+			if err != nil {
+				t.Errorf("read greeting from %s: %v", from, err)
+			}
+			greetings <- string(b)
+		})
+	}
+	wg.Wait()
+	close(greetings)
+	neverSeen := 0
+	for g := range greetings {
+		if !strings.HasPrefix(g, "Welcome, 127.0.0.") || strings.Count(g, "\n") != 3 {
+			t.Errorf("greeting %q: want three lines starting with Welcome", g)
+		}
+		if strings.Contains(g, "\nI've never seen you before.\n") {
+			neverSeen++
+		}
+	}
+	if neverSeen != sources {
+		t.Errorf("%d \"never seen\" greetings; want %d", neverSeen, sources)
+	}
+	b, err := os.ReadFile(filepath.Join(d.dir, "records"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	ips := map[string]bool{}
+	for _, r := range records {
+		ip, at, ok := strings.Cut(r, "|")
+		if _, err := time.Parse(time.RFC3339, at); !ok || err != nil || net.ParseIP(ip) == nil {
+			t.Errorf("malformed record %q", r)
+		}
+		ips[ip] = true
+	}
+	if len(records) != sources || len(ips) != sources {
+		t.Errorf("got %d records for %d addresses; want %d of each", len(records), len(ips), sources)
+	}
+}
