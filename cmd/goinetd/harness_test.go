@@ -48,14 +48,20 @@ func startDaemon(t *testing.T, config string, options ...func(*exec.Cmd)) *daemo
 	return d
 }
 
-// launch starts goinetd on config without waiting for anything.
+// launch writes config into a fresh folder and starts goinetd on it,
+// without waiting for anything.
 func launch(t *testing.T, config string, options ...func(*exec.Cmd)) *daemon {
 	t.Helper()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "inetd.toml")
+	path := filepath.Join(t.TempDir(), "inetd.toml")
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return launchFile(t, path, options...)
+}
+
+// launchFile starts goinetd on the config file at path.
+func launchFile(t *testing.T, path string, options ...func(*exec.Cmd)) *daemon {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, "goinetd"), "-config", path, "-log-level", "debug")
 	cmd.Env = []string{"GOINETD_TEST_LEAK=goinetd's own environment"}
 	stderr, err := cmd.StderrPipe()
@@ -68,7 +74,7 @@ func launch(t *testing.T, config string, options ...func(*exec.Cmd)) *daemon {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, dir: dir, config: path, cmd: cmd, logs: newLogLines(), done: make(chan struct{})}
+	d := &daemon{t: t, dir: filepath.Dir(path), config: path, cmd: cmd, logs: newLogLines(), done: make(chan struct{})}
 	go func() {
 		d.logs.read(stderr)
 		d.err = cmd.Wait()
