@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -136,7 +137,12 @@ func parseAddress(v any, dst *netip.Addr) error {
 		return err
 	}
 	a, err := netip.ParseAddr(s)
-	if err != nil {
+	_, portErr := netip.ParseAddrPort(s)
+	switch {
+	case err == nil:
+	case portErr == nil || strings.Count(s, ":") == 1:
+		return fmt.Errorf("%q is not an IP address: the port goes in \"port\"", s)
+	default:
 		return fmt.Errorf("%q is not an IP address (host names are not resolved)", s)
 	}
 	*dst = a.Unmap()
@@ -155,18 +161,22 @@ func parseEnv(v any, dst *[]string) error {
 		k, val, _ := strings.Cut(kv, "=")
 		merged[k] = val
 	}
+	var bad []error
 	for _, k := range sortedKeys(table) {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return fmt.Errorf("%q is not a valid variable name", k)
-		}
-		if slices.Contains(ConnectionVariables, k) {
-			return fmt.Errorf("%s is set by goinetd for each connection", k)
-		}
 		val, err := parseString(table[k])
-		if err != nil {
-			return fmt.Errorf("%s: %w", k, err)
+		switch {
+		case k == "" || strings.ContainsAny(k, "=\x00"):
+			bad = append(bad, fmt.Errorf("%q is not a valid variable name", k))
+		case slices.Contains(ConnectionVariables, k):
+			bad = append(bad, fmt.Errorf("%s is set by goinetd for each connection", k))
+		case err != nil:
+			bad = append(bad, fmt.Errorf("%s: %w", k, err))
+		default:
+			merged[k] = val
 		}
-		merged[k] = val
+	}
+	if len(bad) > 0 {
+		return errors.Join(bad...) // one problem each
 	}
 	env := make([]string, 0, len(merged))
 	for _, k := range sortedKeys(merged) {

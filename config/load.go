@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -59,8 +61,9 @@ func Parse(data []byte, file, dir string) (*Config, error) {
 	for _, name := range sortedKeys(services) {
 		svc := defaults.clone()
 		svc.Name = name
-		d.decodeTable(services[name], toml.Key{"services", name}, serviceKeys(svc))
-		cfg.Services = append(cfg.Services, svc)
+		if d.decodeTable(services[name], toml.Key{"services", name}, serviceKeys(svc)) {
+			cfg.Services = append(cfg.Services, svc)
+		}
 	}
 	validate(cfg, ps)
 	if err := ps.err(); err != nil {
@@ -84,11 +87,11 @@ type decoder struct {
 	ps *problems
 }
 
-// table returns the keys of the table prim, or nil after recording a
-// problem if prim is not a table. A missing table is an empty one.
-func (d *decoder) table(prim toml.Primitive, key toml.Key) map[string]toml.Primitive {
+// isTable reports whether prim, the value of key, is a table, recording a
+// problem if it is not. A missing table is an empty one.
+func (d *decoder) isTable(prim toml.Primitive, key toml.Key) bool {
 	if !d.md.IsDefined(key...) {
-		return nil
+		return true
 	}
 	d.ps.lines[key.String()] = d.line(prim)
 	isTable := unmarshaler(func(v any) error {
@@ -99,6 +102,15 @@ func (d *decoder) table(prim toml.Primitive, key toml.Key) map[string]toml.Primi
 	})
 	if err := d.md.PrimitiveDecode(prim, &isTable); err != nil {
 		d.ps.addDecode(key.String(), err)
+		return false
+	}
+	return true
+}
+
+// table returns the keys of the table prim, the value of key, or nil after
+// recording a problem if it is not a table.
+func (d *decoder) table(prim toml.Primitive, key toml.Key) map[string]toml.Primitive {
+	if !d.md.IsDefined(key...) || !d.isTable(prim, key) {
 		return nil
 	}
 	var t map[string]toml.Primitive
@@ -110,8 +122,12 @@ func (d *decoder) table(prim toml.Primitive, key toml.Key) map[string]toml.Primi
 }
 
 // decodeTable hands each key of the table prim to its function in keys,
-// recording a problem for each bad or unknown key.
-func (d *decoder) decodeTable(prim toml.Primitive, path toml.Key, keys tableKeys) {
+// recording a problem for each bad or unknown key. It returns false if prim
+// is not a table at all.
+func (d *decoder) decodeTable(prim toml.Primitive, path toml.Key, keys tableKeys) bool {
+	if !d.isTable(prim, path) {
+		return false
+	}
 	t := d.table(prim, path)
 	for _, name := range sortedKeys(t) {
 		key := append(slices.Clone(path), name)
@@ -121,24 +137,52 @@ func (d *decoder) decodeTable(prim toml.Primitive, path toml.Key, keys tableKeys
 			d.unknown(key, keys.notYet)
 			continue
 		}
-		if err := d.md.PrimitiveDecode(t[name], (*unmarshaler)(&set)); err != nil {
-			d.ps.addDecode(key.String(), err)
+		// A key may have several problems (env, with a bad variable
+		// each): the decoder gets the first, to find the line, and the
+		// others are recorded on the same line.
+		var more []error
+		first := unmarshaler(func(v any) error {
+			err := set(v)
+			if joined, ok := err.(interface{ Unwrap() []error }); ok && len(joined.Unwrap()) > 1 {
+				more = joined.Unwrap()[1:]
+				return joined.Unwrap()[0]
+			}
+			return err
+		})
+		if err := d.md.PrimitiveDecode(t[name], &first); err != nil {
+			line := d.ps.addDecode(key.String(), err)
+			for _, err := range more {
+				d.ps.list = append(d.ps.list, &Problem{File: d.ps.file, Line: line, Key: key.String(), Msg: err.Error()})
+			}
 		}
 	}
+	return true
 }
 
 // errLine is returned by the decoder used to learn a key's line.
 var errLine = errors.New("line wanted")
 
 // line returns the line of the key whose value is prim, or 0. The TOML
-// decoder reports lines only in its errors, so ask it for one.
+// decoder reports lines only in its errors, so ask it for one. A table
+// that is only implied (by [a.b] or a dotted key a.b = 1) has no line of
+// its own; it gets the first line of what it holds.
 func (d *decoder) line(prim toml.Primitive) int {
 	fail := unmarshaler(func(any) error { return errLine })
 	var pe toml.ParseError
-	if err := d.md.PrimitiveDecode(prim, &fail); errors.As(err, &pe) {
+	if err := d.md.PrimitiveDecode(prim, &fail); errors.As(err, &pe) && pe.Position.Line > 0 {
 		return pe.Position.Line
 	}
-	return 0
+	var t map[string]toml.Primitive
+	if d.md.PrimitiveDecode(prim, &t) != nil {
+		return 0
+	}
+	first := 0
+	for _, child := range t {
+		if n := d.line(child); n > 0 && (first == 0 || n < first) {
+			first = n
+		}
+	}
+	return first
 }
 
 // unknown records a key that goinetd does not read, saying so if a later
@@ -174,14 +218,28 @@ func describe(v any) string {
 	case int64:
 		return fmt.Sprintf("the integer %d", v)
 	case float64:
-		return fmt.Sprintf("the float %v", v)
+		f := strconv.FormatFloat(v, 'g', -1, 64)
+		if !strings.ContainsAny(f, ".eIN") {
+			f += ".0"
+		}
+		return "the float " + f
 	case bool:
 		return fmt.Sprintf("the boolean %v", v)
 	case []any, []map[string]any:
 		return "an array"
 	case map[string]any:
 		return "a table"
+	case time.Time:
+		// The TOML decoder marks local dates and times by their zone name.
+		switch v.Location().String() {
+		case "date-local":
+			return "the date " + v.Format(time.DateOnly)
+		case "time-local":
+			return "the time " + v.Format(time.TimeOnly)
+		default:
+			return "the date-time " + v.Format(time.RFC3339)
+		}
 	default:
-		return strings.TrimPrefix(fmt.Sprintf("a %T", v), "a time.")
+		return fmt.Sprintf("a %T", v)
 	}
 }

@@ -3,8 +3,11 @@ package config
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 	"github.com/hashicorp/go-multierror"
@@ -18,6 +21,9 @@ type Problem struct {
 	Msg  string
 }
 
+// Error formats the problem on one line, with any control character in
+// it escaped, so that a value from the file cannot break the line or reach
+// a terminal or journal raw.
 func (p *Problem) Error() string {
 	var b strings.Builder
 	b.WriteString(p.File)
@@ -30,8 +36,34 @@ func (p *Problem) Error() string {
 	}
 	b.WriteString(": ")
 	b.WriteString(p.Msg)
+	return escapeControls(b.String())
+}
+
+// escapeControls writes control characters as Go escapes (\n, \x1b).
+func escapeControls(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
 	return b.String()
 }
+
+// Messages of the TOML parser that goinetd words its own way.
+var (
+	duplicateKey = regexp.MustCompile(`^Key '(.*)' has already been defined\.$`)
+	outOfRange   = regexp.MustCompile(`^(-?\d+) is out of range for int64$`)
+)
+
+// intRanges are the ranges of integer keys, named in out-of-range messages.
+var intRanges = map[string]string{"port": "1-65535"}
 
 // problems collects every Problem of one file.
 type problems struct {
@@ -41,9 +73,17 @@ type problems struct {
 }
 
 // add records a problem with key. Its line is the key's, or if the key is
-// not in the file (a missing key) that of its nearest parent table.
+// not in the file (a missing key) that of its nearest parent table. The same
+// problem is recorded once: a bad [defaults] value is checked for each
+// service that inherits it.
 func (ps *problems) add(key, format string, args ...any) {
-	ps.list = append(ps.list, &Problem{File: ps.file, Line: ps.line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+	p := &Problem{File: ps.file, Line: ps.line(key), Key: key, Msg: fmt.Sprintf(format, args...)}
+	for _, q := range ps.list {
+		if *q == *p {
+			return
+		}
+	}
+	ps.list = append(ps.list, p)
 }
 
 // defined reports whether the file sets key for service, in its own table
@@ -69,17 +109,31 @@ func (ps *problems) line(key string) int {
 }
 
 // addDecode records an error returned by the TOML decoder for key, keeping
-// the line the decoder found.
-func (ps *problems) addDecode(key string, err error) {
+// the line the decoder found, and returns that line.
+func (ps *problems) addDecode(key string, err error) int {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		if pe.LastKey != "" {
 			key = pe.LastKey
 		}
-		ps.list = append(ps.list, &Problem{File: ps.file, Line: pe.Position.Line, Key: key, Msg: pe.Message})
-		return
+		msg := pe.Message
+		if m := duplicateKey.FindStringSubmatch(msg); m != nil {
+			key, msg = m[1], "is defined more than once"
+		} else if m := outOfRange.FindStringSubmatch(msg); m != nil {
+			msg = fmt.Sprintf("%s is out of range", m[1])
+			if r, ok := intRanges[key[strings.LastIndexByte(key, '.')+1:]]; ok {
+				msg += " " + r
+			}
+		}
+		line := pe.Position.Line
+		if line == 0 {
+			line = ps.line(key) // an implied table, e.g. env.A = 1
+		}
+		ps.list = append(ps.list, &Problem{File: ps.file, Line: line, Key: key, Msg: msg})
+		return line
 	}
 	ps.add(key, "%s", strings.TrimPrefix(err.Error(), "toml: "))
+	return ps.line(key)
 }
 
 // err returns every problem in file order, one per line, or nil.

@@ -28,7 +28,16 @@ func validate(cfg *Config, ps *problems) {
 }
 
 func validateService(cfg *Config, s *Service, ps *problems) {
-	key := func(name string) string { return toml.Key{"services", s.Name, name}.String() }
+	// A problem with a value is reported where the value is written: in
+	// the service's table, or in [defaults] if it inherits it.
+	key := func(name string) string {
+		own := toml.Key{"services", s.Name, name}.String()
+		dflt := toml.Key{"defaults", name}.String()
+		if _, ok := ps.lines[own]; !ok && ps.lines[dflt] > 0 {
+			return dflt
+		}
+		return own
+	}
 	if !validName.MatchString(s.Name) {
 		ps.add(toml.Key{"services", s.Name}.String(),
 			"a service name may hold only letters, digits, '.', '_' and '-', and must start with a letter or digit")

@@ -1,0 +1,453 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// newService is a service as Load returns it when the file sets only its
+// port and program: every other field holds its default. dir is the
+// config file's folder.
+func newService(name string, port uint16, program, dir string) *Service {
+	return &Service{
+		Name:     name,
+		Protocol: TCP,
+		Port:     port,
+		Mode:     NoWait,
+		Program:  program,
+		Workdir:  dir,
+		Stderr:   StderrLog,
+	}
+}
+
+// with applies edits to s and returns it, to state a service as a change
+// from newService.
+func with(s *Service, edit func(*Service)) *Service {
+	edit(s)
+	return s
+}
+
+func TestLoadGood(t *testing.T) {
+	dir, err := filepath.Abs("testdata/good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParseAddr
+	sh := func(name string, port uint16) *Service { return newService(name, port, "/bin/sh", dir) }
+	tests := []struct {
+		file     string
+		server   Server
+		services []*Service
+	}{
+		{
+			file:     "minimal.toml",
+			server:   Server{LogFormat: LogText},
+			services: []*Service{sh("echo", 7)},
+		},
+		{
+			file:   "empty.toml",
+			server: Server{LogFormat: LogText},
+		},
+		{
+			file:   "log-json.toml",
+			server: Server{LogFormat: LogJSON},
+		},
+		{
+			file:   "defaults-inherited.toml",
+			server: Server{LogFormat: LogText},
+			services: []*Service{
+				with(sh("inherits", 7), func(s *Service) {
+					s.Address = addr("127.0.0.1")
+					s.Args = []string{"-c", "cat"}
+					s.Workdir = "/"
+					s.Env = []string{"LANG=C", "TZ=UTC"}
+					s.Stderr = StderrNull
+				}),
+				with(newService("overrides", 9, "/bin/cat", dir), func(s *Service) {
+					s.Address = addr("::1")
+					s.Args = []string{"-u", "-"}
+					s.Workdir = "/tmp"
+					s.Env = []string{"APP_DEBUG=1", "LANG=C", "TZ=Europe/Paris"}
+					s.Stderr = StderrSocket
+				}),
+			},
+		},
+		{
+			file:   "env-path.toml",
+			server: Server{LogFormat: LogText},
+			services: []*Service{with(sh("echo", 7), func(s *Service) {
+				s.Env = []string{"ALPHA=first", "EMPTY=", "PATH=/opt/echo/bin:/usr/bin", "ZED=last"}
+			})},
+		},
+		{
+			file:   "args-order.toml",
+			server: Server{LogFormat: LogText},
+			services: []*Service{with(sh("echo", 7), func(s *Service) {
+				s.Args = []string{"-c", "exec cat", "zz", "aa", "", "-c"}
+			})},
+		},
+		{
+			file:   "disabled.toml",
+			server: Server{LogFormat: LogText},
+			services: []*Service{
+				sh("echo", 7),
+				with(newService("old-echo", 7, "/nonexistent/prog", "/nonexistent/dir"), func(s *Service) {
+					s.Disabled = true
+				}),
+			},
+		},
+		{
+			file:     "sorted-by-name.toml",
+			server:   Server{LogFormat: LogText},
+			services: []*Service{sh("alpha", 1), sh("mike", 2), sh("zulu", 3)},
+		},
+		{
+			file:   "ipv4-mapped.toml",
+			server: Server{LogFormat: LogText},
+			services: []*Service{with(sh("echo", 7), func(s *Service) {
+				s.Address = addr("127.0.0.1")
+			})},
+		},
+		{
+			file:   "ipv4-and-ipv6-same-port-ok.toml",
+			server: Server{LogFormat: LogText},
+			services: []*Service{
+				with(sh("any4", 9), func(s *Service) { s.Address = addr("0.0.0.0") }),
+				with(sh("any4-13", 13), func(s *Service) { s.Address = addr("0.0.0.0") }),
+				with(sh("any6-13", 13), func(s *Service) { s.Address = addr("::") }),
+				with(sh("loopback6", 9), func(s *Service) { s.Address = addr("::1") }),
+				with(sh("v4", 7), func(s *Service) { s.Address = addr("127.0.0.1") }),
+				with(sh("v6", 7), func(s *Service) { s.Address = addr("::1") }),
+			},
+		},
+		{
+			file:   "distinct-ipv4-same-port-ok.toml",
+			server: Server{LogFormat: LogText},
+			services: []*Service{
+				with(sh("lo1", 7), func(s *Service) { s.Address = addr("127.0.0.1") }),
+				with(sh("lo2", 7), func(s *Service) { s.Address = addr("127.0.0.2") }),
+			},
+		},
+		{
+			file:   "inline-and-dotted.toml",
+			server: Server{LogFormat: LogText},
+			services: []*Service{
+				with(sh("dotted", 9), func(s *Service) { s.Stderr = StderrSocket }),
+				with(sh("inline", 7), func(s *Service) { s.Env = []string{"A=1"} }),
+			},
+		},
+		{
+			file:   "full-service.toml",
+			server: Server{LogFormat: LogText},
+			services: []*Service{with(sh("daytime", 13), func(s *Service) {
+				s.Address = addr("192.0.2.1")
+				s.Args = []string{"-c", "date"}
+				s.Workdir = "/"
+				s.Env = []string{"TZ=UTC"}
+			})},
+		},
+	}
+	files, err := filepath.Glob("testdata/good/*.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(tests) {
+		t.Errorf("got %d files in testdata/good; want %d, one per test case", len(files), len(tests))
+	}
+	for _, tt := range tests {
+		t.Run(strings.TrimSuffix(tt.file, ".toml"), func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join("testdata/good", tt.file)
+			cfg, err := Load(path)
+			if err != nil {
+				t.Fatalf("got error %v; want none", err)
+			}
+			want := &Config{File: path, Dir: dir, Server: tt.server, Services: tt.services}
+			checkConfig(t, cfg, want)
+		})
+	}
+}
+
+// checkConfig compares got with want field by field, so that a failure
+// names the service that differs.
+func checkConfig(t *testing.T, got, want *Config) {
+	t.Helper()
+	if got.File != want.File {
+		t.Errorf("got File %q; want %q", got.File, want.File)
+	}
+	if got.Dir != want.Dir {
+		t.Errorf("got Dir %q; want %q", got.Dir, want.Dir)
+	}
+	if got.Server != want.Server {
+		t.Errorf("got Server %+v; want %+v", got.Server, want.Server)
+	}
+	if len(got.Services) != len(want.Services) {
+		t.Errorf("got %d services %s; want %d %s", len(got.Services), names(got.Services),
+			len(want.Services), names(want.Services))
+		return
+	}
+	for i := range got.Services {
+		if !reflect.DeepEqual(got.Services[i], want.Services[i]) {
+			t.Errorf("service %d:\ngot  %s\nwant %s", i, dump(got.Services[i]), dump(want.Services[i]))
+		}
+	}
+}
+
+func names(services []*Service) []string {
+	var n []string
+	for _, s := range services {
+		n = append(n, s.Name)
+	}
+	return n
+}
+
+// dump prints a service with nil and empty slices told apart.
+func dump(s *Service) string {
+	slice := func(v []string) string {
+		if v == nil {
+			return "nil"
+		}
+		return fmt.Sprintf("%q", v)
+	}
+	return fmt.Sprintf("{Name:%q Protocol:%s Address:%s Port:%d Mode:%s Program:%q Args:%s Workdir:%q Env:%s Stderr:%s Disabled:%v}",
+		s.Name, s.Protocol, s.Address, s.Port, s.Mode, s.Program, slice(s.Args), s.Workdir, slice(s.Env), s.Stderr, s.Disabled)
+}
+
+func TestEnabled(t *testing.T) {
+	cfg, err := Load("testdata/good/disabled.toml")
+	if err != nil {
+		t.Fatalf("got error %v; want none", err)
+	}
+	if got, want := names(cfg.Enabled()), []string{"echo"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got Enabled() %q; want %q", got, want)
+	}
+	if got, want := names(cfg.Services), []string{"echo", "old-echo"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got Services %q; want %q", got, want)
+	}
+	if got := (&Config{}).Enabled(); len(got) != 0 {
+		t.Errorf("got Enabled() %q of an empty Config; want none", names(got))
+	}
+}
+
+// TestServicesShareNoSlices guards clone: two services that inherit args
+// and env from [defaults] must not share their backing arrays.
+func TestServicesShareNoSlices(t *testing.T) {
+	data := []byte(`
+[defaults]
+program = "/bin/sh"
+args = ["-c", "cat"]
+env = { A = "1" }
+
+[services.a]
+port = 1
+
+[services.b]
+port = 2
+`)
+	cfg, err := Parse(data, "x.toml", "/")
+	if err != nil {
+		t.Fatalf("got error %v; want none", err)
+	}
+	a, b := cfg.Services[0], cfg.Services[1]
+	if &a.Args[0] == &b.Args[0] {
+		t.Errorf("got services a and b sharing Args; want a copy each")
+	}
+	if &a.Env[0] == &b.Env[0] {
+		t.Errorf("got services a and b sharing Env; want a copy each")
+	}
+}
+
+func TestLoadRelativePaths(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"etc", "bin", "var/echo"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	handler := filepath.Join(root, "bin", "handler")
+	if err := os.WriteFile(handler, []byte("#!/bin/sh\nexec cat\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(root, "etc", "local-handler")
+	if err := os.WriteFile(local, []byte("#!/bin/sh\nexec cat\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(root, "etc", "inetd.toml")
+	data := `
+[services.up]
+port = 7
+program = "../bin/handler"
+workdir = "../var/echo"
+args = ["../not/resolved"]
+
+[services.here]
+port = 9
+program = "local-handler"
+workdir = "."
+
+[services.dot]
+port = 11
+program = "./local-handler"
+`
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatalf("got error %v; want none", err)
+	}
+	etc := filepath.Join(root, "etc")
+	want := &Config{File: path, Dir: etc, Server: Server{LogFormat: LogText}, Services: []*Service{
+		newService("dot", 11, local, etc),
+		newService("here", 9, local, etc),
+		with(newService("up", 7, handler, filepath.Join(root, "var", "echo")), func(s *Service) {
+			s.Args = []string{"../not/resolved"}
+		}),
+	}}
+	checkConfig(t, cfg, want)
+}
+
+// TestLoadRelativeConfigPath checks that File keeps the path as given and
+// Dir is absolute.
+func TestLoadRelativeConfigPath(t *testing.T) {
+	const path = "testdata/good/minimal.toml"
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatalf("got error %v; want none", err)
+	}
+	if cfg.File != path {
+		t.Errorf("got File %q; want %q", cfg.File, path)
+	}
+	if !filepath.IsAbs(cfg.Dir) || filepath.Base(cfg.Dir) != "good" {
+		t.Errorf("got Dir %q; want the absolute path of testdata/good", cfg.Dir)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "no-such-inetd.toml")
+	cfg, err := Load(path)
+	if cfg != nil {
+		t.Errorf("got Config %+v; want nil", cfg)
+	}
+	if err == nil {
+		t.Fatal("got nil error; want one")
+	}
+	if !strings.Contains(err.Error(), path) {
+		t.Errorf("got error %q; want it to name %s", err, path)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("got error %v; want one that is fs.ErrNotExist", err)
+	}
+}
+
+func TestLoadDirectory(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := Load(dir)
+	if cfg != nil || err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("got (%v, %v); want nil and an error naming %s", cfg, err, dir)
+	}
+}
+
+func TestPortConflicts(t *testing.T) {
+	// The rule behind wildcard-overlaps-specific.toml and
+	// ipv4-and-ipv6-same-port-ok.toml, address by address.
+	tests := []struct {
+		a, b     string // "" is no address: every interface
+		conflict bool
+	}{
+		{"", "", true},
+		{"", "127.0.0.1", true},
+		{"", "::1", true},
+		{"", "0.0.0.0", true},
+		{"", "::", true},
+		{"0.0.0.0", "127.0.0.1", true},
+		{"0.0.0.0", "0.0.0.0", true},
+		{"0.0.0.0", "::1", false},
+		{"0.0.0.0", "::", false},
+		{"::", "::1", true},
+		{"::", "127.0.0.1", false},
+		{"127.0.0.1", "127.0.0.1", true},
+		{"127.0.0.1", "::ffff:127.0.0.1", true},
+		{"127.0.0.1", "127.0.0.2", false},
+		{"127.0.0.1", "::1", false},
+		{"::1", "::1", true},
+		{"::1", "::2", false},
+	}
+	for _, tt := range tests {
+		service := func(name, addr string) string {
+			s := fmt.Sprintf("[services.%s]\nport = 7\nprogram = \"/bin/sh\"\n", name)
+			if addr != "" {
+				s += fmt.Sprintf("address = %q\n", addr)
+			}
+			return s
+		}
+		data := service("a", tt.a) + service("b", tt.b)
+		_, err := Parse([]byte(data), "x.toml", "/")
+		if got := err != nil; got != tt.conflict {
+			t.Errorf("addresses %q and %q on one port: got conflict %v (%v); want %v", tt.a, tt.b, got, err, tt.conflict)
+			continue
+		}
+		if tt.conflict && !strings.Contains(err.Error(), "services.b.port: 7 is already used by services.a") {
+			t.Errorf("addresses %q and %q: got error %q; want services.b.port: 7 is already used by services.a", tt.a, tt.b, err)
+		}
+	}
+}
+
+func TestListenAddressAndSummary(t *testing.T) {
+	tests := []struct {
+		addr    string // "" is the zero Addr
+		port    uint16
+		args    []string
+		disable bool
+		listen  string
+		summary string
+	}{
+		{"", 80, nil, false, ":80", "echo: tcp :80 nowait stderr=log: /bin/sh"},
+		{"0.0.0.0", 80, nil, false, "0.0.0.0:80", "echo: tcp 0.0.0.0:80 nowait stderr=log: /bin/sh"},
+		{"127.0.0.1", 7, []string{"-c", "cat"}, false, "127.0.0.1:7",
+			"echo: tcp 127.0.0.1:7 nowait stderr=log: /bin/sh -c cat"},
+		{"::1", 80, nil, false, "[::1]:80", "echo: tcp [::1]:80 nowait stderr=log: /bin/sh"},
+		{"::", 65535, nil, false, "[::]:65535", "echo: tcp [::]:65535 nowait stderr=log: /bin/sh"},
+		{"fe80::1%eth0", 80, nil, false, "[fe80::1%eth0]:80", "echo: tcp [fe80::1%eth0]:80 nowait stderr=log: /bin/sh"},
+		{"::1", 80, []string{"-c", "cat"}, true, "[::1]:80", "echo: disabled"},
+	}
+	for _, tt := range tests {
+		s := newService("echo", tt.port, "/bin/sh", "/")
+		if tt.addr != "" {
+			s.Address = netip.MustParseAddr(tt.addr)
+		}
+		s.Args = tt.args
+		s.Disabled = tt.disable
+		if got := s.ListenAddress(); got != tt.listen {
+			t.Errorf("address %q port %d: got ListenAddress() %q; want %q", tt.addr, tt.port, got, tt.listen)
+		}
+		if got := s.Summary(); got != tt.summary {
+			t.Errorf("address %q port %d: got Summary() %q; want %q", tt.addr, tt.port, got, tt.summary)
+		}
+	}
+}
+
+func TestSummaryOfLoadedConfig(t *testing.T) {
+	cfg, err := Load("testdata/good/defaults-inherited.toml")
+	if err != nil {
+		t.Fatalf("got error %v; want none", err)
+	}
+	var got []string
+	for _, s := range cfg.Services {
+		got = append(got, s.Summary())
+	}
+	want := []string{
+		"inherits: tcp 127.0.0.1:7 nowait stderr=null: /bin/sh -c cat",
+		"overrides: tcp [::1]:9 nowait stderr=socket: /bin/cat -u -",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got summaries\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
