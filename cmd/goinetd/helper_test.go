@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,8 +22,6 @@ type report struct {
 	Blocking bool              `json:"blocking"`
 	Cwd      string            `json:"cwd"`
 	Env      []string          `json:"env"`
-	SigBlk   string            `json:"sigblk"`
-	SigIgn   string            `json:"sigign"`
 }
 
 // runHelper runs the handler mode and returns its exit status.
@@ -46,7 +44,6 @@ func runHelper(mode string) int {
 		r := report{
 			PID: os.Getpid(), PGID: pgid, FDs: fds, Blocking: flags&unix.O_NONBLOCK == 0,
 			Cwd: cwd, Env: os.Environ(),
-			SigBlk: statusField("SigBlk"), SigIgn: statusField("SigIgn"),
 		}
 		if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
 			return 1
@@ -59,6 +56,20 @@ func runHelper(mode string) int {
 	case "exit3":
 		fmt.Printf("%d\n", os.Getpid())
 		return 3
+	case "exec-ignoring":
+		// Ignore signals 1 (SIGHUP) and 32 (one the Go runtime leaves
+		// alone), then become the command in the arguments.
+		ign := [4]uint64{1} // SIG_IGN
+		for _, sig := range []uintptr{1, 32} {
+			if _, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&ign)), 0, 8, 0, 0); errno != 0 {
+				fmt.Fprintf(os.Stderr, "ignore signal %d: %v\n", sig, errno)
+				return 1
+			}
+		}
+		args := os.Args[1:]
+		err := unix.Exec(args[0], args, os.Environ())
+		fmt.Fprintf(os.Stderr, "exec %v: %v\n", args, err)
+		return 1
 	case "kill":
 		fmt.Printf("%d\n", os.Getpid())
 		unix.Kill(os.Getpid(), unix.SIGKILL)
@@ -98,14 +109,4 @@ func openFDs() (map[string]string, error) {
 			fds[name] = target
 		}
 	}
-}
-
-func statusField(field string) string {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }

@@ -24,7 +24,6 @@ import (
 
 	"github.com/goinetd/goinetd/config"
 	"github.com/goinetd/goinetd/spawner"
-	"golang.org/x/sys/unix"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -65,10 +64,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(path string, level slog.Level, stderr io.Writer) int {
-	// Descriptors inherited from whoever started goinetd must not reach
-	// handlers, which get only fds 0, 1 and 2.
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		fmt.Fprintf(stderr, "goinetd: mark inherited descriptors close-on-exec: %v\n", err)
+	// What goinetd inherited (descriptors, ignored signals) must not
+	// reach handlers.
+	if err := spawner.DropInherited(); err != nil {
+		fmt.Fprintf(stderr, "goinetd: %v\n", err)
 		return 1
 	}
 	// Catch the signals before anything can deliver them.

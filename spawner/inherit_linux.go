@@ -1,0 +1,67 @@
+package spawner
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// DropInherited undoes what goinetd's own process may have inherited from
+// whoever started it and must not pass on to handlers:
+//
+//   - every descriptor above 2 becomes close-on-exec, so that a descriptor
+//     leaked by a shell, a supervisor or a test harness never reaches a
+//     handler;
+//   - every signal ignored at startup gets its default disposition back.
+//     Ignored signals survive exec, so without this a handler of
+//     `nohup goinetd` would ignore SIGHUP, and one started from a shell's
+//     background job would ignore SIGINT and SIGQUIT.
+//
+// Call it once, first thing, before any goroutine opens a descriptor that
+// must stay open across exec.
+func DropInherited() error {
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("mark inherited descriptors close-on-exec: %w", err)
+	}
+	ignored, err := ignoredSignals()
+	if err != nil {
+		return err
+	}
+	// A zero struct sigaction is SIG_DFL with no flags and an empty mask,
+	// whatever the architecture's layout.
+	var dfl [4]uint64
+	for sig := 1; sig <= 64; sig++ {
+		if ignored&(1<<(sig-1)) == 0 {
+			continue
+		}
+		_, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig),
+			uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+		if errno != 0 {
+			return fmt.Errorf("restore the default action of signal %d: %w", sig, errno)
+		}
+	}
+	return nil
+}
+
+// ignoredSignals returns the process's ignored-signal mask (bit n-1 for
+// signal n), from /proc/self/status.
+func ignoredSignals() (uint64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("read ignored signals: %w", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if hex, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			if err != nil {
+				return 0, fmt.Errorf("read ignored signals: %q: %w", line, err)
+			}
+			return mask, nil
+		}
+	}
+	return 0, fmt.Errorf("read ignored signals: no SigIgn in /proc/self/status")
+}
