@@ -13,6 +13,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 )
 
@@ -49,13 +50,25 @@ type Service struct {
 	Name     string
 	Protocol Protocol
 	// Address is the local address to bind; the zero Addr means every
-	// interface, IPv4 and IPv6.
+	// interface, IPv4 and IPv6. tcp and udp only.
 	Address netip.Addr
-	Port    uint16
-	Mode    Mode
+	Port    uint16 // tcp and udp only
+	// Path is the absolute path of a unix service's socket, created with
+	// SocketMode and owned by SocketUID and SocketGID (-1: goinetd's).
+	Path       string
+	SocketMode os.FileMode
+	SocketUID  int
+	SocketGID  int
+	Mode       Mode
+	// Builtin names an in-process service (see package builtin); when it
+	// is set, Program is empty, and the other way round.
+	Builtin string
 	// Program is the absolute path of the handler; Args are its argv[1:].
 	Program string
 	Args    []string
+	// ListenFDs passes a wait-mode service's socket as fd 3, the way
+	// systemd socket activation does, instead of as fds 0 and 1.
+	ListenFDs bool
 	// Workdir is the absolute working directory of the handler.
 	Workdir string
 	// Env is added to every handler's environment, sorted "KEY=value".
@@ -65,8 +78,11 @@ type Service struct {
 }
 
 // ListenAddress is the host:port the service binds, in the form net.Listen
-// takes.
+// takes, or the socket path of a unix service.
 func (s *Service) ListenAddress() string {
+	if s.Protocol == Unix {
+		return s.Path
+	}
 	host := ""
 	if s.Address.IsValid() {
 		host = s.Address.String()
@@ -80,9 +96,16 @@ func (s *Service) Summary() string {
 	if s.Disabled {
 		return fmt.Sprintf("%s: disabled", s.Name)
 	}
+	if s.Builtin != "" {
+		return fmt.Sprintf("%s: %s %s builtin %s", s.Name, s.Protocol, s.ListenAddress(), s.Builtin)
+	}
 	argv := append([]string{s.Program}, s.Args...)
-	return fmt.Sprintf("%s: %s %s %s stderr=%s: %s", s.Name, s.Protocol, s.ListenAddress(),
-		s.Mode, s.Stderr, strings.Join(argv, " "))
+	fds := ""
+	if s.ListenFDs {
+		fds = " listen_fds"
+	}
+	return fmt.Sprintf("%s: %s %s %s%s stderr=%s: %s", s.Name, s.Protocol, s.ListenAddress(),
+		s.Mode, fds, s.Stderr, strings.Join(argv, " "))
 }
 
 // Protocol is a service's socket type.
@@ -133,7 +156,16 @@ const (
 var ConnectionVariables = []string{
 	"PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT",
 	"REMOTE_ADDR", "REMOTE_PORT",
+	"UNIXREMOTEPID", "UNIXREMOTEEUID", "UNIXREMOTEEGID",
+	"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES",
 }
+
+// DefaultSocketMode is the permission of a unix service's socket unless
+// socket_mode says otherwise: anyone may connect, as with systemd.
+const DefaultSocketMode os.FileMode = 0o666
+
+// MaxSocketPath is the longest unix socket path the kernel accepts.
+const MaxSocketPath = 107
 
 // DefaultPath is the PATH every handler starts with unless its service's
 // env sets one.

@@ -101,17 +101,27 @@ func checkFuzzConfig(t *testing.T, cfg *Config) {
 	}
 	seen := make(map[string]bool)
 	for _, s := range cfg.Enabled() {
-		if s.Port < 1 {
-			t.Errorf("service %s: got Port %d; want 1-65535", s.Name, s.Port)
+		if s.Protocol == Unix {
+			if !filepath.IsAbs(s.Path) || s.Port != 0 {
+				t.Errorf("service %s: got unix Path %q, Port %d; want an absolute path and no port", s.Name, s.Path, s.Port)
+			}
+		} else if s.Port < 1 || s.Path != "" {
+			t.Errorf("service %s: got Port %d, Path %q; want 1-65535 and no path", s.Name, s.Port, s.Path)
 		}
-		if !filepath.IsAbs(s.Program) {
+		if (s.Program == "") == (s.Builtin == "") {
+			t.Errorf("service %s: got Program %q and Builtin %q; want exactly one", s.Name, s.Program, s.Builtin)
+		}
+		if s.Program != "" && !filepath.IsAbs(s.Program) {
 			t.Errorf("service %s: got Program %q; want an absolute path", s.Name, s.Program)
 		}
 		if !filepath.IsAbs(s.Workdir) {
 			t.Errorf("service %s: got Workdir %q; want an absolute path", s.Name, s.Workdir)
 		}
-		if s.Protocol != TCP || s.Mode != NoWait {
-			t.Errorf("service %s: got %s %s; want tcp nowait, the only ones supported", s.Name, s.Protocol, s.Mode)
+		if s.Protocol == UDP && s.Mode != Wait && s.Builtin == "" {
+			t.Errorf("service %s: got udp %s; want udp handlers in wait mode", s.Name, s.Mode)
+		}
+		if s.ListenFDs && s.Mode != Wait {
+			t.Errorf("service %s: got listen_fds in %s mode; want wait", s.Name, s.Mode)
 		}
 		if !slices.Contains([]Stderr{StderrLog, StderrSocket, StderrNull}, s.Stderr) {
 			t.Errorf("service %s: got Stderr %q; want log, socket or null", s.Name, s.Stderr)

@@ -4,8 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"os/user"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/goinetd/goinetd/builtin"
 )
 
 // tableKeys is what one kind of table accepts: a function per key that
@@ -31,19 +36,24 @@ func serverKeys(s *Server) tableKeys {
 func serviceKeys(s *Service) tableKeys {
 	return tableKeys{
 		set: map[string]func(any) error{
-			"protocol": func(v any) error { return oneOf(v, &s.Protocol, TCP, UDP, Unix) },
-			"address":  func(v any) error { return parseAddress(v, &s.Address) },
-			"port":     func(v any) error { return parsePort(v, &s.Port) },
-			"mode":     func(v any) error { return oneOf(v, &s.Mode, NoWait, Wait) },
-			"program":  func(v any) error { return parsePath(v, &s.Program) },
-			"args":     func(v any) error { return parseStrings(v, &s.Args) },
-			"workdir":  func(v any) error { return parsePath(v, &s.Workdir) },
-			"env":      func(v any) error { return parseEnv(v, &s.Env) },
-			"stderr":   func(v any) error { return oneOf(v, &s.Stderr, StderrLog, StderrSocket, StderrNull) },
-			"disabled": func(v any) error { return parseBool(v, &s.Disabled) },
+			"protocol":     func(v any) error { return oneOf(v, &s.Protocol, TCP, UDP, Unix) },
+			"address":      func(v any) error { return parseAddress(v, &s.Address) },
+			"port":         func(v any) error { return parsePort(v, &s.Port) },
+			"path":         func(v any) error { return parsePath(v, &s.Path) },
+			"socket_mode":  func(v any) error { return parseFileMode(v, &s.SocketMode) },
+			"socket_user":  func(v any) error { return parseUser(v, &s.SocketUID) },
+			"socket_group": func(v any) error { return parseGroup(v, &s.SocketGID) },
+			"mode":         func(v any) error { return oneOf(v, &s.Mode, NoWait, Wait) },
+			"builtin":      func(v any) error { return oneOf(v, &s.Builtin, builtinNames()...) },
+			"listen_fds":   func(v any) error { return parseBool(v, &s.ListenFDs) },
+			"program":      func(v any) error { return parsePath(v, &s.Program) },
+			"args":         func(v any) error { return parseStrings(v, &s.Args) },
+			"workdir":      func(v any) error { return parsePath(v, &s.Workdir) },
+			"env":          func(v any) error { return parseEnv(v, &s.Env) },
+			"stderr":       func(v any) error { return oneOf(v, &s.Stderr, StderrLog, StderrSocket, StderrNull) },
+			"disabled":     func(v any) error { return parseBool(v, &s.Disabled) },
 		},
 		notYet: []string{
-			"path", "socket_mode", "socket_user", "socket_group", "builtin", "listen_fds",
 			"user", "group", "max_connections", "max_per_source", "source_prefix_v6",
 			"rate_limit", "rate_limit_per_source", "rate_pause", "only_from", "no_access",
 			"pass_env", "timeout", "rlimits", "nice", "umask", "chroot",
@@ -185,3 +195,86 @@ func parseEnv(v any, dst *[]string) error {
 	*dst = env
 	return nil
 }
+
+// parseFileMode accepts permission bits as a TOML integer (0o660) or an
+// octal string ("0660").
+func parseFileMode(v any, dst *os.FileMode) error {
+	var n int64
+	switch v := v.(type) {
+	case int64:
+		n = v
+	case string:
+		var err error
+		if n, err = strconv.ParseInt(v, 8, 64); err != nil {
+			return fmt.Errorf("%q is not an octal mode like \"0660\"", v)
+		}
+	default:
+		return fmt.Errorf("must be an octal mode like \"0660\" or 0o660, not %s", describe(v))
+	}
+	if n < 0 || n > 0o777 {
+		return fmt.Errorf("%#o is not a permission mode (0 to 0777)", n)
+	}
+	*dst = os.FileMode(n)
+	return nil
+}
+
+// parseUser resolves a user name or numeric uid on this host.
+func parseUser(v any, uid *int) error {
+	name, err := idName(v)
+	if err != nil {
+		return err
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		if u, err = user.LookupId(name); err != nil {
+			return fmt.Errorf("no user %q on this host", name)
+		}
+	}
+	id, _ := strconv.Atoi(u.Uid)
+	if euid := os.Geteuid(); euid != 0 && id != euid {
+		return fmt.Errorf("user %q: goinetd runs as uid %d and only root may act as another user", name, euid)
+	}
+	*uid = id
+	return nil
+}
+
+// parseGroup resolves a group name or numeric gid on this host.
+func parseGroup(v any, gid *int) error {
+	name, err := idName(v)
+	if err != nil {
+		return err
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		if g, err = user.LookupGroupId(name); err != nil {
+			return fmt.Errorf("no group %q on this host", name)
+		}
+	}
+	id, _ := strconv.Atoi(g.Gid)
+	if os.Geteuid() != 0 && id != os.Getegid() {
+		if groups, _ := os.Getgroups(); !slices.Contains(groups, id) {
+			return fmt.Errorf("group %q: goinetd is not root and not in that group", name)
+		}
+	}
+	*gid = id
+	return nil
+}
+
+// idName accepts a user or group as a name or a non-negative number.
+func idName(v any) (string, error) {
+	switch v := v.(type) {
+	case string:
+		if v == "" {
+			return "", fmt.Errorf("must not be empty")
+		}
+		return v, nil
+	case int64:
+		if v < 0 {
+			return "", fmt.Errorf("%d is not a valid id", v)
+		}
+		return strconv.FormatInt(v, 10), nil
+	}
+	return "", fmt.Errorf("must be a name or a number, not %s", describe(v))
+}
+
+func builtinNames() []string { return builtin.Names() }

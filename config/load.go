@@ -44,7 +44,7 @@ func Parse(data []byte, file, dir string) (*Config, error) {
 	}
 	d := &decoder{md: &md, ps: ps}
 	cfg := &Config{File: file, Dir: dir, Server: Server{LogFormat: LogText}}
-	defaults := &Service{}
+	defaults := &Service{SocketUID: -1, SocketGID: -1}
 	for _, key := range sortedKeys(top) {
 		switch key {
 		case "server":

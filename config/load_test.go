@@ -17,13 +17,16 @@ import (
 // config file's folder.
 func newService(name string, port uint16, program, dir string) *Service {
 	return &Service{
-		Name:     name,
-		Protocol: TCP,
-		Port:     port,
-		Mode:     NoWait,
-		Program:  program,
-		Workdir:  dir,
-		Stderr:   StderrLog,
+		Name:       name,
+		Protocol:   TCP,
+		Port:       port,
+		Mode:       NoWait,
+		Program:    program,
+		Workdir:    dir,
+		Stderr:     StderrLog,
+		SocketMode: DefaultSocketMode,
+		SocketUID:  -1,
+		SocketGID:  -1,
 	}
 }
 
@@ -58,6 +61,22 @@ func TestLoadGood(t *testing.T) {
 		{
 			file:   "log-json.toml",
 			server: Server{LogFormat: LogJSON},
+		},
+		{
+			file:   "socket-kinds.toml",
+			server: Server{LogFormat: LogText},
+			services: []*Service{
+				with(newService("chargen", 19, "", dir), func(s *Service) {
+					s.Protocol, s.Mode, s.Builtin = UDP, Wait, "chargen"
+				}),
+				with(newService("daytime", 13, "", dir), func(s *Service) { s.Builtin = "daytime" }),
+				with(newService("local", 0, "/bin/sh", dir), func(s *Service) {
+					s.Protocol, s.Mode = Unix, Wait
+					s.Path, s.SocketMode = "/tmp/goinetd-test-local.sock", 0o600
+				}),
+				with(sh("proxy", 8080), func(s *Service) { s.Mode, s.ListenFDs = Wait, true }),
+				with(sh("tftp", 69), func(s *Service) { s.Protocol, s.Mode = UDP, Wait }),
+			},
 		},
 		{
 			file:   "defaults-inherited.toml",
@@ -261,6 +280,20 @@ port = 2
 	}
 	if &a.Env[0] == &b.Env[0] {
 		t.Errorf("got services a and b sharing Env; want a copy each")
+	}
+}
+
+func TestLoadSocketOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root may give a socket to another user")
+	}
+	cfg, err := Parse([]byte("[services.local]\nprotocol = \"unix\"\npath = \"/tmp/x.sock\"\n"+
+		"socket_user = \"nobody\"\nsocket_group = 0\nprogram = \"/bin/sh\"\n"), "x.toml", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Services[0]; s.SocketUID != 65534 || s.SocketGID != 0 {
+		t.Errorf("got socket owner %d:%d; want 65534:0 (nobody, root)", s.SocketUID, s.SocketGID)
 	}
 }
 

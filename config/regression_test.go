@@ -86,10 +86,10 @@ func TestServiceNotATableIsOneProblem(t *testing.T) {
 }
 
 func TestDefaultsProblemIsReportedOnceWhereWritten(t *testing.T) {
-	ps := parseProblems(t, "[defaults]\nmode = \"wait\"\n\n[services.a]\nport = 7\nprogram = \"/bin/sh\"\n\n"+
+	ps := parseProblems(t, "[defaults]\nlisten_fds = true\n\n[services.a]\nport = 7\nprogram = \"/bin/sh\"\n\n"+
 		"[services.b]\nport = 9\nprogram = \"/bin/sh\"\n")
-	if len(ps) != 1 || ps[0].Key != "defaults.mode" || ps[0].Line != 2 {
-		t.Errorf("got problems %v; want one, on line 2 for defaults.mode", ps)
+	if len(ps) != 1 || ps[0].Key != "defaults.listen_fds" || ps[0].Line != 2 {
+		t.Errorf("got problems %v; want one, on line 2 for defaults.listen_fds", ps)
 	}
 }
 

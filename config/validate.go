@@ -38,6 +38,20 @@ func validateService(cfg *Config, s *Service, ps *problems) {
 		}
 		return own
 	}
+	set := func(name string) bool { return ps.defined(s.Name, name) }
+	// own reports a key set in the service's own table, not inherited.
+	own := func(name string) bool {
+		_, ok := ps.lines[toml.Key{"services", s.Name, name}.String()]
+		return ok
+	}
+	notFor := func(what string, names ...string) {
+		for _, name := range names {
+			if own(name) {
+				ps.add(key(name), "does not apply to %s", what)
+			}
+		}
+	}
+
 	if !validName.MatchString(s.Name) {
 		ps.add(toml.Key{"services", s.Name}.String(),
 			"a service name may hold only letters, digits, '.', '_' and '-', and must start with a letter or digit")
@@ -45,27 +59,47 @@ func validateService(cfg *Config, s *Service, ps *problems) {
 	if s.Protocol == "" {
 		s.Protocol = TCP
 	}
-	if s.Mode == "" {
-		s.Mode = NoWait
-	}
 	if s.Stderr == "" {
 		s.Stderr = StderrLog
 	}
-	if s.Protocol != TCP {
-		ps.add(key("protocol"), "%q is not supported yet", s.Protocol)
-	}
-	if s.Mode != NoWait {
-		ps.add(key("mode"), "%q is not supported yet", s.Mode)
-	}
-	if s.Port == 0 && !ps.defined(s.Name, "port") {
-		ps.add(key("port"), "missing: a %s service needs a port", s.Protocol)
+	if s.Mode == "" {
+		s.Mode = NoWait
+		if s.Protocol == UDP {
+			s.Mode = Wait
+		}
 	}
 
-	if s.Program == "" {
-		if !ps.defined(s.Name, "program") {
-			ps.add(key("program"), "missing: a service needs a program to run")
+	switch s.Protocol {
+	case TCP, UDP:
+		if s.Port == 0 && !set("port") {
+			ps.add(key("port"), "missing: a %s service needs a port", s.Protocol)
 		}
-	} else {
+		notFor("a "+string(s.Protocol)+" service (it is for unix sockets)", "path", "socket_mode", "socket_user", "socket_group")
+		if s.Protocol == UDP && s.Mode == NoWait && s.Builtin == "" {
+			ps.add(key("mode"), "%q does not work for udp: the handler receives the datagram itself, "+
+				"so udp services run in \"wait\" mode", s.Mode)
+		}
+	case Unix:
+		notFor("a unix service (it has a path)", "port", "address")
+		checkSocketPath(cfg, s, key("path"), set("path"), ps)
+	}
+	if s.SocketMode == 0 && !set("socket_mode") {
+		s.SocketMode = DefaultSocketMode
+	}
+
+	switch {
+	case s.Builtin != "" && s.Program != "":
+		ps.add(key("builtin"), "a service runs a program or a builtin, not both")
+	case s.Builtin != "":
+		notFor("a builtin service", "args", "workdir", "env", "stderr", "listen_fds")
+		if s.Mode == Wait && s.Protocol != UDP {
+			ps.add(key("mode"), "a builtin %s service serves each connection in goinetd: it runs in \"nowait\" mode", s.Protocol)
+		}
+	case s.Program == "":
+		if !set("program") && !set("builtin") {
+			ps.add(key("program"), "missing: a service needs a program to run (or a builtin)")
+		}
+	default:
 		s.Program = resolve(cfg.Dir, s.Program)
 		if !s.Disabled {
 			if err := checkExecutable(s.Program); err != nil {
@@ -73,6 +107,13 @@ func validateService(cfg *Config, s *Service, ps *problems) {
 			}
 		}
 	}
+	if s.ListenFDs && s.Mode != Wait {
+		ps.add(key("listen_fds"), "needs mode = \"wait\": the handler gets the listening socket")
+	}
+	if s.Stderr == StderrSocket && s.Mode == Wait {
+		ps.add(key("stderr"), "\"socket\" does not apply in wait mode: the handler gets the listening socket, not a connection")
+	}
+
 	if s.Workdir == "" {
 		s.Workdir = cfg.Dir
 	} else {
@@ -82,6 +123,31 @@ func validateService(cfg *Config, s *Service, ps *problems) {
 				ps.add(key("workdir"), "%v", err)
 			}
 		}
+	}
+}
+
+// checkSocketPath resolves a unix service's path and checks that a socket
+// can be made there.
+func checkSocketPath(cfg *Config, s *Service, key string, set bool, ps *problems) {
+	if s.Path == "" {
+		if !set {
+			ps.add(key, "missing: a unix service needs a path")
+		}
+		return
+	}
+	s.Path = resolve(cfg.Dir, s.Path)
+	if len(s.Path) > MaxSocketPath {
+		ps.add(key, "%s is %d bytes long; a socket path has at most %d", s.Path, len(s.Path), MaxSocketPath)
+		return
+	}
+	if s.Disabled {
+		return
+	}
+	if err := checkDir(filepath.Dir(s.Path)); err != nil {
+		ps.add(key, "folder %v", err)
+	}
+	if fi, err := os.Lstat(s.Path); err == nil && fi.Mode().Type() != fs.ModeSocket {
+		ps.add(key, "%s exists and is not a socket; goinetd replaces only a stale socket", s.Path)
 	}
 }
 
@@ -132,7 +198,15 @@ func checkConflicts(cfg *Config, ps *problems) {
 	on := cfg.Enabled()
 	for i, b := range on {
 		for _, a := range on[:i] {
-			if a.Protocol == b.Protocol && a.Port == b.Port && a.Port != 0 && overlaps(a.Address, b.Address) {
+			if a.Protocol != b.Protocol {
+				continue
+			}
+			if b.Protocol == Unix && a.Path == b.Path && a.Path != "" {
+				ps.add(toml.Key{"services", b.Name, "path"}.String(), "%s is already used by %s",
+					b.Path, toml.Key{"services", a.Name}.String())
+				break
+			}
+			if b.Protocol != Unix && a.Port == b.Port && a.Port != 0 && overlaps(a.Address, b.Address) {
 				ps.add(toml.Key{"services", b.Name, "port"}.String(), "%d is already used by %s",
 					b.Port, toml.Key{"services", a.Name}.String())
 				break

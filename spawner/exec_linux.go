@@ -19,11 +19,12 @@ import (
 // not depend on the connection is computed once, when it is loaded.
 type service struct {
 	*config.Service
-	argv     []string
+	path     string   // what to exec: the program, or the trampoline
+	argv     []string // its argv
 	env      []string // PATH and the config's env, sorted; the peer is added per connection
 	stderrFD int      // fd 2 of the child, unless stderr is "socket"
 
-	acceptFailed, forkFailed, execFailed limitedLog
+	acceptFailed, forkFailed, execFailed, quickExit limitedLog
 }
 
 // errFork marks a spawn that failed because the host is out of processes
@@ -32,11 +33,19 @@ var errFork = errors.New("fork failed")
 
 // prepare builds the spawn template of svc.
 func (s *Server) prepare(svc *config.Service) (*service, error) {
-	p := &service{
-		Service:  svc,
-		argv:     append([]string{filepath.Base(svc.Program)}, svc.Args...),
-		env:      baseEnv(svc.Env),
-		stderrFD: -1,
+	p := &service{Service: svc, stderrFD: -1}
+	if svc.Builtin != "" {
+		return p, nil
+	}
+	p.path = svc.Program
+	p.argv = append([]string{filepath.Base(svc.Program)}, svc.Args...)
+	p.env = baseEnv(svc.Env)
+	if svc.ListenFDs {
+		// The trampoline sets LISTEN_PID to its own pid, which the
+		// program keeps across exec; see Trampoline.
+		p.path = s.self
+		p.argv = append([]string{TrampolineName, svc.Program}, p.argv...)
+		p.env = append(p.env, "LISTEN_FDS=1", "LISTEN_FDNAMES="+svc.Name)
 	}
 	switch svc.Stderr {
 	case config.StderrNull:
@@ -65,51 +74,93 @@ func baseEnv(env []string) []string {
 	return base
 }
 
-// spawn starts svc's program for the connection fd from peer. The caller
-// closes fd afterwards. A failure is logged here; the error it returns
-// wraps errFork when the accept loop should back off.
-func (s *Server) spawn(svc *service, fd int, peer netip.AddrPort) error {
-	local, err := unix.Getsockname(fd)
+// spawnConn starts svc's program for the accepted connection fd from the
+// socket address sa. The caller closes fd afterwards. A failure is logged
+// here; the error it returns wraps errFork when the accept loop should
+// back off.
+func (s *Server) spawnConn(svc *service, fd int, sa unix.Sockaddr) error {
+	env, peer, err := connectionEnv(svc.env, fd, sa)
 	if err != nil {
-		svc.execFailed.log(s.log, "spawn failed", "service", svc.Name, "peer", peer.String(),
-			"stage", "getsockname", "err", err)
+		svc.execFailed.log(s.log, "spawn failed", "service", svc.Name, "peer", peer,
+			"stage", "peer address", "err", err)
 		return err
 	}
 	stderr := svc.stderrFD
 	if stderr < 0 {
 		stderr = fd
 	}
+	return s.start(svc, []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)}, env, peer, nil)
+}
+
+// spawnWait starts a wait-mode child on the listening socket fd: as fds 0
+// and 1, or as fd 3 under listen_fds (with stdin /dev/null and stdout
+// where stderr goes). exited is closed when the child has been reaped.
+func (s *Server) spawnWait(svc *service, fd int, exited chan struct{}) error {
+	files := []uintptr{uintptr(fd), uintptr(fd), uintptr(svc.stderrFD)}
+	if svc.ListenFDs {
+		files = []uintptr{uintptr(s.devNullRead), uintptr(svc.stderrFD), uintptr(svc.stderrFD), uintptr(fd)}
+	}
+	return s.start(svc, files, svc.env, "", exited)
+}
+
+// start forks and execs svc's program with files as its descriptors 0, 1,
+// 2 (and 3), and logs a failure.
+func (s *Server) start(svc *service, files []uintptr, env []string, peer string, exited chan struct{}) error {
 	attr := &syscall.ProcAttr{
 		Dir:   svc.Workdir,
-		Env:   connectionEnv(svc.env, peer, addrPort(local)),
-		Files: []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)},
+		Env:   env,
+		Files: files,
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
-	c := &child{service: svc.Name, peer: peer, started: time.Now()}
-	err = s.children.start(svc.Program, svc.argv, attr, c)
+	c := &child{service: svc.Name, peer: peer, started: time.Now(), exited: exited}
+	err := s.children.start(svc.path, svc.argv, attr, c)
 	switch {
 	case err == nil:
-		s.log.Debug("spawned", "service", svc.Name, "peer", peer.String(), "pid", c.pid)
+		s.log.Debug("spawned", "service", svc.Name, "peer", peer, "pid", c.pid)
 		return nil
 	case err == unix.EAGAIN || err == unix.ENOMEM:
-		svc.forkFailed.log(s.log, "spawn failed", "service", svc.Name, "peer", peer.String(),
+		svc.forkFailed.log(s.log, "spawn failed", "service", svc.Name, "peer", peer,
 			"stage", "fork", "err", err)
 		return fmt.Errorf("%w: %w", errFork, err)
 	default:
-		svc.execFailed.log(s.log, "spawn failed", "service", svc.Name, "peer", peer.String(),
+		svc.execFailed.log(s.log, "spawn failed", "service", svc.Name, "peer", peer,
 			"stage", "exec", "program", svc.Program, "err", err)
 		return err
 	}
 }
 
-// connectionEnv returns base plus the addresses of one connection, in the
-// UCSPI convention (PROTO, TCPREMOTEIP, ...) and systemd's (REMOTE_ADDR,
-// REMOTE_PORT).
-func connectionEnv(base []string, peer, local netip.AddrPort) []string {
+// connectionEnv returns base plus what the handler of the connection fd
+// should know of it, and the peer as logs show it:
+//
+//   - TCP: the addresses in the UCSPI convention (PROTO=TCP, TCPREMOTEIP,
+//     TCPREMOTEPORT, TCPLOCALIP, TCPLOCALPORT) and systemd's (REMOTE_ADDR,
+//     REMOTE_PORT); an IPv4-mapped IPv6 address is shown as IPv4.
+//   - unix: the peer's credentials, as ucspi-unix gives them (PROTO=UNIX,
+//     UNIXREMOTEPID, UNIXREMOTEEUID, UNIXREMOTEEGID).
+func connectionEnv(base []string, fd int, sa unix.Sockaddr) (env []string, peer string, err error) {
+	env = make([]string, len(base), len(base)+7)
+	copy(env, base)
+	if _, ok := sa.(*unix.SockaddrUnix); ok {
+		cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if err != nil {
+			return nil, "unix", fmt.Errorf("SO_PEERCRED: %w", err)
+		}
+		pid, uid, gid := strconv.Itoa(int(cred.Pid)), strconv.Itoa(int(cred.Uid)), strconv.Itoa(int(cred.Gid))
+		return append(env, "PROTO=UNIX", "UNIXREMOTEPID="+pid, "UNIXREMOTEEUID="+uid, "UNIXREMOTEEGID="+gid),
+			"unix:pid=" + pid + ",uid=" + uid, nil
+	}
+	remote := addrPort(sa)
+	local, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, remote.String(), fmt.Errorf("getsockname: %w", err)
+	}
+	return tcpEnv(env, remote, addrPort(local)), remote.String(), nil
+}
+
+// tcpEnv appends the addresses of one TCP connection to env.
+func tcpEnv(env []string, peer, local netip.AddrPort) []string {
 	remoteIP := peer.Addr().WithZone("").String()
 	remotePort := strconv.Itoa(int(peer.Port()))
-	env := make([]string, len(base), len(base)+7)
-	copy(env, base)
 	return append(env,
 		"PROTO=TCP",
 		"TCPREMOTEIP="+remoteIP,

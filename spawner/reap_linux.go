@@ -3,7 +3,6 @@ package spawner
 import (
 	"context"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/signal"
 	"sync"
@@ -17,8 +16,9 @@ import (
 type child struct {
 	pid     int
 	service string
-	peer    netip.AddrPort
+	peer    string // as logs show it; empty for a wait-mode child
 	started time.Time
+	exited  chan struct{} // if not nil, closed when the child is reaped
 }
 
 // children is the pid table of live handlers, and their reaper.
@@ -109,6 +109,9 @@ func (cs *children) reapExited() {
 	cs.forkLock.Unlock()
 
 	for _, e := range exits {
+		if e.exited != nil {
+			close(e.exited)
+		}
 		cs.logExit(e)
 	}
 }
@@ -118,7 +121,10 @@ func (cs *children) logExit(e exit) {
 		cs.log.Warn("reaped a child goinetd did not start", "pid", e.pid)
 		return
 	}
-	attrs := []any{"service", e.service, "peer", e.peer.String(), "pid", e.pid}
+	attrs := []any{"service", e.service, "pid", e.pid}
+	if e.peer != "" {
+		attrs = append(attrs, "peer", e.peer)
+	}
 	switch {
 	case e.status.Exited():
 		attrs = append(attrs, "exit", e.status.ExitStatus())

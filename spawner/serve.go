@@ -3,57 +3,18 @@ package spawner
 import (
 	"errors"
 	"net/netip"
-	"os"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/goinetd/goinetd/config"
 	"golang.org/x/sys/unix"
 )
 
-// listener is one bound service and its accept loop.
-//
-// The listening socket is held as an *os.File, not a net.Listener, because
-// only a file's RawConn can wait for readability and let us call accept4
-// ourselves (a net.Listener's RawConn refuses Read).
-type listener struct {
-	service *config.Service // as bound
-	file    *os.File
-	addr    string // the bound address, for logs
-	raw     syscall.RawConn
-	current atomic.Pointer[service] // settings for the next connection
-	done    chan struct{}           // closed by close
-	once    sync.Once
-}
-
-// close stops l's accept loop: a pending accept returns and a backoff
-// pause ends.
-func (l *listener) close() {
-	l.once.Do(func() {
-		close(l.done)
-		l.file.Close()
-	})
-}
-
-// closed reports whether close has been called.
-func (l *listener) closed() bool {
-	select {
-	case <-l.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// serve accepts connections on l and spawns a handler for each until l is
-// closed. Errors never end the loop: resource shortages back off, and
+// serveNoWait accepts connections on l and spawns a handler for each until
+// l is closed. Errors never end the loop: resource shortages back off, and
 // every failure is logged at a bounded rate.
-func (s *Server) serve(l *listener) {
+func (s *Server) serveNoWait(l *listener) {
 	var wait backoff
 	for {
-		fd, peer, err := l.accept()
+		fd, sa, err := l.accept()
 		switch {
 		case err == nil:
 		case l.closed():
@@ -70,7 +31,7 @@ func (s *Server) serve(l *listener) {
 		}
 
 		svc := l.current.Load()
-		err = s.spawn(svc, fd, peer)
+		err = s.spawnConn(svc, fd, sa)
 		unix.Close(fd)
 		if errors.Is(err, errFork) {
 			if !wait.sleep(l.done) {
@@ -85,8 +46,7 @@ func (s *Server) serve(l *listener) {
 // accept takes one connection off l's queue, waiting in the netpoller
 // while there is none. The descriptor it returns is blocking and
 // close-on-exec. It fails once l is closed.
-func (l *listener) accept() (fd int, peer netip.AddrPort, err error) {
-	var sa unix.Sockaddr
+func (l *listener) accept() (fd int, sa unix.Sockaddr, err error) {
 	var acceptErr error
 	err = l.raw.Read(func(lfd uintptr) bool {
 		for {
@@ -97,12 +57,12 @@ func (l *listener) accept() (fd int, peer netip.AddrPort, err error) {
 		}
 	})
 	if err != nil {
-		return -1, peer, err
+		return -1, nil, err
 	}
 	if acceptErr != nil {
-		return -1, peer, acceptErr
+		return -1, nil, acceptErr
 	}
-	return fd, addrPort(sa), nil
+	return fd, sa, nil
 }
 
 // clientGone reports accept errors that concern only the connection being
@@ -141,7 +101,7 @@ const (
 // sleep pauses for the next backoff step. It returns false, early, when
 // done is closed.
 func (b *backoff) sleep(done <-chan struct{}) bool {
-	b.d = min(max(2*b.d, minBackoff), maxBackoff)
+	b.d = b.next()
 	t := time.NewTimer(b.d)
 	defer t.Stop()
 	select {
@@ -151,5 +111,8 @@ func (b *backoff) sleep(done <-chan struct{}) bool {
 		return false
 	}
 }
+
+// next is the pause the next sleep will take.
+func (b *backoff) next() time.Duration { return min(max(2*b.d, minBackoff), maxBackoff) }
 
 func (b *backoff) reset() { b.d = 0 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 
 	"github.com/goinetd/goinetd/config"
@@ -14,9 +13,11 @@ import (
 
 // Server serves the services of a config.Config.
 type Server struct {
-	log      *slog.Logger
-	children *children
-	devNull  int // fd 2 of handlers whose stderr is "null"
+	log         *slog.Logger
+	children    *children
+	devNull     int    // fd 2 of handlers whose stderr is "null"
+	devNullRead int    // fd 0 of listen_fds handlers
+	self        string // goinetd's own executable, for the trampoline
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -33,11 +34,20 @@ func New(log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open /dev/null: %w", err)
 	}
+	devNullRead, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(devNull)
+		return nil, fmt.Errorf("open /dev/null: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		log:      log,
-		children: newChildren(log),
-		devNull:  devNull,
+		log:         log,
+		children:    newChildren(log),
+		devNull:     devNull,
+		devNullRead: devNullRead,
+		// The kernel's link to the running binary: it stays valid when
+		// the file on disk is replaced by an upgrade.
+		self:     "/proc/self/exe",
 		stderrs:  make(map[string]*stderrLog),
 		stopReap: cancel,
 		reaped:   make(chan struct{}),
@@ -84,10 +94,30 @@ func (s *Server) Start(cfg *config.Config) error {
 			defer s.loops.Done()
 			s.serve(l)
 		}()
-		s.log.Info("listening", "service", l.service.Name, "address", l.addr,
-			"program", l.service.Program)
+		attrs := []any{"service", l.service.Name, "address", l.addr, "mode", l.service.Mode}
+		if l.service.Builtin != "" {
+			attrs = append(attrs, "builtin", l.service.Builtin)
+		} else {
+			attrs = append(attrs, "program", l.service.Program)
+		}
+		s.log.Info("listening", attrs...)
 	}
 	return nil
+}
+
+// serve runs the loop that fits l's service until l is closed.
+func (s *Server) serve(l *listener) {
+	svc := l.service
+	switch {
+	case svc.Builtin != "" && svc.Protocol == config.UDP:
+		s.serveBuiltinPackets(l)
+	case svc.Builtin != "":
+		s.serveBuiltinStream(l)
+	case svc.Mode == config.Wait:
+		s.serveWait(l)
+	default:
+		s.serveNoWait(l)
+	}
 }
 
 // Close stops accepting on every service, waits for the accept loops to
@@ -106,48 +136,11 @@ func (s *Server) Close() {
 	s.stopReap()
 	<-s.reaped
 	unix.Close(s.devNull)
+	unix.Close(s.devNullRead)
 }
 
 // Running returns the number of live children.
 func (s *Server) Running() int { return s.children.count() }
-
-// listen binds svc's address.
-func listen(svc *config.Service) (*listener, error) {
-	network := "tcp"
-	switch {
-	case svc.Address.Is4():
-		network = "tcp4"
-	case svc.Address.Is6():
-		network = "tcp6"
-	}
-	addr := svc.ListenAddress()
-	ln, err := new(net.ListenConfig).Listen(context.Background(), network, addr)
-	if err != nil {
-		return nil, fmt.Errorf("service %s: listen on %s %s: %w", svc.Name, network, addr, unwrapOp(err))
-	}
-	// Keep a duplicate of the socket as a file and drop the listener.
-	file, err := ln.(*net.TCPListener).File()
-	bound := ln.Addr().String()
-	ln.Close()
-	if err != nil {
-		return nil, fmt.Errorf("service %s: listen on %s: %w", svc.Name, addr, err)
-	}
-	raw, err := file.SyscallConn()
-	if err != nil {
-		file.Close()
-		return nil, fmt.Errorf("service %s: listen on %s: %w", svc.Name, addr, err)
-	}
-	return &listener{service: svc, file: file, addr: bound, raw: raw, done: make(chan struct{})}, nil
-}
-
-// unwrapOp drops the *net.OpError around a bind error, whose text repeats
-// the address the caller already names.
-func unwrapOp(err error) error {
-	if op, ok := err.(*net.OpError); ok {
-		return op.Err
-	}
-	return err
-}
 
 func oneErrorPerLine(errs []error) string {
 	var b []byte

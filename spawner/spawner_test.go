@@ -15,11 +15,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestConnectionEnv(t *testing.T) {
+func TestTCPEnv(t *testing.T) {
 	base := baseEnv([]string{"A=1", "Z=2"})
 	peer := netip.MustParseAddrPort("[::ffff:192.0.2.7]:40000")
 	local := netip.MustParseAddrPort("[2001:db8::1%eth0]:23")
-	got := connectionEnv(base, addrPort(&unix.SockaddrInet6{Port: 40000, Addr: peer.Addr().As16()}), local)
+	got := tcpEnv(slices.Clone(base), addrPort(&unix.SockaddrInet6{Port: 40000, Addr: peer.Addr().As16()}), local)
 	want := []string{
 		"A=1", "PATH=" + config.DefaultPath, "Z=2",
 		"PROTO=TCP", "TCPREMOTEIP=192.0.2.7", "TCPREMOTEPORT=40000",
@@ -28,11 +28,6 @@ func TestConnectionEnv(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("got  %q\nwant %q", got, want)
-	}
-	// Connections share the template, never each other's variables.
-	connectionEnv(base, netip.MustParseAddrPort("10.0.0.1:1"), local)
-	if !slices.Equal(got, want) {
-		t.Errorf("after a second connection, the first's environment became %q", got)
 	}
 }
 

@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/goinetd/goinetd/config"
 )
@@ -91,6 +93,30 @@ func TestExampleConfigServes(t *testing.T) {
 	out, err = cmd.Output()
 	if want := "upper: ready for 127.0.0.1\nMAKE ME LOUD\nupper.py: served 127.0.0.1\n"; err != nil || string(out) != want {
 		t.Errorf("nc to upper.py: got %q, %v; want %q", out, err, want)
+	}
+
+	cmd = exec.Command("socat", "-t5", "-T10", "-", "UNIX-CONNECT:"+filepath.Join(root, "examples", "hello.sock"))
+	cmd.Stdin = strings.NewReader("over unix\n")
+	out, err = cmd.Output()
+	if want := "; this is a unix socket.\nyou said: over unix\n"; err != nil || !strings.HasPrefix(string(out), "Hello process ") || !strings.HasSuffix(string(out), want) {
+		t.Errorf("socat to hello.sh over a unix socket: got %q, %v; want a greeting to a process", out, err)
+	}
+
+	udp, err := net.Dial("udp", addr(ports["51428"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	udp.SetDeadline(time.Now().Add(ioTimeout))
+	buf := make([]byte, 64)
+	if _, err := udp.Write([]byte("quiet")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := udp.Read(buf); err != nil || string(buf[:n]) != "QUIET" {
+		t.Errorf("udp-upper.py: got %q, %v; want QUIET", buf[:n], err)
+	}
+	if got := exchange(t, addr(ports["51429"]), ""); !strings.HasSuffix(got, "\r\n") {
+		t.Errorf("builtin daytime: got %q", got)
 	}
 
 	if got := exchange(t, addr(ports["51423"]), "echo\n"); got != "echo\n" {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -22,6 +23,8 @@ type report struct {
 	Blocking bool              `json:"blocking"`
 	Cwd      string            `json:"cwd"`
 	Env      []string          `json:"env"`
+	// Accepting is whether fd 3 is a listening socket (listen-fds mode).
+	Accepting bool `json:"accepting,omitempty"`
 }
 
 // runHelper runs the handler mode and returns its exit status.
@@ -70,6 +73,47 @@ func runHelper(mode string) int {
 		err := unix.Exec(args[0], args, os.Environ())
 		fmt.Fprintf(os.Stderr, "exec %v: %v\n", args, err)
 		return 1
+	case "accept2":
+		// A wait-mode TCP or unix handler: fd 0 is the listening socket;
+		// serve two connections, telling each this process's pid.
+		for range 2 {
+			fd, _, err := unix.Accept(0)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "accept on fd 0: %v\n", err)
+				return 1
+			}
+			unix.Write(fd, []byte(strconv.Itoa(os.Getpid())+"\n"))
+			unix.Close(fd)
+		}
+		return 0
+	case "udp-upper":
+		// A wait-mode UDP handler: fd 0 holds the datagram, unread.
+		buf := make([]byte, 65536)
+		n, from, err := unix.Recvfrom(0, buf, 0)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "recvfrom on fd 0: %v\n", err)
+			return 1
+		}
+		reply := strings.ToUpper(string(buf[:n])) + " " + strconv.Itoa(os.Getpid())
+		if err := unix.Sendto(0, []byte(reply), 0, from); err != nil {
+			fmt.Fprintf(os.Stderr, "sendto: %v\n", err)
+			return 1
+		}
+		return 0
+	case "listen-fds":
+		// A socket-activated handler: fd 3 is the listening socket.
+		accepting, err := unix.GetsockoptInt(3, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+		fds, _ := openFDs()
+		fd, _, aerr := unix.Accept(3)
+		if aerr != nil {
+			fmt.Fprintf(os.Stderr, "accept on fd 3: %v %v\n", aerr, err)
+			return 1
+		}
+		r := report{PID: os.Getpid(), FDs: fds, Env: os.Environ(), Accepting: accepting == 1}
+		b, _ := json.Marshal(r)
+		unix.Write(fd, b)
+		unix.Close(fd)
+		return 0
 	case "kill":
 		fmt.Printf("%d\n", os.Getpid())
 		unix.Kill(os.Getpid(), unix.SIGKILL)

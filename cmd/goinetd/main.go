@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/goinetd/goinetd/config"
@@ -30,6 +31,9 @@ import (
 var version = "dev"
 
 func main() {
+	if filepath.Base(os.Args[0]) == spawner.TrampolineName {
+		os.Exit(spawner.Trampoline(os.Args[1:]))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -43,6 +43,19 @@ env = { %s = %q }
 `, name, port, testBinary(t), helperVar, mode, strings.Join(extra, "\n"))
 }
 
+// helperUnixService is a unix socket service at path running the test
+// binary in mode, plus any extra TOML lines.
+func helperUnixService(t *testing.T, name, path, mode string, extra ...string) string {
+	return fmt.Sprintf(`
+[services.%s]
+protocol = "unix"
+path = %q
+program = %q
+env = { %s = %q }
+%s
+`, name, path, testBinary(t), helperVar, mode, strings.Join(extra, "\n"))
+}
+
 // echoService is a service table running the shipped echo handler.
 func echoService(name, address string, port int, extra ...string) string {
 	addr := ""

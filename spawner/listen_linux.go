@@ -1,0 +1,206 @@
+package spawner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/goinetd/goinetd/config"
+)
+
+// listener is one bound service and its loop.
+//
+// The socket is held as an *os.File, not a net.Listener: only a file's
+// RawConn can wait for readability and let goinetd call accept4 itself,
+// or hand the socket to a wait-mode child (a net.Listener's RawConn refuses
+// Read). Built-in services wrap it in a net.Listener or net.PacketConn.
+type listener struct {
+	service *config.Service // as bound
+	file    *os.File
+	addr    string // the bound address or path, for logs
+	raw     syscall.RawConn
+	current atomic.Pointer[service] // settings for the next connection
+	done    chan struct{}           // closed by close
+
+	once    sync.Once
+	mu      sync.Mutex
+	closers []io.Closer // what the loop derived from file (built-ins)
+	unlink  func()      // removes a unix socket's file, if still ours
+}
+
+// close stops l's loop: a pending accept or wait returns, a backoff pause
+// ends, and a unix socket's file is removed. A wait-mode child keeps its
+// copy of the socket.
+func (l *listener) close() {
+	l.once.Do(func() {
+		close(l.done)
+		l.file.Close()
+		l.mu.Lock()
+		for _, c := range l.closers {
+			c.Close()
+		}
+		l.mu.Unlock()
+		if l.unlink != nil {
+			l.unlink()
+		}
+	})
+}
+
+// derive records a Closer made from l's socket, closing it at once if l
+// is already closed. It reports whether l is still open.
+func (l *listener) derive(c io.Closer) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed() {
+		c.Close()
+		return false
+	}
+	l.closers = append(l.closers, c)
+	return true
+}
+
+// closed reports whether close has been called.
+func (l *listener) closed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// fd runs f with l's descriptor, which stays open meanwhile. It never
+// uses os.File.Fd, which would switch the socket to blocking mode.
+func (l *listener) fd(f func(fd int)) error {
+	return l.raw.Control(func(fd uintptr) { f(int(fd)) })
+}
+
+// listen binds svc's socket.
+func listen(svc *config.Service) (*listener, error) {
+	var (
+		file   *os.File
+		addr   string
+		unlink func()
+		err    error
+	)
+	switch svc.Protocol {
+	case config.Unix:
+		file, unlink, err = listenUnix(svc)
+		addr = svc.Path
+	case config.UDP:
+		file, addr, err = listenInet(svc, "udp")
+	default:
+		file, addr, err = listenInet(svc, "tcp")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("service %s: %w", svc.Name, err)
+	}
+	raw, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("service %s: %s: %w", svc.Name, addr, err)
+	}
+	return &listener{service: svc, file: file, addr: addr, raw: raw, unlink: unlink, done: make(chan struct{})}, nil
+}
+
+// listenInet binds a TCP or UDP socket. An IPv4 address binds IPv4 only
+// (0.0.0.0 too), an IPv6 one IPv6 only (:: too), and no address both.
+func listenInet(svc *config.Service, network string) (*os.File, string, error) {
+	switch {
+	case svc.Address.Is4():
+		network += "4"
+	case svc.Address.Is6():
+		network += "6"
+	}
+	addr := svc.ListenAddress()
+	var lc net.ListenConfig
+	var sock interface {
+		File() (*os.File, error)
+		Close() error
+	}
+	var bound string
+	if svc.Protocol == config.UDP {
+		pc, err := lc.ListenPacket(context.Background(), network, addr)
+		if err != nil {
+			return nil, "", fmt.Errorf("listen on %s %s: %w", network, addr, unwrapOp(err))
+		}
+		sock, bound = pc.(*net.UDPConn), pc.LocalAddr().String()
+	} else {
+		ln, err := lc.Listen(context.Background(), network, addr)
+		if err != nil {
+			return nil, "", fmt.Errorf("listen on %s %s: %w", network, addr, unwrapOp(err))
+		}
+		sock, bound = ln.(*net.TCPListener), ln.Addr().String()
+	}
+	// Keep a duplicate of the socket as a file and drop the net value.
+	file, err := sock.File()
+	sock.Close()
+	if err != nil {
+		return nil, "", fmt.Errorf("listen on %s %s: %w", network, addr, err)
+	}
+	return file, bound, nil
+}
+
+// listenUnix binds a unix stream socket at svc.Path with svc's mode and
+// owner. The socket is made under a temporary name and renamed into place,
+// so it never exists at Path with other permissions, and a stale socket
+// there is replaced atomically; anything else at Path is left alone. The
+// returned unlink removes the file if it is still the one made here.
+func listenUnix(svc *config.Service) (*os.File, func(), error) {
+	path := svc.Path
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != os.ModeSocket {
+		return nil, nil, fmt.Errorf("listen on %s: it exists and is not a socket", path)
+	}
+	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".goinetd.%d.sock", os.Getpid()))
+	os.Remove(tmp) // left by a crashed goinetd with this pid, if any
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s: %w", path, unwrapOp(err))
+	}
+	ln.SetUnlinkOnClose(false)
+	file, err := ln.File()
+	ln.Close()
+	if err == nil {
+		err = os.Chmod(tmp, svc.SocketMode)
+	}
+	if err == nil && (svc.SocketUID >= 0 || svc.SocketGID >= 0) {
+		err = os.Lchown(tmp, svc.SocketUID, svc.SocketGID)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	var made os.FileInfo
+	if err == nil {
+		made, err = os.Lstat(path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		if file != nil {
+			file.Close()
+		}
+		return nil, nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	unlink := func() {
+		if fi, err := os.Lstat(path); err == nil && os.SameFile(fi, made) {
+			os.Remove(path)
+		}
+	}
+	return file, unlink, nil
+}
+
+// unwrapOp drops the *net.OpError around a bind error, whose text repeats
+// the address the caller already names.
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Err
+	}
+	return err
+}
