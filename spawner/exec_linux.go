@@ -19,10 +19,11 @@ import (
 // not depend on the connection is computed once, when it is loaded.
 type service struct {
 	*config.Service
-	path     string   // what to exec: the program, or the trampoline
-	argv     []string // its argv
-	env      []string // PATH and the config's env, sorted; the peer is added per connection
-	stderrFD int      // fd 2 of the child, unless stderr is "socket"
+	path     string               // what to exec: the program, or the trampoline
+	argv     []string             // its argv
+	env      []string             // PATH and the config's env, sorted; the peer is added per connection
+	sys      *syscall.SysProcAttr // shared, read-only, by every spawn
+	stderrFD int                  // fd 2 of the child, unless stderr is "socket"
 
 	acceptFailed, forkFailed, execFailed, quickExit limitedLog
 }
@@ -40,12 +41,8 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 	p.path = svc.Program
 	p.argv = append([]string{filepath.Base(svc.Program)}, svc.Args...)
 	p.env = baseEnv(svc.Env)
-	if svc.ListenFDs {
-		// The trampoline sets LISTEN_PID to its own pid, which the
-		// program keeps across exec; see Trampoline.
-		p.path = s.self
-		p.argv = append([]string{TrampolineName, svc.Program}, p.argv...)
-		p.env = append(p.env, "LISTEN_FDS=1", "LISTEN_FDNAMES="+svc.Name)
+	if err := s.sandbox(p); err != nil {
+		return nil, err
 	}
 	switch svc.Stderr {
 	case config.StderrNull:
@@ -106,12 +103,7 @@ func (s *Server) spawnWait(svc *service, fd int, exited chan struct{}) error {
 // start forks and execs svc's program with files as its descriptors 0, 1,
 // 2 (and 3), and logs a failure.
 func (s *Server) start(svc *service, files []uintptr, env []string, peer string, exited chan struct{}) error {
-	attr := &syscall.ProcAttr{
-		Dir:   svc.Workdir,
-		Env:   env,
-		Files: files,
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
-	}
+	attr := &syscall.ProcAttr{Dir: svc.Workdir, Env: env, Files: files, Sys: svc.sys}
 	c := &child{service: svc.Name, peer: peer, started: time.Now(), exited: exited}
 	err := s.children.start(svc.path, svc.argv, attr, c)
 	switch {
