@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 )
 
 // Config is a loaded and validated inetd.toml. It is never modified after
@@ -43,6 +44,9 @@ func (c *Config) Enabled() []*Service {
 // Server holds the [server] table.
 type Server struct {
 	LogFormat LogFormat
+	// MaxConnections caps live connections across all services; 0 means
+	// no cap.
+	MaxConnections int
 }
 
 // Service is one [services.NAME] table with [defaults] applied.
@@ -75,6 +79,89 @@ type Service struct {
 	Env      []string
 	Stderr   Stderr
 	Disabled bool
+
+	// Admission, decided before any child is started.
+	Limits
+
+	// Sandbox of the child.
+	Sandbox
+}
+
+// Limits says which connections a service admits. The zero value admits
+// every connection.
+type Limits struct {
+	// OnlyFrom, if not empty, lists the client addresses admitted;
+	// NoAccess lists those refused, and wins. IPv4-mapped IPv6 clients
+	// match IPv4 prefixes.
+	OnlyFrom []netip.Prefix
+	NoAccess []netip.Prefix
+	// MaxConnections caps the service's live connections; 0 means no cap.
+	MaxConnections int
+	// MaxPerSource caps live connections from one source; 0 means no cap.
+	MaxPerSource int
+	// SourcePrefixV6 is how many leading bits of an IPv6 client address
+	// make its source (default 64: one host owns a /64).
+	SourcePrefixV6 int
+	// RateLimit pauses the service for RatePause when more connections
+	// come than it allows; RateLimitPerSource does so for one source.
+	RateLimit          Rate
+	RateLimitPerSource Rate
+	RatePause          time.Duration
+	// Timeout ends a connection that lasts longer; 0 means never.
+	Timeout time.Duration
+}
+
+// Rate is N events per Per; the zero Rate means no limit.
+type Rate struct {
+	N   int
+	Per time.Duration
+}
+
+func (r Rate) String() string {
+	switch r.Per {
+	case time.Second:
+		return fmt.Sprintf("%d/s", r.N)
+	case time.Minute:
+		return fmt.Sprintf("%d/m", r.N)
+	case time.Hour:
+		return fmt.Sprintf("%d/h", r.N)
+	}
+	return fmt.Sprintf("%d/%s", r.N, r.Per)
+}
+
+// Sandbox is what a service's handler runs with. The zero value runs it
+// as goinetd's user, with goinetd's limits, nice value and umask.
+type Sandbox struct {
+	// Credential, if not nil, is the user the handler runs as.
+	Credential *Credential
+	// PassEnv names variables of goinetd's own environment that reach
+	// the handler; nothing else does.
+	PassEnv []string
+	// Rlimits are set, soft and hard, before the program starts.
+	Rlimits []Rlimit
+	// Nice and Umask, if not nil, are applied before the program starts.
+	Nice  *int
+	Umask *os.FileMode
+	// Chroot, if not empty, is the root the handler runs in; Program and
+	// Workdir are then paths inside it.
+	Chroot string
+
+	group *int // the group key, merged into Credential by validate
+}
+
+// Credential is a resolved user and group.
+type Credential struct {
+	User   string // as written in the config
+	UID    uint32
+	GID    uint32
+	Groups []uint32 // supplementary groups
+}
+
+// Rlimit is one resource limit.
+type Rlimit struct {
+	Name     string // as in the config: "nofile", "as", ...
+	Resource int    // the RLIMIT_ constant
+	Value    uint64 // unix.RLIM_INFINITY for "unlimited"
 }
 
 // ListenAddress is the host:port the service binds, in the form net.Listen
@@ -163,6 +250,10 @@ var ConnectionVariables = []string{
 // DefaultSocketMode is the permission of a unix service's socket unless
 // socket_mode says otherwise: anyone may connect, as with systemd.
 const DefaultSocketMode os.FileMode = 0o666
+
+// DefaultRatePause is how long a rate limit pauses a service or a source
+// unless rate_pause says otherwise.
+const DefaultRatePause = 10 * time.Second
 
 // MaxSocketPath is the longest unix socket path the kernel accepts.
 const MaxSocketPath = 107

@@ -114,7 +114,7 @@ func checkFuzzConfig(t *testing.T, cfg *Config) {
 		if s.Program != "" && !filepath.IsAbs(s.Program) {
 			t.Errorf("service %s: got Program %q; want an absolute path", s.Name, s.Program)
 		}
-		if !filepath.IsAbs(s.Workdir) {
+		if s.Builtin == "" && !filepath.IsAbs(s.Workdir) {
 			t.Errorf("service %s: got Workdir %q; want an absolute path", s.Name, s.Workdir)
 		}
 		if s.Protocol == UDP && s.Mode != Wait && s.Builtin == "" {

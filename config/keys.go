@@ -27,9 +27,10 @@ var topNotYet = []string{"include"}
 func serverKeys(s *Server) tableKeys {
 	return tableKeys{
 		set: map[string]func(any) error{
-			"log_format": func(v any) error { return oneOf(v, &s.LogFormat, LogText, LogJSON) },
+			"log_format":      func(v any) error { return oneOf(v, &s.LogFormat, LogText, LogJSON) },
+			"max_connections": func(v any) error { return parseCount(v, &s.MaxConnections, 1) },
 		},
-		notYet: []string{"max_connections", "metrics", "shutdown_grace"},
+		notYet: []string{"metrics", "shutdown_grace"},
 	}
 }
 
@@ -47,18 +48,38 @@ func serviceKeys(s *Service) tableKeys {
 			"builtin":      func(v any) error { return oneOf(v, &s.Builtin, builtinNames()...) },
 			"listen_fds":   func(v any) error { return parseBool(v, &s.ListenFDs) },
 			"program":      func(v any) error { return parsePath(v, &s.Program) },
-			"args":         func(v any) error { return parseStrings(v, &s.Args) },
-			"workdir":      func(v any) error { return parsePath(v, &s.Workdir) },
-			"env":          func(v any) error { return parseEnv(v, &s.Env) },
-			"stderr":       func(v any) error { return oneOf(v, &s.Stderr, StderrLog, StderrSocket, StderrNull) },
-			"disabled":     func(v any) error { return parseBool(v, &s.Disabled) },
+
+			"only_from":             func(v any) error { return parsePrefixes(v, &s.OnlyFrom) },
+			"no_access":             func(v any) error { return parsePrefixes(v, &s.NoAccess) },
+			"max_connections":       func(v any) error { return parseCount(v, &s.MaxConnections, 1) },
+			"max_per_source":        func(v any) error { return parseCount(v, &s.MaxPerSource, 1) },
+			"source_prefix_v6":      func(v any) error { return parsePrefixLength(v, &s.SourcePrefixV6) },
+			"rate_limit":            func(v any) error { return parseRate(v, &s.RateLimit) },
+			"rate_limit_per_source": func(v any) error { return parseRate(v, &s.RateLimitPerSource) },
+			"rate_pause":            func(v any) error { return parseDuration(v, &s.RatePause) },
+			"timeout":               func(v any) error { return parseDuration(v, &s.Timeout) },
+
+			"user": func(v any) error { return parseCredential(v, &s.Credential) },
+			"group": func(v any) error {
+				var gid int
+				err := parseGroup(v, &gid)
+				if err == nil {
+					s.group = &gid
+				}
+				return err
+			},
+			"pass_env": func(v any) error { return parseNames(v, &s.PassEnv) },
+			"rlimits":  func(v any) error { return parseRlimits(v, &s.Rlimits) },
+			"nice":     func(v any) error { return parseNice(v, &s.Nice) },
+			"umask":    func(v any) error { return parseUmask(v, &s.Umask) },
+			"chroot":   func(v any) error { return parsePath(v, &s.Chroot) },
+			"args":     func(v any) error { return parseStrings(v, &s.Args) },
+			"workdir":  func(v any) error { return parsePath(v, &s.Workdir) },
+			"env":      func(v any) error { return parseEnv(v, &s.Env) },
+			"stderr":   func(v any) error { return oneOf(v, &s.Stderr, StderrLog, StderrSocket, StderrNull) },
+			"disabled": func(v any) error { return parseBool(v, &s.Disabled) },
 		},
-		notYet: []string{
-			"user", "group", "max_connections", "max_per_source", "source_prefix_v6",
-			"rate_limit", "rate_limit_per_source", "rate_pause", "only_from", "no_access",
-			"pass_env", "timeout", "rlimits", "nice", "umask", "chroot",
-			"proxy_protocol", "proxy_from", "proxy_timeout",
-		},
+		notYet: []string{"proxy_protocol", "proxy_from", "proxy_timeout"},
 	}
 }
 

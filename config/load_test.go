@@ -10,6 +10,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // newService is a service as Load returns it when the file sets only its
@@ -27,6 +30,7 @@ func newService(name string, port uint16, program, dir string) *Service {
 		SocketMode: DefaultSocketMode,
 		SocketUID:  -1,
 		SocketGID:  -1,
+		Limits:     Limits{SourcePrefixV6: 64, RatePause: DefaultRatePause},
 	}
 }
 
@@ -63,13 +67,45 @@ func TestLoadGood(t *testing.T) {
 			server: Server{LogFormat: LogJSON},
 		},
 		{
+			file:   "limits.toml",
+			server: Server{LogFormat: LogText, MaxConnections: 500},
+			services: []*Service{
+				with(sh("guarded", 7), func(s *Service) {
+					nice, umask := 5, os.FileMode(0o027)
+					s.Limits = Limits{
+						OnlyFrom: []netip.Prefix{
+							netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
+							netip.MustParsePrefix("10.0.0.0/8"),
+						},
+						NoAccess:           []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")},
+						MaxConnections:     10,
+						MaxPerSource:       2,
+						SourcePrefixV6:     48,
+						RateLimit:          Rate{N: 50, Per: time.Second},
+						RateLimitPerSource: Rate{N: 5, Per: 10 * time.Second},
+						RatePause:          30 * time.Second,
+						Timeout:            5 * time.Minute,
+					}
+					s.Sandbox = Sandbox{
+						PassEnv: []string{"TZ", "LANG"},
+						Rlimits: []Rlimit{
+							{"as", unix.RLIMIT_AS, 512 << 20}, {"core", unix.RLIMIT_CORE, 0},
+							{"cpu", unix.RLIMIT_CPU, 10}, {"nofile", unix.RLIMIT_NOFILE, 1024},
+							{"nproc", unix.RLIMIT_NPROC, unix.RLIM_INFINITY},
+						},
+						Nice: &nice, Umask: &umask,
+					}
+				}),
+			},
+		},
+		{
 			file:   "socket-kinds.toml",
 			server: Server{LogFormat: LogText},
 			services: []*Service{
-				with(newService("chargen", 19, "", dir), func(s *Service) {
+				with(newService("chargen", 19, "", ""), func(s *Service) {
 					s.Protocol, s.Mode, s.Builtin = UDP, Wait, "chargen"
 				}),
-				with(newService("daytime", 13, "", dir), func(s *Service) { s.Builtin = "daytime" }),
+				with(newService("daytime", 13, "", ""), func(s *Service) { s.Builtin = "daytime" }),
 				with(newService("local", 0, "/bin/sh", dir), func(s *Service) {
 					s.Protocol, s.Mode = Unix, Wait
 					s.Path, s.SocketMode = "/tmp/goinetd-test-local.sock", 0o600
@@ -294,6 +330,28 @@ func TestLoadSocketOwner(t *testing.T) {
 	}
 	if s := cfg.Services[0]; s.SocketUID != 65534 || s.SocketGID != 0 {
 		t.Errorf("got socket owner %d:%d; want 65534:0 (nobody, root)", s.SocketUID, s.SocketGID)
+	}
+}
+
+func TestLoadCredential(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root may run handlers as another user")
+	}
+	cfg, err := Parse([]byte("[services.a]\nport = 7\nprogram = \"/bin/sh\"\nuser = \"nobody\"\n\n"+
+		"[services.b]\nport = 8\nprogram = \"/bin/sh\"\nuser = \"nobody\"\ngroup = \"root\"\n\n"+
+		"[services.c]\nport = 9\nprogram = \"/bin/sh\"\ngroup = 65534\n"), "x.toml", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Credential{
+		{User: "nobody", UID: 65534, GID: 65534, Groups: []uint32{65534}},
+		{User: "nobody", UID: 65534, GID: 0, Groups: []uint32{65534}},
+		{UID: 0, GID: 65534},
+	}
+	for i, s := range cfg.Services {
+		if s.Credential == nil || !reflect.DeepEqual(*s.Credential, want[i]) {
+			t.Errorf("service %s: got credential %+v; want %+v", s.Name, s.Credential, want[i])
+		}
 	}
 }
 

@@ -99,13 +99,6 @@ func validateService(cfg *Config, s *Service, ps *problems) {
 		if !set("program") && !set("builtin") {
 			ps.add(key("program"), "missing: a service needs a program to run (or a builtin)")
 		}
-	default:
-		s.Program = resolve(cfg.Dir, s.Program)
-		if !s.Disabled {
-			if err := checkExecutable(s.Program); err != nil {
-				ps.add(key("program"), "%v", err)
-			}
-		}
 	}
 	if s.ListenFDs && s.Mode != Wait {
 		ps.add(key("listen_fds"), "needs mode = \"wait\": the handler gets the listening socket")
@@ -114,12 +107,105 @@ func validateService(cfg *Config, s *Service, ps *problems) {
 		ps.add(key("stderr"), "\"socket\" does not apply in wait mode: the handler gets the listening socket, not a connection")
 	}
 
-	if s.Workdir == "" {
-		s.Workdir = cfg.Dir
-	} else {
-		s.Workdir = resolve(cfg.Dir, s.Workdir)
+	validateLimits(s, key, set, own, ps)
+	validateSandbox(cfg, s, key, own, ps)
+}
+
+// validateLimits checks where admission keys apply. A client of a unix
+// socket has no address, and in TCP wait mode the handler accepts
+// connections itself; an address rule that cannot be enforced is an error
+// even when inherited from [defaults], since ignoring it would open the
+// service to everyone.
+func validateLimits(s *Service, key func(string) string, set, own func(string) bool, ps *problems) {
+	if s.SourcePrefixV6 == 0 && !set("source_prefix_v6") {
+		s.SourcePrefixV6 = 64
+	}
+	if s.RatePause == 0 {
+		s.RatePause = DefaultRatePause
+	}
+	perClient := []string{"only_from", "no_access", "max_per_source", "rate_limit_per_source", "source_prefix_v6"}
+	var where string
+	switch {
+	case s.Protocol == Unix:
+		where = "a unix service: its clients have no address"
+	case s.Protocol == TCP && s.Mode == Wait:
+		where = "wait mode: the handler accepts connections itself"
+	case s.Protocol == UDP:
+		perClient, where = []string{"max_per_source"}, "a udp service: a datagram is not a connection"
+	}
+	if where != "" {
+		for _, name := range perClient {
+			switch {
+			case own(name):
+				ps.add(key(name), "does not apply to %s", where)
+			case set(name):
+				ps.add(toml.Key{"services", s.Name}.String(), "%s from [defaults] does not apply to %s", name, where)
+			}
+		}
+	}
+	if own("rate_pause") && !set("rate_limit") && !set("rate_limit_per_source") {
+		ps.add(key("rate_pause"), "applies only with rate_limit or rate_limit_per_source")
+	}
+}
+
+// validateSandbox checks the handler's user, limits and root, and resolves
+// the program and working directory (inside the root, if there is one).
+func validateSandbox(cfg *Config, s *Service, key func(string) string, own func(string) bool, ps *problems) {
+	if s.Builtin != "" {
+		// A built-in runs in goinetd: none of this applies. Keys inherited
+		// from [defaults] are ignored for it; its own are errors.
+		for _, name := range []string{"user", "group", "pass_env", "rlimits", "nice", "umask", "chroot"} {
+			if own(name) {
+				ps.add(key(name), "does not apply to a builtin service")
+			}
+		}
+		s.Sandbox = Sandbox{}
+		return
+	}
+	if s.group != nil {
+		c := Credential{UID: uint32(os.Geteuid()), GID: uint32(*s.group)}
+		if s.Credential != nil {
+			c = *s.Credential
+			c.GID = uint32(*s.group)
+		}
+		s.Credential = &c
+		s.group = nil
+	}
+
+	root, rootOK := "/", true
+	if s.Chroot != "" {
+		s.Chroot = resolve(cfg.Dir, s.Chroot)
+		root = s.Chroot
 		if !s.Disabled {
-			if err := checkDir(s.Workdir); err != nil {
+			if err := checkDir(s.Chroot); err != nil {
+				ps.add(key("chroot"), "%v", err)
+				rootOK = false
+			}
+		}
+	}
+	if s.Program != "" && rootOK {
+		if s.Chroot != "" && !filepath.IsAbs(s.Program) {
+			ps.add(key("program"), "with chroot, the program is a path inside the new root and must be absolute")
+		} else {
+			s.Program = resolve(cfg.Dir, s.Program)
+			if !s.Disabled {
+				if err := checkExecutable(filepath.Join(root, s.Program)); err != nil {
+					ps.add(key("program"), "%v", err)
+				}
+			}
+		}
+	}
+	switch {
+	case s.Workdir == "" && s.Chroot != "":
+		s.Workdir = "/"
+	case s.Workdir == "":
+		s.Workdir = cfg.Dir
+	case s.Chroot != "" && !filepath.IsAbs(s.Workdir):
+		ps.add(key("workdir"), "with chroot, the workdir is a path inside the new root and must be absolute")
+	default:
+		s.Workdir = resolve(cfg.Dir, s.Workdir)
+		if !s.Disabled && rootOK {
+			if err := checkDir(filepath.Join(root, s.Workdir)); err != nil {
 				ps.add(key("workdir"), "%v", err)
 			}
 		}

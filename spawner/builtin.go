@@ -2,8 +2,10 @@ package spawner
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/goinetd/goinetd/builtin"
@@ -23,13 +25,16 @@ func (s *Server) serveBuiltinStream(l *listener) {
 	}
 	var wait backoff
 	for {
+		if !s.waitForRoom(l, l.current.Load()) {
+			return
+		}
 		conn, err := ln.Accept()
 		if err != nil {
 			if l.closed() {
 				return
 			}
 			svc := l.current.Load()
-			svc.acceptFailed.log(s.log, "accept failed", "service", svc.Name, "err", err)
+			svc.acceptFailed.log(s.log, slog.LevelError, "accept failed", "service", svc.Name, "err", err)
 			if !wait.sleep(l.done) {
 				return
 			}
@@ -37,11 +42,29 @@ func (s *Server) serveBuiltinStream(l *listener) {
 		}
 		wait.reset()
 		svc := l.current.Load()
+		var peer netip.AddrPort
+		if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+			peer = a.AddrPort()
+		}
+		sl, _, refused := s.admit(svc, peer, l.done)
+		if refused != "" {
+			conn.Close()
+			continue
+		}
 		go func() {
+			defer s.children.release(sl)
 			started := time.Now()
+			if svc.Timeout > 0 {
+				conn.SetDeadline(started.Add(svc.Timeout))
+			}
 			err := builtin.Serve(svc.Builtin, conn, time.Now)
-			s.log.Info("connection ended", "service", svc.Name, "peer", conn.RemoteAddr().String(),
-				"builtin", svc.Builtin, "err", err, "duration", time.Since(started))
+			attrs := []any{"service", svc.Name, "peer", conn.RemoteAddr().String(), "builtin", svc.Builtin}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				attrs = append(attrs, "timeout", true)
+			} else if err != nil {
+				attrs = append(attrs, "err", err)
+			}
+			s.log.Info("connection ended", append(attrs, "duration", time.Since(started))...)
 		}()
 	}
 }
@@ -62,13 +85,16 @@ func (s *Server) serveBuiltinPackets(l *listener) {
 	buf := make([]byte, 64<<10)
 	var wait backoff
 	for {
+		if !s.waitForRoom(l, l.current.Load()) {
+			return
+		}
 		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if l.closed() || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			svc := l.current.Load()
-			svc.acceptFailed.log(s.log, "receive failed", "service", svc.Name, "err", err)
+			svc.acceptFailed.log(s.log, slog.LevelError, "receive failed", "service", svc.Name, "err", err)
 			if !wait.sleep(l.done) {
 				return
 			}
@@ -77,8 +103,12 @@ func (s *Server) serveBuiltinPackets(l *listener) {
 		wait.reset()
 		svc := l.current.Load()
 		peer := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		if reason := svc.refuse(peer.Addr(), time.Now()); reason != "" {
+			s.refused(svc, peer.String(), reason)
+			continue
+		}
 		if !builtin.ReplyAllowed(peer) {
-			s.log.Debug("datagram ignored", "service", svc.Name, "peer", peer.String(), "reason", "source port")
+			s.log.Debug("datagram ignored", "service", svc.Name, "peer", peer.String(), "reason", "source may not be answered")
 			continue
 		}
 		reply, ok := builtin.Reply(svc.Builtin, buf[:n], time.Now)

@@ -3,6 +3,7 @@ package spawner
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,7 @@ import (
 // not depend on the connection is computed once, when it is loaded.
 type service struct {
 	*config.Service
+	*gate
 	path     string               // what to exec: the program, or the trampoline
 	argv     []string             // its argv
 	env      []string             // PATH and the config's env, sorted; the peer is added per connection
@@ -34,7 +36,7 @@ var errFork = errors.New("fork failed")
 
 // prepare builds the spawn template of svc.
 func (s *Server) prepare(svc *config.Service) (*service, error) {
-	p := &service{Service: svc, stderrFD: -1}
+	p := &service{Service: svc, gate: newGate(svc.Limits), stderrFD: -1}
 	if svc.Builtin != "" {
 		return p, nil
 	}
@@ -71,14 +73,23 @@ func baseEnv(env []string) []string {
 	return base
 }
 
-// spawnConn starts svc's program for the accepted connection fd from the
-// socket address sa. The caller closes fd afterwards. A failure is logged
-// here; the error it returns wraps errFork when the accept loop should
-// back off.
-func (s *Server) spawnConn(svc *service, fd int, sa unix.Sockaddr) error {
-	env, peer, err := connectionEnv(svc.env, fd, sa)
+// serveConn admits the accepted connection fd from the socket address sa
+// and starts svc's program for it. The caller closes fd afterwards. A
+// refusal or failure is logged here; the error it returns wraps errFork
+// when the accept loop should back off.
+func (s *Server) serveConn(svc *service, fd int, sa unix.Sockaddr, done <-chan struct{}) error {
+	peer := addrPort(sa)
+	sl, perSource, refused := s.admit(svc, peer, done)
+	if refused != "" {
+		return nil
+	}
+	env, peerName, err := connectionEnv(svc.env, fd, sa)
+	if err == nil && peer.IsValid() && svc.limits.MaxPerSource > 0 {
+		env = append(env, "TCPCONCURRENCY="+strconv.Itoa(perSource))
+	}
 	if err != nil {
-		svc.execFailed.log(s.log, "spawn failed", "service", svc.Name, "peer", peer,
+		s.children.release(sl)
+		svc.execFailed.log(s.log, slog.LevelError, "spawn failed", "service", svc.Name, "peer", peerName,
 			"stage", "peer address", "err", err)
 		return err
 	}
@@ -86,36 +97,41 @@ func (s *Server) spawnConn(svc *service, fd int, sa unix.Sockaddr) error {
 	if stderr < 0 {
 		stderr = fd
 	}
-	return s.start(svc, []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)}, env, peer, nil)
+	return s.start(svc, []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)}, env, peerName, sl, nil)
 }
 
-// spawnWait starts a wait-mode child on the listening socket fd: as fds 0
-// and 1, or as fd 3 under listen_fds (with stdin /dev/null and stdout
-// where stderr goes). exited is closed when the child has been reaped.
-func (s *Server) spawnWait(svc *service, fd int, exited chan struct{}) error {
+// spawnWait starts a wait-mode child on the listening socket fd, counted
+// in sl: as fds 0 and 1, or as fd 3 under listen_fds (with stdin /dev/null
+// and stdout where stderr goes). exited is closed when the child has been
+// reaped.
+func (s *Server) spawnWait(svc *service, fd int, sl slot, exited chan struct{}) error {
 	files := []uintptr{uintptr(fd), uintptr(fd), uintptr(svc.stderrFD)}
 	if svc.ListenFDs {
 		files = []uintptr{uintptr(s.devNullRead), uintptr(svc.stderrFD), uintptr(svc.stderrFD), uintptr(fd)}
 	}
-	return s.start(svc, files, svc.env, "", exited)
+	return s.start(svc, files, svc.env, "", sl, exited)
 }
 
 // start forks and execs svc's program with files as its descriptors 0, 1,
-// 2 (and 3), and logs a failure.
-func (s *Server) start(svc *service, files []uintptr, env []string, peer string, exited chan struct{}) error {
+// 2 (and 3), for a connection counted in sl, and logs a failure. The slot
+// is freed when the child is reaped, or at once if it cannot start.
+func (s *Server) start(svc *service, files []uintptr, env []string, peer string, sl slot, exited chan struct{}) error {
 	attr := &syscall.ProcAttr{Dir: svc.Workdir, Env: env, Files: files, Sys: svc.sys}
-	c := &child{service: svc.Name, peer: peer, started: time.Now(), exited: exited}
-	err := s.children.start(svc.path, svc.argv, attr, c)
+	c := &child{service: svc.Name, peer: peer, started: time.Now(), slot: sl, exited: exited}
+	err := s.children.start(svc.path, svc.argv, attr, c, svc.Timeout)
+	if err != nil {
+		s.children.release(sl)
+	}
 	switch {
 	case err == nil:
 		s.log.Debug("spawned", "service", svc.Name, "peer", peer, "pid", c.pid)
 		return nil
 	case err == unix.EAGAIN || err == unix.ENOMEM:
-		svc.forkFailed.log(s.log, "spawn failed", "service", svc.Name, "peer", peer,
+		svc.forkFailed.log(s.log, slog.LevelError, "spawn failed", "service", svc.Name, "peer", peer,
 			"stage", "fork", "err", err)
 		return fmt.Errorf("%w: %w", errFork, err)
 	default:
-		svc.execFailed.log(s.log, "spawn failed", "service", svc.Name, "peer", peer,
+		svc.execFailed.log(s.log, slog.LevelError, "spawn failed", "service", svc.Name, "peer", peer,
 			"stage", "exec", "program", svc.Program, "err", err)
 		return err
 	}

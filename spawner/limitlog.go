@@ -1,6 +1,7 @@
 package spawner
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -21,16 +22,16 @@ type limitedLog struct {
 	flush      *time.Timer
 }
 
-// log writes msg at error level unless a record of l was written less than
+// log writes msg at level unless a record of l was written less than
 // logInterval ago. Records held back are summed up in one record, with
 // the attributes of the latest of them and a "repeated" count.
-func (l *limitedLog) log(log *slog.Logger, msg string, attrs ...any) {
+func (l *limitedLog) log(log *slog.Logger, level slog.Level, msg string, attrs ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
 	if now.Sub(l.last) >= logInterval {
 		l.last = now
-		log.Error(msg, attrs...)
+		log.Log(context.Background(), level, msg, attrs...)
 		return
 	}
 	l.suppressed++
@@ -39,7 +40,7 @@ func (l *limitedLog) log(log *slog.Logger, msg string, attrs ...any) {
 		l.flush = time.AfterFunc(l.last.Add(logInterval).Sub(now), func() {
 			l.mu.Lock()
 			defer l.mu.Unlock()
-			log.Error(msg, append(l.latest, "repeated", l.suppressed)...)
+			log.Log(context.Background(), level, msg, append(l.latest, "repeated", l.suppressed)...)
 			l.last = time.Now()
 			l.suppressed = 0
 			l.latest = nil

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,7 +19,12 @@ type child struct {
 	service string
 	peer    string // as logs show it; empty for a wait-mode child
 	started time.Time
+	slot    slot          // freed when the child is reaped
 	exited  chan struct{} // if not nil, closed when the child is reaped
+
+	// The timeout's timer, and whether it fired. Guarded by children.mu.
+	timer    *time.Timer
+	timedOut bool
 }
 
 // children is the pid table of live handlers, and their reaper.
@@ -33,15 +39,32 @@ type children struct {
 
 	mu   sync.Mutex
 	live map[int]*child
+	// Live connections, children and built-ins, for admission.
+	total      int
+	perService map[string]int
+	perSource  map[slot]int
+	released   chan struct{} // closed and replaced by every release
+	maxTotal   atomic.Int64  // [server] max_connections; 0: none
 }
 
 func newChildren(log *slog.Logger) *children {
-	return &children{log: log, live: make(map[int]*child)}
+	return &children{
+		log:        log,
+		live:       make(map[int]*child),
+		perService: make(map[string]int),
+		perSource:  make(map[slot]int),
+		released:   make(chan struct{}),
+	}
 }
 
+// killGrace is how long a child that outlived its timeout has between
+// SIGTERM and SIGKILL.
+const killGrace = 2 * time.Second
+
 // start forks and execs argv[0]'s program at path, recording c as live
-// under the pid it gets.
-func (cs *children) start(path string, argv []string, attr *syscall.ProcAttr, c *child) error {
+// under the pid it gets. A timeout above zero ends the child if it runs
+// longer (see expire). On failure the caller still owns c's slot.
+func (cs *children) start(path string, argv []string, attr *syscall.ProcAttr, c *child, timeout time.Duration) error {
 	cs.forkLock.RLock()
 	defer cs.forkLock.RUnlock()
 	pid, err := syscall.ForkExec(path, argv, attr)
@@ -51,8 +74,36 @@ func (cs *children) start(path string, argv []string, attr *syscall.ProcAttr, c 
 	c.pid = pid
 	cs.mu.Lock()
 	cs.live[pid] = c
+	if timeout > 0 {
+		c.timer = time.AfterFunc(timeout, func() { cs.expire(c, unix.SIGTERM) })
+	}
 	cs.mu.Unlock()
 	return nil
+}
+
+// expire ends a child that outlived its timeout: SIGTERM to its process
+// group (and to itself, should it have left the group), then SIGKILL after
+// killGrace if it is still there. It holds the fork lock for reading, so
+// the reaper cannot collect the child meanwhile and its pid cannot be
+// reused under the signal.
+func (cs *children) expire(c *child, sig unix.Signal) {
+	cs.forkLock.RLock()
+	defer cs.forkLock.RUnlock()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.live[c.pid] != c {
+		return // reaped already
+	}
+	unix.Kill(-c.pid, sig)
+	unix.Kill(c.pid, sig)
+	if sig == unix.SIGTERM {
+		c.timedOut = true
+		cs.log.Warn("timeout: terminating handler", "service", c.service, "peer", c.peer, "pid", c.pid,
+			"after", time.Since(c.started).Round(time.Millisecond), "kill_in", killGrace)
+		c.timer = time.AfterFunc(killGrace, func() { cs.expire(c, unix.SIGKILL) })
+	} else {
+		cs.log.Warn("timeout: killing handler", "service", c.service, "peer", c.peer, "pid", c.pid)
+	}
 }
 
 func (cs *children) count() int {
@@ -99,11 +150,16 @@ func (cs *children) reapExited() {
 		}
 		cs.mu.Lock()
 		c := cs.live[pid]
-		delete(cs.live, pid)
-		cs.mu.Unlock()
-		if c == nil {
+		if c != nil {
+			delete(cs.live, pid)
+			cs.releaseLocked(c.slot)
+			if c.timer != nil {
+				c.timer.Stop()
+			}
+		} else {
 			c = &child{pid: pid}
 		}
+		cs.mu.Unlock()
 		exits = append(exits, exit{child: c, status: status, ended: time.Now()})
 	}
 	cs.forkLock.Unlock()
@@ -130,6 +186,9 @@ func (cs *children) logExit(e exit) {
 		attrs = append(attrs, "exit", e.status.ExitStatus())
 	case e.status.Signaled():
 		attrs = append(attrs, "signal", unix.SignalName(e.status.Signal()))
+	}
+	if e.timedOut {
+		attrs = append(attrs, "timeout", true)
 	}
 	attrs = append(attrs, "duration", e.ended.Sub(e.started))
 	cs.log.Info("connection ended", attrs...)

@@ -2,6 +2,7 @@ package spawner
 
 import (
 	"errors"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -14,6 +15,9 @@ import (
 func (s *Server) serveNoWait(l *listener) {
 	var wait backoff
 	for {
+		if !s.waitForRoom(l, l.current.Load()) {
+			return
+		}
 		fd, sa, err := l.accept()
 		switch {
 		case err == nil:
@@ -23,15 +27,14 @@ func (s *Server) serveNoWait(l *listener) {
 			continue // that connection died in the backlog; take the next
 		default:
 			svc := l.current.Load()
-			svc.acceptFailed.log(s.log, "accept failed", "service", svc.Name, "err", err)
+			svc.acceptFailed.log(s.log, slog.LevelError, "accept failed", "service", svc.Name, "err", err)
 			if !wait.sleep(l.done) {
 				return
 			}
 			continue
 		}
 
-		svc := l.current.Load()
-		err = s.spawnConn(svc, fd, sa)
+		err = s.serveConn(l.current.Load(), fd, sa, l.done)
 		unix.Close(fd)
 		if errors.Is(err, errFork) {
 			if !wait.sleep(l.done) {

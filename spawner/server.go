@@ -87,6 +87,7 @@ func (s *Server) Start(cfg *config.Config) error {
 		errs.ErrorFormat = oneErrorPerLine
 		return err
 	}
+	s.children.maxTotal.Store(int64(cfg.Server.MaxConnections))
 	for _, l := range bound {
 		s.listeners = append(s.listeners, l)
 		s.loops.Add(1)

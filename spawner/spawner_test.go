@@ -76,7 +76,7 @@ func TestLimitedLogHoldsBackRepeatsAndCountsThem(t *testing.T) {
 	log := slog.New(records)
 	var l limitedLog
 	for i := range 5 {
-		l.log(log, "spawn failed", "try", i)
+		l.log(log, slog.LevelError, "spawn failed", "try", i)
 	}
 	first := <-records
 	if first.Message != "spawn failed" || attr(first, "try") != "0" || attr(first, "repeated") != "" {

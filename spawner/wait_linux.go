@@ -2,6 +2,8 @@ package spawner
 
 import (
 	"errors"
+	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/goinetd/goinetd/config"
@@ -27,6 +29,16 @@ func (s *Server) serveWait(l *listener) {
 			return
 		}
 		svc := l.current.Load()
+		if svc.Protocol == config.UDP && s.dropRefusedDatagram(l, svc) {
+			continue
+		}
+		if !s.waitForRoom(l, svc) {
+			return
+		}
+		sl, _, refused := s.admit(svc, netip.AddrPort{}, l.done)
+		if refused != "" {
+			return // closed while waiting for room
+		}
 		exited := make(chan struct{})
 		var before queueMark
 		var err error
@@ -36,11 +48,12 @@ func (s *Server) serveWait(l *listener) {
 			// The child expects a blocking socket, as every inetd gives
 			// it; goinetd does no I/O on it until the child is gone.
 			unix.SetNonblock(fd, false)
-			err = s.spawnWait(svc, fd, exited)
+			err = s.spawnWait(svc, fd, sl, exited)
 			if err != nil {
 				unix.SetNonblock(fd, true)
 			}
 		}); ctlErr != nil {
+			s.children.release(sl)
 			return // closed
 		}
 		if err != nil {
@@ -66,12 +79,36 @@ func (s *Server) serveWait(l *listener) {
 			wait.reset()
 			continue
 		}
-		svc.quickExit.log(s.log, "wait-mode handler exited without taking what was pending; backing off",
+		svc.quickExit.log(s.log, slog.LevelWarn, "wait-mode handler exited without taking what was pending; backing off",
 			"service", svc.Name, "lived", time.Since(started).Round(time.Millisecond), "backoff", wait.next())
 		if !wait.sleep(l.done) {
 			return
 		}
 	}
+}
+
+// dropRefusedDatagram reads, without spawning anything, the datagram at the
+// head of a UDP service's queue if its sender is refused (address rules,
+// or its source's rate), and reports whether it did.
+func (s *Server) dropRefusedDatagram(l *listener, svc *service) bool {
+	if len(svc.limits.OnlyFrom) == 0 && len(svc.limits.NoAccess) == 0 && svc.sources == nil {
+		return false
+	}
+	dropped := false
+	l.fd(func(fd int) {
+		var buf [1]byte
+		_, from, err := unix.Recvfrom(fd, buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		if err != nil {
+			return
+		}
+		peer := addrPort(from)
+		if reason := svc.refuse(peer.Addr(), time.Now()); reason != "" {
+			unix.Recvfrom(fd, buf[:], unix.MSG_DONTWAIT)
+			s.refused(svc, peer.String(), reason)
+			dropped = true
+		}
+	})
+	return dropped
 }
 
 // waitReadable blocks until l's socket has something to accept or

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -51,6 +52,12 @@ func runHelper(mode string) int {
 		if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
 			return 1
 		}
+		return 0
+	case "report-hold":
+		// Report, then hold the connection until the client closes it.
+		fds, _ := openFDs()
+		json.NewEncoder(os.Stdout).Encode(report{PID: os.Getpid(), FDs: fds, Env: os.Environ()})
+		io.Copy(io.Discard, os.Stdin)
 		return 0
 	case "stderr":
 		fmt.Fprintf(os.Stderr, "complaint from %d\nsecond line\n", os.Getpid())

@@ -1,0 +1,279 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// parseCount accepts an integer of at least least.
+func parseCount(v any, dst *int, least int64) error {
+	n, ok := v.(int64)
+	if !ok {
+		return fmt.Errorf("must be an integer, not %s", describe(v))
+	}
+	if n < least || n > 1<<31-1 {
+		return fmt.Errorf("%d is out of range %d-%d", n, least, 1<<31-1)
+	}
+	*dst = int(n)
+	return nil
+}
+
+func parsePrefixLength(v any, dst *int) error {
+	n, ok := v.(int64)
+	if !ok || n < 0 || n > 128 {
+		if ok {
+			return fmt.Errorf("%d is out of range 0-128", n)
+		}
+		return fmt.Errorf("must be an integer (0-128), not %s", describe(v))
+	}
+	*dst = int(n)
+	return nil
+}
+
+// parsePrefixes accepts addresses and CIDR prefixes, IPv4 or IPv6. An
+// IPv4-mapped IPv6 one is stored as IPv4, as clients are matched.
+func parsePrefixes(v any, dst *[]netip.Prefix) error {
+	var items []string
+	if err := parseStrings(v, &items); err != nil {
+		return err
+	}
+	out := make([]netip.Prefix, 0, len(items))
+	for i, s := range items {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("item %d: %w", i+1, err)
+		}
+		out = append(out, p)
+	}
+	*dst = out
+	return nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an address or a CIDR prefix", s)
+		}
+		a = a.Unmap().WithZone("")
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or a CIDR prefix", s)
+	}
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set; did you mean %s?", s, p.Masked())
+	}
+	return p, nil
+}
+
+func parseDuration(v any, dst *time.Duration) error {
+	s, err := parseString(v)
+	if err != nil {
+		return fmt.Errorf("must be a duration like \"10s\" or \"5m\", not %s", describe(v))
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("%q is not a positive duration like \"10s\" or \"5m\"", s)
+	}
+	*dst = d
+	return nil
+}
+
+// parseRate accepts "N/s", "N/m", "N/h" or "N/DURATION" ("5/10s").
+func parseRate(v any, dst *Rate) error {
+	s, err := parseString(v)
+	if err != nil {
+		return fmt.Errorf("must be a rate like \"50/s\" or \"600/m\", not %s", describe(v))
+	}
+	count, per, ok := strings.Cut(s, "/")
+	n, err := strconv.Atoi(count)
+	if !ok || err != nil || n < 1 {
+		return fmt.Errorf("%q is not a rate like \"50/s\" or \"600/m\"", s)
+	}
+	var d time.Duration
+	switch per {
+	case "s":
+		d = time.Second
+	case "m":
+		d = time.Minute
+	case "h":
+		d = time.Hour
+	default:
+		if d, err = time.ParseDuration(per); err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a rate like \"50/s\" or \"600/m\"", s)
+		}
+	}
+	*dst = Rate{N: n, Per: d}
+	return nil
+}
+
+// parseCredential resolves a user, with its primary group and its
+// supplementary groups. Only root may run handlers as another user.
+func parseCredential(v any, dst **Credential) error {
+	name, err := idName(v)
+	if err != nil {
+		return err
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		if u, err = user.LookupId(name); err != nil {
+			return fmt.Errorf("no user %q on this host", name)
+		}
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	if euid := os.Geteuid(); euid != 0 && uint64(euid) != uid {
+		return fmt.Errorf("user %q: goinetd runs as uid %d, and only root can run handlers as another user", name, euid)
+	}
+	c := &Credential{User: name, UID: uint32(uid), GID: uint32(gid)}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return fmt.Errorf("user %q: list its groups: %w", name, err)
+	}
+	for _, id := range ids {
+		if g, err := strconv.ParseUint(id, 10, 32); err == nil {
+			c.Groups = append(c.Groups, uint32(g))
+		}
+	}
+	*dst = c
+	return nil
+}
+
+// parseNames accepts a list of environment variable names.
+func parseNames(v any, dst *[]string) error {
+	var names []string
+	if err := parseStrings(v, &names); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if n == "" || strings.ContainsAny(n, "=\x00") {
+			return fmt.Errorf("%q is not a valid variable name", n)
+		}
+	}
+	*dst = names
+	return nil
+}
+
+func parseNice(v any, dst **int) error {
+	n, ok := v.(int64)
+	if !ok {
+		return fmt.Errorf("must be an integer (-20 to 19), not %s", describe(v))
+	}
+	if n < -20 || n > 19 {
+		return fmt.Errorf("%d is out of range -20 to 19", n)
+	}
+	nice := int(n)
+	*dst = &nice
+	return nil
+}
+
+func parseUmask(v any, dst **os.FileMode) error {
+	var m os.FileMode
+	if err := parseFileMode(v, &m); err != nil {
+		return err
+	}
+	*dst = &m
+	return nil
+}
+
+// rlimitResources are the resources rlimits accepts, and the unit of each
+// ("bytes", "seconds" or a count).
+var rlimitResources = map[string]struct {
+	resource int
+	unit     string
+}{
+	"as":       {unix.RLIMIT_AS, "bytes"},
+	"core":     {unix.RLIMIT_CORE, "bytes"},
+	"cpu":      {unix.RLIMIT_CPU, "seconds"},
+	"data":     {unix.RLIMIT_DATA, "bytes"},
+	"fsize":    {unix.RLIMIT_FSIZE, "bytes"},
+	"locks":    {unix.RLIMIT_LOCKS, "count"},
+	"memlock":  {unix.RLIMIT_MEMLOCK, "bytes"},
+	"msgqueue": {unix.RLIMIT_MSGQUEUE, "bytes"},
+	"nofile":   {unix.RLIMIT_NOFILE, "count"},
+	"nproc":    {unix.RLIMIT_NPROC, "count"},
+	"rss":      {unix.RLIMIT_RSS, "bytes"},
+	"stack":    {unix.RLIMIT_STACK, "bytes"},
+}
+
+// parseRlimits accepts a table of resource = value: an integer, or
+// "unlimited", a size ("512MiB", "64k") for byte resources, or a duration
+// ("10s") for cpu. The list is sorted by name.
+func parseRlimits(v any, dst *[]Rlimit) error {
+	table, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("must be a table like { nofile = 1024, as = \"512MiB\" }, not %s", describe(v))
+	}
+	var out []Rlimit
+	var bad []error
+	for _, name := range sortedKeys(table) {
+		r, ok := rlimitResources[name]
+		if !ok {
+			bad = append(bad, fmt.Errorf("%q is not a resource (want one of %s)", name, strings.Join(sortedKeys(rlimitResources), ", ")))
+			continue
+		}
+		value, err := rlimitValue(table[name], r.unit)
+		if err != nil {
+			bad = append(bad, fmt.Errorf("%s: %w", name, err))
+			continue
+		}
+		out = append(out, Rlimit{Name: name, Resource: r.resource, Value: value})
+	}
+	if len(bad) > 0 {
+		return errors.Join(bad...) // one problem each
+	}
+	*dst = out
+	return nil
+}
+
+func rlimitValue(v any, unit string) (uint64, error) {
+	switch v := v.(type) {
+	case int64:
+		if v < 0 {
+			return 0, fmt.Errorf("%d is negative", v)
+		}
+		return uint64(v), nil
+	case string:
+		if v == "unlimited" || v == "infinity" {
+			return unix.RLIM_INFINITY, nil
+		}
+		switch unit {
+		case "bytes":
+			return parseSize(v)
+		case "seconds":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < time.Second {
+				return 0, fmt.Errorf("%q is not a duration of at least 1s", v)
+			}
+			return uint64(d / time.Second), nil
+		}
+		return 0, fmt.Errorf("%q is not a count or \"unlimited\"", v)
+	}
+	return 0, fmt.Errorf("must be an integer or a string, not %s", describe(v))
+}
+
+// parseSize accepts a byte size with an optional unit: k, M, G, T (powers
+// of 1024, with or without "iB" or "B").
+func parseSize(s string) (uint64, error) {
+	num := strings.TrimRightFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.TrimSuffix(strings.TrimSuffix(s[len(num):], "B"), "i")
+	n, err := strconv.ParseUint(num, 10, 64)
+	shift, ok := map[string]uint{"": 0, "k": 10, "K": 10, "M": 20, "G": 30, "T": 40}[unit]
+	if err != nil || !ok || n > (1<<63)>>shift {
+		return 0, fmt.Errorf("%q is not a size like \"512MiB\", \"64k\" or \"unlimited\"", s)
+	}
+	return n << shift, nil
+}

@@ -1,0 +1,317 @@
+package spawner
+
+import (
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/goinetd/goinetd/config"
+	"golang.org/x/time/rate"
+)
+
+// Admission: every decision is made before a child is started.
+//
+//   - Address rules (only_from, no_access) and a source's rate limit
+//     refuse a connection: it is closed at once, without a child.
+//   - A source over max_per_source is refused the same way.
+//   - A service at max_connections, or goinetd at [server]
+//     max_connections, stops accepting: new clients wait in the kernel's
+//     backlog instead of being refused, and accepting resumes the moment a
+//     child is reaped. A refusal would make clients retry and fail; a full
+//     backlog is the same back-pressure a busy server gives, and a client
+//     that gives up loses nothing.
+//   - A service past its rate_limit stops accepting for rate_pause, then
+//     resumes by itself.
+//
+// A connection's slot is taken before its child is forked and freed when
+// the child is reaped (or a built-in's connection ends), under the pid
+// table's lock, so the counts are always those of live children.
+
+// Reasons a connection is refused, as logs and metrics name them.
+const (
+	refusedAddress       = "address"
+	refusedPerSource     = "per_source"
+	refusedRatePerSource = "rate_per_source"
+)
+
+// errPerSource refuses a connection whose source is at max_per_source.
+var errPerSource = errors.New("source at max_per_source")
+
+// gate is the admission state of one prepared service.
+type gate struct {
+	limits  config.Limits
+	rate    *rate.Limiter // rate_limit, or nil
+	sources *sourceRates  // rate_limit_per_source, or nil
+
+	refusals map[string]*limitedLog // by reason
+	paused   limitedLog
+}
+
+func newGate(l config.Limits) *gate {
+	g := &gate{limits: l, refusals: map[string]*limitedLog{
+		refusedAddress: {}, refusedPerSource: {}, refusedRatePerSource: {},
+	}}
+	if l.RateLimit.N > 0 {
+		g.rate = newLimiter(l.RateLimit)
+	}
+	if l.RateLimitPerSource.N > 0 {
+		g.sources = &sourceRates{rate: l.RateLimitPerSource, pause: l.RatePause, m: make(map[netip.Prefix]*sourceRate)}
+	}
+	return g
+}
+
+// newLimiter allows r.N events per r.Per, all N at once after a quiet
+// period.
+func newLimiter(r config.Rate) *rate.Limiter {
+	return rate.NewLimiter(rate.Every(r.Per/time.Duration(r.N)), r.N)
+}
+
+// source is the key a client address is counted under: the address
+// itself for IPv4, its SourcePrefixV6 network for IPv6.
+func (g *gate) source(a netip.Addr) netip.Prefix {
+	a = a.Unmap().WithZone("")
+	bits := a.BitLen()
+	if a.Is6() {
+		bits = g.limits.SourcePrefixV6
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
+
+// refuse returns why a connection from a must be refused, or "" to go on:
+// an address rule, or its source's rate limit.
+func (g *gate) refuse(a netip.Addr, now time.Time) string {
+	a = a.Unmap().WithZone("")
+	for _, p := range g.limits.NoAccess {
+		if p.Contains(a) {
+			return refusedAddress
+		}
+	}
+	if len(g.limits.OnlyFrom) > 0 {
+		allowed := false
+		for _, p := range g.limits.OnlyFrom {
+			if p.Contains(a) {
+				allowed = true
+				break
+			}
+		}
+		if !allowed {
+			return refusedAddress
+		}
+	}
+	if g.sources != nil && !g.sources.allow(g.source(a), now) {
+		return refusedRatePerSource
+	}
+	return ""
+}
+
+// pause reports how long the service must stop accepting because it is
+// past its rate limit, or 0. It takes a token for the connection about to
+// be accepted. Only the service's accept loop calls it.
+func (g *gate) pause() time.Duration {
+	if g.rate == nil || g.rate.Allow() {
+		return 0
+	}
+	return g.limits.RatePause
+}
+
+// resume ends a pause: as with xinetd's cps, the pause is the whole
+// penalty, and the service starts again with its full rate.
+func (g *gate) resume() {
+	g.rate = newLimiter(g.limits.RateLimit)
+}
+
+// maxSources bounds the per-source rate table. Past it, sources that are
+// idle are forgotten; if none is, a new source is not rate-limited until
+// one is, rather than growing the table without bound under a flood of
+// addresses.
+const maxSources = 1 << 16
+
+// sourceRates is the rate limit of each source of one service.
+type sourceRates struct {
+	rate  config.Rate
+	pause time.Duration
+
+	mu sync.Mutex
+	m  map[netip.Prefix]*sourceRate
+}
+
+type sourceRate struct {
+	limiter     *rate.Limiter
+	pausedUntil time.Time
+}
+
+// allow reports whether src may connect now; a source past its rate is
+// refused until its pause ends.
+func (r *sourceRates) allow(src netip.Prefix, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.m[src]
+	if !ok {
+		if len(r.m) >= maxSources && !r.forgetIdle(now) {
+			return true
+		}
+		s = &sourceRate{limiter: newLimiter(r.rate)}
+		r.m[src] = s
+	}
+	if now.Before(s.pausedUntil) {
+		return false
+	}
+	if !s.pausedUntil.IsZero() {
+		// The pause is over: the source starts again with its full rate.
+		s.limiter, s.pausedUntil = newLimiter(r.rate), time.Time{}
+	}
+	if !s.limiter.AllowN(now, 1) {
+		s.pausedUntil = now.Add(r.pause)
+		return false
+	}
+	return true
+}
+
+// forgetIdle drops sources that are not paused and whose bucket is full
+// again, and reports whether it dropped any.
+func (r *sourceRates) forgetIdle(now time.Time) bool {
+	n := len(r.m)
+	for src, s := range r.m {
+		if !now.Before(s.pausedUntil) && s.limiter.TokensAt(now) >= float64(r.rate.N) {
+			delete(r.m, src)
+		}
+	}
+	return len(r.m) < n
+}
+
+// slot is what one live connection counts against.
+type slot struct {
+	service string
+	source  netip.Prefix // valid when max_per_source applies
+}
+
+// take counts one more connection of svc from source (the zero Prefix if
+// the connection has no address or the service no per-source limit) and
+// returns the number of live connections from that source, this one
+// included. If svc or goinetd is at its max_connections, it returns a
+// channel that is closed at the next release, to wait on and try again. If
+// the source is at max_per_source, it returns errPerSource.
+func (cs *children) take(svc *service, source netip.Prefix) (perSource int, wait <-chan struct{}, err error) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if svc.limits.MaxPerSource > 0 && source.IsValid() && cs.perSource[slot{svc.Name, source}] >= svc.limits.MaxPerSource {
+		return 0, nil, errPerSource
+	}
+	if full(cs.perService[svc.Name], svc.limits.MaxConnections) || full(cs.total, int(cs.maxTotal.Load())) {
+		return 0, cs.released, nil
+	}
+	cs.total++
+	cs.perService[svc.Name]++
+	if !source.IsValid() {
+		return 0, nil, nil
+	}
+	key := slot{svc.Name, source}
+	cs.perSource[key]++
+	return cs.perSource[key], nil, nil
+}
+
+// room returns nil if svc and goinetd are below their max_connections, or
+// a channel closed at the next release.
+func (cs *children) room(svc *service) <-chan struct{} {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if full(cs.perService[svc.Name], svc.limits.MaxConnections) || full(cs.total, int(cs.maxTotal.Load())) {
+		return cs.released
+	}
+	return nil
+}
+
+func full(n, max int) bool { return max > 0 && n >= max }
+
+// release frees a slot taken by take. Callers hold cs.mu.
+func (cs *children) releaseLocked(s slot) {
+	cs.total--
+	if cs.perService[s.service]--; cs.perService[s.service] <= 0 {
+		delete(cs.perService, s.service)
+	}
+	if s.source.IsValid() {
+		if cs.perSource[s]--; cs.perSource[s] <= 0 {
+			delete(cs.perSource, s)
+		}
+	}
+	close(cs.released)
+	cs.released = make(chan struct{})
+}
+
+// release frees a slot taken by take.
+func (cs *children) release(s slot) {
+	cs.mu.Lock()
+	cs.releaseLocked(s)
+	cs.mu.Unlock()
+}
+
+// admit decides whether a connection of svc from peer (invalid for a unix
+// peer) is served. If so it returns the connection's slot and the live
+// count for its source; otherwise it logs the refusal and returns its
+// reason. While svc or goinetd is full it waits, and returns "closed" if
+// done is closed meanwhile.
+func (s *Server) admit(svc *service, peer netip.AddrPort, done <-chan struct{}) (sl slot, perSource int, refused string) {
+	var source netip.Prefix
+	if peer.IsValid() {
+		if reason := svc.refuse(peer.Addr(), time.Now()); reason != "" {
+			s.refused(svc, peer.String(), reason)
+			return slot{}, 0, reason
+		}
+		if svc.limits.MaxPerSource > 0 {
+			source = svc.source(peer.Addr())
+		}
+	}
+	for {
+		n, wait, err := s.children.take(svc, source)
+		switch {
+		case err != nil:
+			s.refused(svc, peer.String(), refusedPerSource)
+			return slot{}, 0, refusedPerSource
+		case wait == nil:
+			return slot{svc.Name, source}, n, ""
+		}
+		select {
+		case <-wait:
+		case <-done:
+			return slot{}, 0, "closed"
+		}
+	}
+}
+
+// refused logs a refusal at a bounded rate.
+func (s *Server) refused(svc *service, peer, reason string) {
+	svc.refusals[reason].log(s.log, slog.LevelInfo, "refused", "service", svc.Name, "peer", peer, "reason", reason)
+}
+
+// waitForRoom blocks while svc or goinetd is at max_connections, or svc is
+// paused by its rate limit, so that new clients wait in the backlog. It
+// returns false if l is closed meanwhile.
+func (s *Server) waitForRoom(l *listener, svc *service) bool {
+	for {
+		if wait := s.children.room(svc); wait != nil {
+			select {
+			case <-wait:
+				continue
+			case <-l.done:
+				return false
+			}
+		}
+		if d := svc.pause(); d > 0 {
+			svc.paused.log(s.log, slog.LevelWarn, "rate limit reached; pausing", "service", svc.Name,
+				"rate_limit", svc.limits.RateLimit.String(), "pause", d)
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+				svc.resume()
+			case <-l.done:
+				t.Stop()
+				return false
+			}
+			continue
+		}
+		return true
+	}
+}
