@@ -24,8 +24,11 @@ type Config struct {
 	// File is the path the config was loaded from, as given to Load.
 	File string
 	// Dir is the absolute folder holding File; relative paths in the
-	// config are resolved against it.
-	Dir      string
+	// config are resolved against it (in a drop-in file, against its own
+	// folder).
+	Dir string
+	// Includes are the drop-in files read, in order.
+	Includes []string
 	Server   Server
 	Services []*Service // every [services.NAME] table, disabled ones too, sorted by name
 }
@@ -47,6 +50,11 @@ type Server struct {
 	// MaxConnections caps live connections across all services; 0 means
 	// no cap.
 	MaxConnections int
+	// ShutdownGrace is how long a stop waits for connections to end
+	// before terminating their handlers; 0 leaves them running.
+	ShutdownGrace time.Duration
+	// Metrics is the host:port of the Prometheus listener; empty: none.
+	Metrics string
 }
 
 // Service is one [services.NAME] table with [defaults] applied.
@@ -250,6 +258,10 @@ var ConnectionVariables = []string{
 // DefaultSocketMode is the permission of a unix service's socket unless
 // socket_mode says otherwise: anyone may connect, as with systemd.
 const DefaultSocketMode os.FileMode = 0o666
+
+// DefaultShutdownGrace is how long a stop waits for connections to end
+// unless shutdown_grace says otherwise.
+const DefaultShutdownGrace = 10 * time.Second
 
 // DefaultRatePause is how long a rate limit pauses a service or a source
 // unless rate_pause says otherwise.

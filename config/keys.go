@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/user"
@@ -21,16 +22,14 @@ type tableKeys struct {
 	notYet []string
 }
 
-// topNotYet are top-level keys documented for a later version.
-var topNotYet = []string{"include"}
-
 func serverKeys(s *Server) tableKeys {
 	return tableKeys{
 		set: map[string]func(any) error{
 			"log_format":      func(v any) error { return oneOf(v, &s.LogFormat, LogText, LogJSON) },
 			"max_connections": func(v any) error { return parseCount(v, &s.MaxConnections, 1) },
+			"shutdown_grace":  func(v any) error { return parseGrace(v, &s.ShutdownGrace) },
+			"metrics":         func(v any) error { return parseHostPort(v, &s.Metrics) },
 		},
-		notYet: []string{"metrics", "shutdown_grace"},
 	}
 }
 
@@ -157,6 +156,21 @@ func parsePort(v any, dst *uint16) error {
 		return fmt.Errorf("%d is out of range 1-65535", n)
 	}
 	*dst = uint16(n)
+	return nil
+}
+
+// parseHostPort accepts "host:port" with an IP literal or a host name and
+// a port number.
+func parseHostPort(v any, dst *string) error {
+	s, err := parseString(v)
+	if err != nil {
+		return fmt.Errorf("must be an address like \"127.0.0.1:9102\", not %s", describe(v))
+	}
+	_, port, err := net.SplitHostPort(s)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q is not an address like \"127.0.0.1:9102\"", s)
+	}
+	*dst = s
 	return nil
 }
 

@@ -92,6 +92,20 @@ func parseDuration(v any, dst *time.Duration) error {
 	return nil
 }
 
+// parseGrace accepts a duration of zero or more.
+func parseGrace(v any, dst *time.Duration) error {
+	s, err := parseString(v)
+	if err != nil {
+		return fmt.Errorf("must be a duration like \"10s\" or \"0s\", not %s", describe(v))
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return fmt.Errorf("%q is not a duration like \"10s\" or \"0s\"", s)
+	}
+	*dst = d
+	return nil
+}
+
 // parseRate accepts "N/s", "N/m", "N/h" or "N/DURATION" ("5/10s").
 func parseRate(v any, dst *Rate) error {
 	s, err := parseString(v)

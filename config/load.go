@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,44 +33,158 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse decodes and validates data as if it were the config file named file
-// in the folder dir; relative program and workdir paths resolve against dir.
-// It is Load without the read, for tests and fuzzing.
+// in the folder dir; relative paths (program, workdir, include patterns)
+// resolve against dir. It is Load without the read of the main file; the
+// drop-in files its include names are read.
 func Parse(data []byte, file, dir string) (*Config, error) {
-	ps := &problems{file: file, lines: make(map[string]int)}
-	var top map[string]toml.Primitive
-	md, err := toml.Decode(string(data), &top)
-	if err != nil {
-		ps.addDecode("", err)
-		return nil, ps.err()
+	main := &problems{file: file, lines: make(map[string]int)}
+	d, top := decodeFile(data, main)
+	if d == nil {
+		return nil, main.err()
 	}
-	d := &decoder{md: &md, ps: ps}
-	cfg := &Config{File: file, Dir: dir, Server: Server{LogFormat: LogText}}
+	cfg := &Config{File: file, Dir: dir, Server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace}}
 	defaults := &Service{SocketUID: -1, SocketGID: -1}
+	var patterns []string
 	for _, key := range sortedKeys(top) {
 		switch key {
 		case "server":
 			d.decodeTable(top[key], toml.Key{key}, serverKeys(&cfg.Server))
 		case "defaults":
 			d.decodeTable(top[key], toml.Key{key}, serviceKeys(defaults))
+		case "include":
+			main.lines[key] = d.line(top[key])
+			set := unmarshaler(func(v any) error { return parsePatterns(v, &patterns) })
+			if err := d.md.PrimitiveDecode(top[key], &set); err != nil {
+				main.addDecode(key, err)
+			}
 		case "services":
 		default:
-			d.ps.lines[key] = d.line(top[key])
-			d.unknown(toml.Key{key}, topNotYet)
+			main.lines[key] = d.line(top[key])
+			d.unknown(toml.Key{key}, nil)
 		}
 	}
-	services := d.table(top["services"], toml.Key{"services"})
-	for _, name := range sortedKeys(services) {
-		svc := defaults.clone()
-		svc.Name = name
-		if d.decodeTable(services[name], toml.Key{"services", name}, serviceKeys(svc)) {
+
+	from := make(map[*Service]*where)
+	files := []*problems{main}
+	add := func(d *decoder, top map[string]toml.Primitive, dir string) {
+		services := d.table(top["services"], toml.Key{"services"})
+		for _, name := range sortedKeys(services) {
+			svc := defaults.clone()
+			svc.Name = name
+			if !d.decodeTable(services[name], toml.Key{"services", name}, serviceKeys(svc)) {
+				continue
+			}
+			if i := slices.IndexFunc(cfg.Services, func(s *Service) bool { return s.Name == name }); i >= 0 {
+				d.ps.add(toml.Key{"services", name}.String(), "is also defined in %s", from[cfg.Services[i]].file.file)
+				continue
+			}
 			cfg.Services = append(cfg.Services, svc)
+			from[svc] = &where{svc: svc, file: d.ps, main: main, dir: dir}
 		}
 	}
-	validate(cfg, ps)
-	if err := ps.err(); err != nil {
+	add(d, top, dir)
+	for _, path := range expandIncludes(patterns, dir, main) {
+		cfg.Includes = append(cfg.Includes, path)
+		ps := &problems{file: path, lines: make(map[string]int)}
+		files = append(files, ps)
+		data, err := readDropIn(path)
+		if err != nil {
+			ps.add("", "%v", err)
+			continue
+		}
+		d, top := decodeFile(data, ps)
+		if d == nil {
+			continue
+		}
+		for _, key := range sortedKeys(top) {
+			if key != "services" {
+				ps.lines[key] = d.line(top[key])
+				ps.add(key, "only [services.NAME] tables belong in a drop-in file")
+			}
+		}
+		add(d, top, filepath.Dir(path))
+	}
+	slices.SortFunc(cfg.Services, func(a, b *Service) int { return strings.Compare(a.Name, b.Name) })
+
+	validate(cfg, from)
+	if err := allProblems(files); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// decodeFile parses one TOML file into its top-level keys. On a syntax
+// error it records the problem and returns a nil decoder.
+func decodeFile(data []byte, ps *problems) (*decoder, map[string]toml.Primitive) {
+	var top map[string]toml.Primitive
+	md, err := toml.Decode(string(data), &top)
+	if err != nil {
+		ps.addDecode("", err)
+		return nil, nil
+	}
+	return &decoder{md: &md, ps: ps}, top
+}
+
+// parsePatterns accepts a list of glob patterns (filepath.Match syntax).
+// The valid ones are kept even if others are not, so that the files they
+// name are checked too.
+func parsePatterns(v any, dst *[]string) error {
+	var patterns []string
+	if err := parseStrings(v, &patterns); err != nil {
+		return err
+	}
+	var bad []error
+	for _, p := range patterns {
+		if _, err := filepath.Match(p, ""); err != nil || p == "" {
+			bad = append(bad, fmt.Errorf("%q is not a valid file pattern", p))
+			continue
+		}
+		*dst = append(*dst, p)
+	}
+	return errors.Join(bad...)
+}
+
+// expandIncludes returns the files the include patterns match, each
+// pattern's matches sorted, each file once. A pattern that matches nothing
+// is not an error: an empty drop-in folder is normal.
+func expandIncludes(patterns []string, dir string, main *problems) []string {
+	var files []string
+	for _, p := range patterns {
+		matches, err := filepath.Glob(resolve(dir, p))
+		if err != nil {
+			main.add("include", "%q: %v", p, err)
+			continue
+		}
+		for _, m := range matches {
+			if !slices.Contains(files, m) {
+				files = append(files, m)
+			}
+		}
+	}
+	return files
+}
+
+// maxDropIn is the largest drop-in file read.
+const maxDropIn = 1 << 20
+
+// readDropIn reads an included file, which must be a regular file of at
+// most maxDropIn bytes.
+func readDropIn(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", statError(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read: %w", err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("not a regular file")
+	case fi.Size() > maxDropIn:
+		return nil, fmt.Errorf("larger than %d bytes", maxDropIn)
+	}
+	return io.ReadAll(io.LimitReader(f, maxDropIn))
 }
 
 // clone returns a copy of s that shares no slice with it.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,20 +56,20 @@ func TestLoadGood(t *testing.T) {
 	}{
 		{
 			file:     "minimal.toml",
-			server:   Server{LogFormat: LogText},
+			server:   Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{sh("echo", 7)},
 		},
 		{
 			file:   "empty.toml",
-			server: Server{LogFormat: LogText},
+			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 		},
 		{
 			file:   "log-json.toml",
-			server: Server{LogFormat: LogJSON},
+			server: Server{LogFormat: LogJSON, ShutdownGrace: DefaultShutdownGrace},
 		},
 		{
 			file:   "limits.toml",
-			server: Server{LogFormat: LogText, MaxConnections: 500},
+			server: Server{LogFormat: LogText, MaxConnections: 500, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{
 				with(sh("guarded", 7), func(s *Service) {
 					nice, umask := 5, os.FileMode(0o027)
@@ -100,7 +101,7 @@ func TestLoadGood(t *testing.T) {
 		},
 		{
 			file:   "socket-kinds.toml",
-			server: Server{LogFormat: LogText},
+			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{
 				with(newService("chargen", 19, "", ""), func(s *Service) {
 					s.Protocol, s.Mode, s.Builtin = UDP, Wait, "chargen"
@@ -116,7 +117,7 @@ func TestLoadGood(t *testing.T) {
 		},
 		{
 			file:   "defaults-inherited.toml",
-			server: Server{LogFormat: LogText},
+			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{
 				with(sh("inherits", 7), func(s *Service) {
 					s.Address = addr("127.0.0.1")
@@ -136,21 +137,21 @@ func TestLoadGood(t *testing.T) {
 		},
 		{
 			file:   "env-path.toml",
-			server: Server{LogFormat: LogText},
+			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{with(sh("echo", 7), func(s *Service) {
 				s.Env = []string{"ALPHA=first", "EMPTY=", "PATH=/opt/echo/bin:/usr/bin", "ZED=last"}
 			})},
 		},
 		{
 			file:   "args-order.toml",
-			server: Server{LogFormat: LogText},
+			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{with(sh("echo", 7), func(s *Service) {
 				s.Args = []string{"-c", "exec cat", "zz", "aa", "", "-c"}
 			})},
 		},
 		{
 			file:   "disabled.toml",
-			server: Server{LogFormat: LogText},
+			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{
 				sh("echo", 7),
 				with(newService("old-echo", 7, "/nonexistent/prog", "/nonexistent/dir"), func(s *Service) {
@@ -160,19 +161,19 @@ func TestLoadGood(t *testing.T) {
 		},
 		{
 			file:     "sorted-by-name.toml",
-			server:   Server{LogFormat: LogText},
+			server:   Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{sh("alpha", 1), sh("mike", 2), sh("zulu", 3)},
 		},
 		{
 			file:   "ipv4-mapped.toml",
-			server: Server{LogFormat: LogText},
+			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{with(sh("echo", 7), func(s *Service) {
 				s.Address = addr("127.0.0.1")
 			})},
 		},
 		{
 			file:   "ipv4-and-ipv6-same-port-ok.toml",
-			server: Server{LogFormat: LogText},
+			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{
 				with(sh("any4", 9), func(s *Service) { s.Address = addr("0.0.0.0") }),
 				with(sh("any4-13", 13), func(s *Service) { s.Address = addr("0.0.0.0") }),
@@ -184,7 +185,7 @@ func TestLoadGood(t *testing.T) {
 		},
 		{
 			file:   "distinct-ipv4-same-port-ok.toml",
-			server: Server{LogFormat: LogText},
+			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{
 				with(sh("lo1", 7), func(s *Service) { s.Address = addr("127.0.0.1") }),
 				with(sh("lo2", 7), func(s *Service) { s.Address = addr("127.0.0.2") }),
@@ -192,7 +193,7 @@ func TestLoadGood(t *testing.T) {
 		},
 		{
 			file:   "inline-and-dotted.toml",
-			server: Server{LogFormat: LogText},
+			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{
 				with(sh("dotted", 9), func(s *Service) { s.Stderr = StderrSocket }),
 				with(sh("inline", 7), func(s *Service) { s.Env = []string{"A=1"} }),
@@ -200,7 +201,7 @@ func TestLoadGood(t *testing.T) {
 		},
 		{
 			file:   "full-service.toml",
-			server: Server{LogFormat: LogText},
+			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{with(sh("daytime", 13), func(s *Service) {
 				s.Address = addr("192.0.2.1")
 				s.Args = []string{"-c", "date"}
@@ -395,7 +396,7 @@ program = "./local-handler"
 		t.Fatalf("got error %v; want none", err)
 	}
 	etc := filepath.Join(root, "etc")
-	want := &Config{File: path, Dir: etc, Server: Server{LogFormat: LogText}, Services: []*Service{
+	want := &Config{File: path, Dir: etc, Server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace}, Services: []*Service{
 		newService("dot", 11, local, etc),
 		newService("here", 9, local, etc),
 		with(newService("up", 7, handler, filepath.Join(root, "var", "echo")), func(s *Service) {
@@ -540,5 +541,51 @@ func TestSummaryOfLoadedConfig(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got summaries\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestIncludes(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("inetd.toml", "include = [\"conf.d/*.toml\", \"none/*.toml\"]\n[defaults]\nenv = { FROM = \"main\" }\n"+
+		"[services.main]\nport = 7\nprogram = \"/bin/sh\"\n")
+	write("conf.d/b.toml", "[services.b]\nport = 9\nprogram = \"handler\"\n")
+	write("conf.d/a.toml", "[services.a]\nport = 8\nprogram = \"/bin/sh\"\n")
+	write("conf.d/handler", "#!/bin/sh\n")
+	cfg, err := Load(filepath.Join(dir, "inetd.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range cfg.Services {
+		names = append(names, s.Name)
+		if !slices.Equal(s.Env, []string{"FROM=main"}) {
+			t.Errorf("service %s: got env %q; want [defaults] of the main file applied", s.Name, s.Env)
+		}
+	}
+	if !slices.Equal(names, []string{"a", "b", "main"}) {
+		t.Errorf("got services %q; want a, b and main, sorted", names)
+	}
+	if want := []string{filepath.Join(dir, "conf.d/a.toml"), filepath.Join(dir, "conf.d/b.toml")}; !slices.Equal(cfg.Includes, want) {
+		t.Errorf("got includes %q; want %q", cfg.Includes, want)
+	}
+	if got, want := cfg.Services[1].Program, filepath.Join(dir, "conf.d/handler"); got != want {
+		t.Errorf("drop-in's relative program: got %s; want %s, resolved against its own folder", got, want)
+	}
+
+	// A service defined in two files names both.
+	write("conf.d/c.toml", "[services.main]\nport = 10\nprogram = \"/bin/sh\"\n")
+	_, err = Load(filepath.Join(dir, "inetd.toml"))
+	want := filepath.Join(dir, "conf.d/c.toml") + ":1: services.main: is also defined in " + filepath.Join(dir, "inetd.toml")
+	if err == nil || err.Error() != want {
+		t.Errorf("got error %v; want %q", err, want)
 	}
 }

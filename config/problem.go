@@ -86,14 +86,6 @@ func (ps *problems) add(key, format string, args ...any) {
 	ps.list = append(ps.list, p)
 }
 
-// defined reports whether the file sets key for service, in its own table
-// or in [defaults], even if the value was bad.
-func (ps *problems) defined(service, key string) bool {
-	_, own := ps.lines[toml.Key{"services", service, key}.String()]
-	_, dflt := ps.lines[toml.Key{"defaults", key}.String()]
-	return own || dflt
-}
-
 func (ps *problems) line(key string) int {
 	for key != "" {
 		if n, ok := ps.lines[key]; ok {
@@ -137,14 +129,20 @@ func (ps *problems) addDecode(key string, err error) int {
 }
 
 // err returns every problem in file order, one per line, or nil.
-func (ps *problems) err() error {
-	if len(ps.list) == 0 {
-		return nil
-	}
-	sort.SliceStable(ps.list, func(i, j int) bool { return ps.list[i].Line < ps.list[j].Line })
+func (ps *problems) err() error { return allProblems([]*problems{ps}) }
+
+// allProblems returns every problem of files, file by file, each in line
+// order, one per line, or nil if there is none.
+func allProblems(files []*problems) error {
 	var merr *multierror.Error
-	for _, p := range ps.list {
-		merr = multierror.Append(merr, p)
+	for _, ps := range files {
+		sort.SliceStable(ps.list, func(i, j int) bool { return ps.list[i].Line < ps.list[j].Line })
+		for _, p := range ps.list {
+			merr = multierror.Append(merr, p)
+		}
+	}
+	if merr == nil {
+		return nil
 	}
 	merr.ErrorFormat = onePerLine
 	return merr

@@ -17,44 +17,68 @@ import (
 // LISTEN_FDNAMES.
 var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
-// validate fills in defaults and checks what no single key can check alone.
-// Disabled services are checked as written but their programs, folders and
-// ports are not.
-func validate(cfg *Config, ps *problems) {
+// validate fills in defaults and checks what no single key can check alone,
+// for services that came from the files in from. Disabled services are
+// checked as written but their programs, folders and ports are not.
+func validate(cfg *Config, from map[*Service]*where) {
 	for _, s := range cfg.Services {
-		validateService(cfg, s, ps)
+		validateService(s, from[s])
 	}
-	checkConflicts(cfg, ps)
+	checkConflicts(cfg, from)
 }
 
-func validateService(cfg *Config, s *Service, ps *problems) {
-	// A problem with a value is reported where the value is written: in
-	// the service's table, or in [defaults] if it inherits it.
-	key := func(name string) string {
-		own := toml.Key{"services", s.Name, name}.String()
-		dflt := toml.Key{"defaults", name}.String()
-		if _, ok := ps.lines[own]; !ok && ps.lines[dflt] > 0 {
-			return dflt
-		}
-		return own
+// where tells in which file, and under which key, a service's settings
+// are written: its own table, in its own file, or [defaults] in the main
+// file. A problem with a value is reported where the value is written.
+type where struct {
+	svc  *Service
+	file *problems // of the file that holds the service
+	main *problems // of the main file, which holds [defaults]
+	dir  string    // the folder of the service's file
+}
+
+func (w *where) ownKey(name string) string {
+	return toml.Key{"services", w.svc.Name, name}.String()
+}
+
+// own reports whether name is set in the service's own table.
+func (w *where) own(name string) bool {
+	_, ok := w.file.lines[w.ownKey(name)]
+	return ok
+}
+
+// set reports whether name is set for the service, in its table or in
+// [defaults], even if the value was bad.
+func (w *where) set(name string) bool {
+	_, dflt := w.main.lines[toml.Key{"defaults", name}.String()]
+	return w.own(name) || dflt
+}
+
+// add records a problem with the service's setting name.
+func (w *where) add(name, format string, args ...any) {
+	if !w.own(name) && w.main.lines[toml.Key{"defaults", name}.String()] > 0 {
+		w.main.add(toml.Key{"defaults", name}.String(), format, args...)
+		return
 	}
-	set := func(name string) bool { return ps.defined(s.Name, name) }
-	// own reports a key set in the service's own table, not inherited.
-	own := func(name string) bool {
-		_, ok := ps.lines[toml.Key{"services", s.Name, name}.String()]
-		return ok
-	}
+	w.file.add(w.ownKey(name), format, args...)
+}
+
+// addTable records a problem with the service as a whole.
+func (w *where) addTable(format string, args ...any) {
+	w.file.add(toml.Key{"services", w.svc.Name}.String(), format, args...)
+}
+
+func validateService(s *Service, w *where) {
 	notFor := func(what string, names ...string) {
 		for _, name := range names {
-			if own(name) {
-				ps.add(key(name), "does not apply to %s", what)
+			if w.own(name) {
+				w.add(name, "does not apply to %s", what)
 			}
 		}
 	}
 
 	if !validName.MatchString(s.Name) {
-		ps.add(toml.Key{"services", s.Name}.String(),
-			"a service name may hold only letters, digits, '.', '_' and '-', and must start with a letter or digit")
+		w.addTable("a service name may hold only letters, digits, '.', '_' and '-', and must start with a letter or digit")
 	}
 	if s.Protocol == "" {
 		s.Protocol = TCP
@@ -71,44 +95,44 @@ func validateService(cfg *Config, s *Service, ps *problems) {
 
 	switch s.Protocol {
 	case TCP, UDP:
-		if s.Port == 0 && !set("port") {
-			ps.add(key("port"), "missing: a %s service needs a port", s.Protocol)
+		if s.Port == 0 && !w.set("port") {
+			w.add("port", "missing: a %s service needs a port", s.Protocol)
 		}
 		notFor("a "+string(s.Protocol)+" service (it is for unix sockets)", "path", "socket_mode", "socket_user", "socket_group")
 		if s.Protocol == UDP && s.Mode == NoWait && s.Builtin == "" {
-			ps.add(key("mode"), "%q does not work for udp: the handler receives the datagram itself, "+
+			w.add("mode", "%q does not work for udp: the handler receives the datagram itself, "+
 				"so udp services run in \"wait\" mode", s.Mode)
 		}
 	case Unix:
 		notFor("a unix service (it has a path)", "port", "address")
-		checkSocketPath(cfg, s, key("path"), set("path"), ps)
+		checkSocketPath(s, w)
 	}
-	if s.SocketMode == 0 && !set("socket_mode") {
+	if s.SocketMode == 0 && !w.set("socket_mode") {
 		s.SocketMode = DefaultSocketMode
 	}
 
 	switch {
 	case s.Builtin != "" && s.Program != "":
-		ps.add(key("builtin"), "a service runs a program or a builtin, not both")
+		w.add("builtin", "a service runs a program or a builtin, not both")
 	case s.Builtin != "":
 		notFor("a builtin service", "args", "workdir", "env", "stderr", "listen_fds")
 		if s.Mode == Wait && s.Protocol != UDP {
-			ps.add(key("mode"), "a builtin %s service serves each connection in goinetd: it runs in \"nowait\" mode", s.Protocol)
+			w.add("mode", "a builtin %s service serves each connection in goinetd: it runs in \"nowait\" mode", s.Protocol)
 		}
 	case s.Program == "":
-		if !set("program") && !set("builtin") {
-			ps.add(key("program"), "missing: a service needs a program to run (or a builtin)")
+		if !w.set("program") && !w.set("builtin") {
+			w.add("program", "missing: a service needs a program to run (or a builtin)")
 		}
 	}
 	if s.ListenFDs && s.Mode != Wait {
-		ps.add(key("listen_fds"), "needs mode = \"wait\": the handler gets the listening socket")
+		w.add("listen_fds", "needs mode = \"wait\": the handler gets the listening socket")
 	}
 	if s.Stderr == StderrSocket && s.Mode == Wait {
-		ps.add(key("stderr"), "\"socket\" does not apply in wait mode: the handler gets the listening socket, not a connection")
+		w.add("stderr", "\"socket\" does not apply in wait mode: the handler gets the listening socket, not a connection")
 	}
 
-	validateLimits(s, key, set, own, ps)
-	validateSandbox(cfg, s, key, own, ps)
+	validateLimits(s, w)
+	validateSandbox(s, w)
 }
 
 // validateLimits checks where admission keys apply. A client of a unix
@@ -116,8 +140,8 @@ func validateService(cfg *Config, s *Service, ps *problems) {
 // connections itself; an address rule that cannot be enforced is an error
 // even when inherited from [defaults], since ignoring it would open the
 // service to everyone.
-func validateLimits(s *Service, key func(string) string, set, own func(string) bool, ps *problems) {
-	if s.SourcePrefixV6 == 0 && !set("source_prefix_v6") {
+func validateLimits(s *Service, w *where) {
+	if s.SourcePrefixV6 == 0 && !w.set("source_prefix_v6") {
 		s.SourcePrefixV6 = 64
 	}
 	if s.RatePause == 0 {
@@ -136,27 +160,27 @@ func validateLimits(s *Service, key func(string) string, set, own func(string) b
 	if where != "" {
 		for _, name := range perClient {
 			switch {
-			case own(name):
-				ps.add(key(name), "does not apply to %s", where)
-			case set(name):
-				ps.add(toml.Key{"services", s.Name}.String(), "%s from [defaults] does not apply to %s", name, where)
+			case w.own(name):
+				w.add(name, "does not apply to %s", where)
+			case w.set(name):
+				w.addTable("%s from [defaults] does not apply to %s", name, where)
 			}
 		}
 	}
-	if own("rate_pause") && !set("rate_limit") && !set("rate_limit_per_source") {
-		ps.add(key("rate_pause"), "applies only with rate_limit or rate_limit_per_source")
+	if w.own("rate_pause") && !w.set("rate_limit") && !w.set("rate_limit_per_source") {
+		w.add("rate_pause", "applies only with rate_limit or rate_limit_per_source")
 	}
 }
 
 // validateSandbox checks the handler's user, limits and root, and resolves
 // the program and working directory (inside the root, if there is one).
-func validateSandbox(cfg *Config, s *Service, key func(string) string, own func(string) bool, ps *problems) {
+func validateSandbox(s *Service, w *where) {
 	if s.Builtin != "" {
 		// A built-in runs in goinetd: none of this applies. Keys inherited
 		// from [defaults] are ignored for it; its own are errors.
 		for _, name := range []string{"user", "group", "pass_env", "rlimits", "nice", "umask", "chroot"} {
-			if own(name) {
-				ps.add(key(name), "does not apply to a builtin service")
+			if w.own(name) {
+				w.add(name, "does not apply to a builtin service")
 			}
 		}
 		s.Sandbox = Sandbox{}
@@ -174,23 +198,23 @@ func validateSandbox(cfg *Config, s *Service, key func(string) string, own func(
 
 	root, rootOK := "/", true
 	if s.Chroot != "" {
-		s.Chroot = resolve(cfg.Dir, s.Chroot)
+		s.Chroot = resolve(w.dir, s.Chroot)
 		root = s.Chroot
 		if !s.Disabled {
 			if err := checkDir(s.Chroot); err != nil {
-				ps.add(key("chroot"), "%v", err)
+				w.add("chroot", "%v", err)
 				rootOK = false
 			}
 		}
 	}
 	if s.Program != "" && rootOK {
 		if s.Chroot != "" && !filepath.IsAbs(s.Program) {
-			ps.add(key("program"), "with chroot, the program is a path inside the new root and must be absolute")
+			w.add("program", "with chroot, the program is a path inside the new root and must be absolute")
 		} else {
-			s.Program = resolve(cfg.Dir, s.Program)
+			s.Program = resolve(w.dir, s.Program)
 			if !s.Disabled {
 				if err := checkExecutable(filepath.Join(root, s.Program)); err != nil {
-					ps.add(key("program"), "%v", err)
+					w.add("program", "%v", err)
 				}
 			}
 		}
@@ -199,14 +223,14 @@ func validateSandbox(cfg *Config, s *Service, key func(string) string, own func(
 	case s.Workdir == "" && s.Chroot != "":
 		s.Workdir = "/"
 	case s.Workdir == "":
-		s.Workdir = cfg.Dir
+		s.Workdir = w.dir
 	case s.Chroot != "" && !filepath.IsAbs(s.Workdir):
-		ps.add(key("workdir"), "with chroot, the workdir is a path inside the new root and must be absolute")
+		w.add("workdir", "with chroot, the workdir is a path inside the new root and must be absolute")
 	default:
-		s.Workdir = resolve(cfg.Dir, s.Workdir)
+		s.Workdir = resolve(w.dir, s.Workdir)
 		if !s.Disabled && rootOK {
 			if err := checkDir(filepath.Join(root, s.Workdir)); err != nil {
-				ps.add(key("workdir"), "%v", err)
+				w.add("workdir", "%v", err)
 			}
 		}
 	}
@@ -214,26 +238,26 @@ func validateSandbox(cfg *Config, s *Service, key func(string) string, own func(
 
 // checkSocketPath resolves a unix service's path and checks that a socket
 // can be made there.
-func checkSocketPath(cfg *Config, s *Service, key string, set bool, ps *problems) {
+func checkSocketPath(s *Service, w *where) {
 	if s.Path == "" {
-		if !set {
-			ps.add(key, "missing: a unix service needs a path")
+		if !w.set("path") {
+			w.add("path", "missing: a unix service needs a path")
 		}
 		return
 	}
-	s.Path = resolve(cfg.Dir, s.Path)
+	s.Path = resolve(w.dir, s.Path)
 	if len(s.Path) > MaxSocketPath {
-		ps.add(key, "%s is %d bytes long; a socket path has at most %d", s.Path, len(s.Path), MaxSocketPath)
+		w.add("path", "%s is %d bytes long; a socket path has at most %d", s.Path, len(s.Path), MaxSocketPath)
 		return
 	}
 	if s.Disabled {
 		return
 	}
 	if err := checkDir(filepath.Dir(s.Path)); err != nil {
-		ps.add(key, "folder %v", err)
+		w.add("path", "folder %v", err)
 	}
 	if fi, err := os.Lstat(s.Path); err == nil && fi.Mode().Type() != fs.ModeSocket {
-		ps.add(key, "%s exists and is not a socket; goinetd replaces only a stale socket", s.Path)
+		w.add("path", "%s exists and is not a socket; goinetd replaces only a stale socket", s.Path)
 	}
 }
 
@@ -280,7 +304,7 @@ func statError(err error) error {
 // checkConflicts reports enabled services that would bind the same port
 // on overlapping addresses. Services are sorted by name, so the later name
 // is the one reported.
-func checkConflicts(cfg *Config, ps *problems) {
+func checkConflicts(cfg *Config, from map[*Service]*where) {
 	on := cfg.Enabled()
 	for i, b := range on {
 		for _, a := range on[:i] {
@@ -288,17 +312,27 @@ func checkConflicts(cfg *Config, ps *problems) {
 				continue
 			}
 			if b.Protocol == Unix && a.Path == b.Path && a.Path != "" {
-				ps.add(toml.Key{"services", b.Name, "path"}.String(), "%s is already used by %s",
-					b.Path, toml.Key{"services", a.Name}.String())
+				from[b].file.add(toml.Key{"services", b.Name, "path"}.String(), "%s is already used by %s",
+					b.Path, from[a].name(a))
 				break
 			}
 			if b.Protocol != Unix && a.Port == b.Port && a.Port != 0 && overlaps(a.Address, b.Address) {
-				ps.add(toml.Key{"services", b.Name, "port"}.String(), "%d is already used by %s",
-					b.Port, toml.Key{"services", a.Name}.String())
+				from[b].file.add(toml.Key{"services", b.Name, "port"}.String(), "%d is already used by %s",
+					b.Port, from[a].name(a))
 				break
 			}
 		}
 	}
+}
+
+// name names svc for a message about another service: its key, and its
+// file if it is not the main one.
+func (w *where) name(svc *Service) string {
+	key := toml.Key{"services", svc.Name}.String()
+	if w.file != w.main {
+		return key + " in " + w.file.file
+	}
+	return key
 }
 
 // overlaps reports whether binding both addresses on one port would

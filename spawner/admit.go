@@ -283,6 +283,7 @@ func (s *Server) admit(svc *service, peer netip.AddrPort, done <-chan struct{}) 
 
 // refused logs a refusal at a bounded rate.
 func (s *Server) refused(svc *service, peer, reason string) {
+	s.metrics.Refused(svc.Name, reason)
 	svc.refusals[reason].log(s.log, slog.LevelInfo, "refused", "service", svc.Name, "peer", peer, "reason", reason)
 }
 
@@ -290,8 +291,13 @@ func (s *Server) refused(svc *service, peer, reason string) {
 // paused by its rate limit, so that new clients wait in the backlog. It
 // returns false if l is closed meanwhile.
 func (s *Server) waitForRoom(l *listener, svc *service) bool {
+	counted := false
 	for {
 		if wait := s.children.room(svc); wait != nil {
+			if !counted {
+				s.metrics.Paused(svc.Name, "limit")
+				counted = true
+			}
 			select {
 			case <-wait:
 				continue
@@ -300,6 +306,7 @@ func (s *Server) waitForRoom(l *listener, svc *service) bool {
 			}
 		}
 		if d := svc.pause(); d > 0 {
+			s.metrics.Paused(svc.Name, "rate")
 			svc.paused.log(s.log, slog.LevelWarn, "rate limit reached; pausing", "service", svc.Name,
 				"rate_limit", svc.limits.RateLimit.String(), "pause", d)
 			t := time.NewTimer(d)

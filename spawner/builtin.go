@@ -42,6 +42,7 @@ func (s *Server) serveBuiltinStream(l *listener) {
 		}
 		wait.reset()
 		svc := l.current.Load()
+		s.metrics.Accepted(svc.Name)
 		var peer netip.AddrPort
 		if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
 			peer = a.AddrPort()
@@ -51,8 +52,16 @@ func (s *Server) serveBuiltinStream(l *listener) {
 			conn.Close()
 			continue
 		}
+		s.mu.Lock()
+		s.builtinConns[conn] = struct{}{}
+		s.mu.Unlock()
 		go func() {
-			defer s.children.release(sl)
+			defer func() {
+				s.mu.Lock()
+				delete(s.builtinConns, conn)
+				s.mu.Unlock()
+				s.children.release(sl)
+			}()
 			started := time.Now()
 			if svc.Timeout > 0 {
 				conn.SetDeadline(started.Add(svc.Timeout))
@@ -64,6 +73,7 @@ func (s *Server) serveBuiltinStream(l *listener) {
 			} else if err != nil {
 				attrs = append(attrs, "err", err)
 			}
+			s.metrics.Ended(svc.Name, time.Since(started))
 			s.log.Info("connection ended", append(attrs, "duration", time.Since(started))...)
 		}()
 	}
@@ -102,6 +112,7 @@ func (s *Server) serveBuiltinPackets(l *listener) {
 		}
 		wait.reset()
 		svc := l.current.Load()
+		s.metrics.Accepted(svc.Name)
 		peer := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		if reason := svc.refuse(peer.Addr(), time.Now()); reason != "" {
 			s.refused(svc, peer.String(), reason)

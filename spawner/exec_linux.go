@@ -79,6 +79,7 @@ func baseEnv(env []string) []string {
 // when the accept loop should back off.
 func (s *Server) serveConn(svc *service, fd int, sa unix.Sockaddr, done <-chan struct{}) error {
 	peer := addrPort(sa)
+	s.metrics.Accepted(svc.Name)
 	sl, perSource, refused := s.admit(svc, peer, done)
 	if refused != "" {
 		return nil
@@ -124,13 +125,16 @@ func (s *Server) start(svc *service, files []uintptr, env []string, peer string,
 	}
 	switch {
 	case err == nil:
+		s.metrics.Started(svc.Name)
 		s.log.Debug("spawned", "service", svc.Name, "peer", peer, "pid", c.pid)
 		return nil
 	case err == unix.EAGAIN || err == unix.ENOMEM:
+		s.metrics.SpawnFailed(svc.Name, "fork")
 		svc.forkFailed.log(s.log, slog.LevelError, "spawn failed", "service", svc.Name, "peer", peer,
 			"stage", "fork", "err", err)
 		return fmt.Errorf("%w: %w", errFork, err)
 	default:
+		s.metrics.SpawnFailed(svc.Name, "exec")
 		svc.execFailed.log(s.log, slog.LevelError, "spawn failed", "service", svc.Name, "peer", peer,
 			"stage", "exec", "program", svc.Program, "err", err)
 		return err

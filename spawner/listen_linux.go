@@ -27,6 +27,7 @@ type listener struct {
 	addr    string // the bound address or path, for logs
 	raw     syscall.RawConn
 	current atomic.Pointer[service] // settings for the next connection
+	adopted bool                    // passed by systemd, not bound here
 	done    chan struct{}           // closed by close
 
 	once    sync.Once

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goinetd/goinetd/metrics"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,7 +30,8 @@ type child struct {
 
 // children is the pid table of live handlers, and their reaper.
 type children struct {
-	log *slog.Logger
+	log     *slog.Logger
+	metrics *metrics.Metrics
 
 	// forkLock is held for reading across each fork and for writing by
 	// the reaper. syscall.ForkExec waits by pid for a child whose exec
@@ -47,9 +49,10 @@ type children struct {
 	maxTotal   atomic.Int64  // [server] max_connections; 0: none
 }
 
-func newChildren(log *slog.Logger) *children {
+func newChildren(log *slog.Logger, m *metrics.Metrics) *children {
 	return &children{
 		log:        log,
+		metrics:    m,
 		live:       make(map[int]*child),
 		perService: make(map[string]int),
 		perSource:  make(map[slot]int),
@@ -181,12 +184,21 @@ func (cs *children) logExit(e exit) {
 	if e.peer != "" {
 		attrs = append(attrs, "peer", e.peer)
 	}
+	outcome := "success"
 	switch {
 	case e.status.Exited():
 		attrs = append(attrs, "exit", e.status.ExitStatus())
+		if e.status.ExitStatus() != 0 {
+			outcome = "failure"
+		}
 	case e.status.Signaled():
 		attrs = append(attrs, "signal", unix.SignalName(e.status.Signal()))
+		outcome = "signal"
 	}
+	if e.timedOut {
+		outcome = "timeout"
+	}
+	cs.metrics.Exited(e.service, outcome, e.ended.Sub(e.started))
 	if e.timedOut {
 		attrs = append(attrs, "timeout", true)
 	}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"sync"
 
 	"github.com/goinetd/goinetd/config"
+	"github.com/goinetd/goinetd/metrics"
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sys/unix"
 )
@@ -14,22 +17,26 @@ import (
 // Server serves the services of a config.Config.
 type Server struct {
 	log         *slog.Logger
+	metrics     *metrics.Metrics // nil: none
 	children    *children
 	devNull     int    // fd 2 of handlers whose stderr is "null"
 	devNullRead int    // fd 0 of listen_fds handlers
 	self        string // goinetd's own executable, for the trampoline
 
 	mu        sync.Mutex
-	listeners []*listener
+	listeners map[string]*listener  // by listenKey
+	inherited map[string]*os.File   // sockets passed by systemd, by name, not yet used
 	stderrs   map[string]*stderrLog // by service name
-	loops     sync.WaitGroup        // accept loops and stderr readers
-	stopReap  context.CancelFunc
-	reaped    chan struct{} // closed when the reaper has returned
+	// builtinConns are the connections built-in services are serving.
+	builtinConns map[net.Conn]struct{}
+	loops        sync.WaitGroup // accept loops and stderr readers
+	stopReap     context.CancelFunc
+	reaped       chan struct{} // closed when the reaper has returned
 }
 
-// New returns a Server that logs to log, with its reaper running. Call
-// Close to stop it.
-func New(log *slog.Logger) (*Server, error) {
+// New returns a Server that logs to log and counts in m (which may be
+// nil), with its reaper running. Call Close or Shutdown to stop it.
+func New(log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 	devNull, err := unix.Open("/dev/null", unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open /dev/null: %w", err)
@@ -42,15 +49,20 @@ func New(log *slog.Logger) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		log:         log,
-		children:    newChildren(log),
+		metrics:     m,
+		children:    newChildren(log, m),
 		devNull:     devNull,
 		devNullRead: devNullRead,
 		// The kernel's link to the running binary: it stays valid when
 		// the file on disk is replaced by an upgrade.
-		self:     "/proc/self/exe",
-		stderrs:  make(map[string]*stderrLog),
-		stopReap: cancel,
-		reaped:   make(chan struct{}),
+		self:      "/proc/self/exe",
+		stderrs:   make(map[string]*stderrLog),
+		listeners: make(map[string]*listener),
+		inherited: make(map[string]*os.File),
+
+		builtinConns: make(map[net.Conn]struct{}),
+		stopReap:     cancel,
+		reaped:       make(chan struct{}),
 	}
 	go func() {
 		defer close(s.reaped)
@@ -65,45 +77,36 @@ func New(log *slog.Logger) (*Server, error) {
 func (s *Server) Start(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var bound []*listener
+	ch := s.apply(cfg, true)
+	if len(ch.Failed) == 0 {
+		return nil
+	}
 	var errs *multierror.Error
-	for _, svc := range cfg.Enabled() {
-		l, err := listen(svc)
-		if err == nil {
-			var p *service
-			if p, err = s.prepare(svc); err == nil {
-				l.current.Store(p)
-				bound = append(bound, l)
-			} else {
-				l.close()
-			}
-		}
-		errs = multierror.Append(errs, err)
+	for _, name := range sortedNames(ch.Failed) {
+		errs = multierror.Append(errs, ch.Failed[name])
 	}
-	if err := errs.ErrorOrNil(); err != nil {
-		for _, l := range bound {
-			l.close()
-		}
-		errs.ErrorFormat = oneErrorPerLine
-		return err
+	errs.ErrorFormat = oneErrorPerLine
+	return errs
+}
+
+// startLoop records l as serving and runs its loop.
+func (s *Server) startLoop(l *listener) {
+	s.listeners[listenKey(l.service)] = l
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		s.serve(l)
+	}()
+	attrs := []any{"service", l.service.Name, "address", l.addr, "mode", l.service.Mode}
+	if l.service.Builtin != "" {
+		attrs = append(attrs, "builtin", l.service.Builtin)
+	} else {
+		attrs = append(attrs, "program", l.service.Program)
 	}
-	s.children.maxTotal.Store(int64(cfg.Server.MaxConnections))
-	for _, l := range bound {
-		s.listeners = append(s.listeners, l)
-		s.loops.Add(1)
-		go func() {
-			defer s.loops.Done()
-			s.serve(l)
-		}()
-		attrs := []any{"service", l.service.Name, "address", l.addr, "mode", l.service.Mode}
-		if l.service.Builtin != "" {
-			attrs = append(attrs, "builtin", l.service.Builtin)
-		} else {
-			attrs = append(attrs, "program", l.service.Program)
-		}
-		s.log.Info("listening", attrs...)
+	if l.adopted {
+		attrs = append(attrs, "socket", "passed by systemd")
 	}
-	return nil
+	s.log.Info("listening", attrs...)
 }
 
 // serve runs the loop that fits l's service until l is closed.

@@ -39,6 +39,7 @@ func (s *Server) serveWait(l *listener) {
 		if refused != "" {
 			return // closed while waiting for room
 		}
+		s.metrics.Accepted(svc.Name)
 		exited := make(chan struct{})
 		var before queueMark
 		var err error

@@ -240,6 +240,7 @@ func (r record) str(key string) string {
 type logLines struct {
 	mu      sync.Mutex
 	lines   []string
+	parsed  []record      // the JSON records among lines, parsed once
 	changed chan struct{} // closed and replaced on each new line
 	eof     bool
 }
@@ -250,8 +251,13 @@ func (l *logLines) read(r io.Reader) {
 	s := bufio.NewScanner(r)
 	s.Buffer(make([]byte, 1<<20), 1<<20)
 	for s.Scan() {
+		var r record
+		isJSON := json.Unmarshal(s.Bytes(), &r) == nil
 		l.mu.Lock()
 		l.lines = append(l.lines, s.Text())
+		if isJSON {
+			l.parsed = append(l.parsed, r)
+		}
 		close(l.changed)
 		l.changed = make(chan struct{})
 		l.mu.Unlock()
@@ -274,9 +280,8 @@ func (l *logLines) records(match func(record) bool) []record {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []record
-	for _, line := range l.lines {
-		var r record
-		if json.Unmarshal([]byte(line), &r) == nil && match(r) {
+	for _, r := range l.parsed {
+		if match(r) {
 			out = append(out, r)
 		}
 	}

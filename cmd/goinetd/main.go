@@ -9,8 +9,10 @@
 //	goinetd check [-config FILE]                validate FILE and summarise it
 //	goinetd -version
 //
-// SIGTERM and SIGINT stop accepting and exit 0, leaving running handlers
-// to finish on their own.
+// SIGHUP reloads the config as a transaction. SIGTERM and SIGINT stop
+// accepting at once, wait up to [server] shutdown_grace for handlers to
+// finish, then end them; the exit status is 0 if every one finished in
+// time, 1 if some had to be terminated.
 package main
 
 import (
@@ -18,13 +20,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
+	"time"
 
+	"github.com/coreos/go-systemd/v22/activation"
+	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/goinetd/goinetd/config"
+	"github.com/goinetd/goinetd/metrics"
 	"github.com/goinetd/goinetd/spawner"
+	"golang.org/x/sys/unix"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -84,28 +95,134 @@ func serve(path string, level slog.Level, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(cfg.Server.LogFormat, level, stderr)
-	srv, err := spawner.New(log)
+	m := metrics.New()
+	var exporter metricsServer
+	if err := exporter.serve(cfg.Server.Metrics, m, log); err != nil {
+		log.Error("cannot serve metrics", "err", err)
+		return 1
+	}
+	defer exporter.close()
+	srv, err := spawner.New(log, m)
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
 	}
+	// Sockets systemd passed (goinetd.socket) are used instead of binding,
+	// by the service each is named after; LISTEN_* leave the environment.
+	srv.Adopt(activation.Files(true))
 	if err := srv.Start(cfg); err != nil {
 		log.Error("cannot serve "+cfg.File, "err", err)
 		srv.Close()
 		return 1
 	}
+	for _, name := range srv.Unused() {
+		log.Warn("a socket passed by systemd matches no service; keeping it for a reload", "name", name)
+	}
 	log.Info("serving", "config", cfg.File, "services", len(cfg.Enabled()), "version", version)
+	m.Loaded(false, true)
+	notify(log, "READY=1\nSTATUS="+status(cfg))
 
 	for sig := range signals {
 		if sig == syscall.SIGHUP {
-			log.Warn("SIGHUP: reloading is not implemented yet; still serving the loaded config")
+			next := reload(log, srv, path, cfg)
+			m.Loaded(true, next != cfg)
+			if next != cfg && next.Server.Metrics != cfg.Server.Metrics {
+				if err := exporter.serve(next.Server.Metrics, m, log); err != nil {
+					log.Error("cannot serve metrics", "err", err)
+				}
+			}
+			cfg = next
 			continue
 		}
-		log.Info("stopping", "signal", sig.String(), "running", srv.Running())
-		srv.Close()
+		notify(log, "STOPPING=1")
+		grace := cfg.Server.ShutdownGrace
+		log.Info("stopping", "signal", sig.String(), "running", srv.Running(), "shutdown_grace", grace)
+		if !srv.Shutdown(grace) {
+			return 1 // some handlers had to be terminated
+		}
 		return 0
 	}
 	return 0
+}
+
+// reload loads the config at path again and applies it; if it is not
+// valid, it logs every problem and keeps serving cur. It returns the
+// config now served.
+func reload(log *slog.Logger, srv *spawner.Server, path string, cur *config.Config) *config.Config {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	notify(log, fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", ts.Nano()/1000))
+	next, err := config.Load(path)
+	if err != nil {
+		for _, problem := range strings.Split(err.Error(), "\n") {
+			log.Error("reload: config problem", "problem", problem)
+		}
+		log.Error("reload failed; still serving the config loaded before", "config", path)
+		notify(log, "READY=1\nSTATUS=reload failed; "+status(cur))
+		return cur
+	}
+	ch := srv.Apply(next)
+	failed := make([]string, 0, len(ch.Failed))
+	for name := range ch.Failed {
+		failed = append(failed, name)
+	}
+	slices.Sort(failed)
+	log.Info("reloaded", "config", path, "added", ch.Added, "removed", ch.Removed,
+		"rebound", ch.Rebound, "kept", ch.Kept, "failed", failed)
+	notify(log, "READY=1\nSTATUS="+status(next))
+	return next
+}
+
+// metricsServer serves /metrics on the address [server] metrics names.
+type metricsServer struct {
+	addr string
+	srv  *http.Server
+}
+
+// serve starts serving m on addr, after stopping a server on another
+// address; an empty addr only stops it.
+func (e *metricsServer) serve(addr string, m *metrics.Metrics, log *slog.Logger) error {
+	if addr == e.addr {
+		return nil
+	}
+	e.close()
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	e.addr, e.srv = addr, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go e.srv.Serve(ln)
+	log.Info("serving metrics", "address", ln.Addr().String())
+	return nil
+}
+
+func (e *metricsServer) close() {
+	if e.srv != nil {
+		e.srv.Close()
+		e.addr, e.srv = "", nil
+	}
+}
+
+// status is the one-line summary systemctl status shows.
+func status(cfg *config.Config) string {
+	var names []string
+	for _, s := range cfg.Enabled() {
+		names = append(names, s.Name)
+	}
+	return fmt.Sprintf("serving %d services: %s", len(names), strings.Join(names, ", "))
+}
+
+// notify sends state to systemd if goinetd runs under Type=notify
+// (NOTIFY_SOCKET is set), and does nothing otherwise.
+func notify(log *slog.Logger, state string) {
+	if _, err := sd.SdNotify(false, state); err != nil {
+		log.Warn("sd_notify", "state", state, "err", err)
+	}
 }
 
 // check validates the config and prints a summary per service, or every

@@ -1,0 +1,164 @@
+// Package metrics holds goinetd's Prometheus metrics and serves them over
+// HTTP.
+//
+// Every method is safe on a nil *Metrics and then does nothing, so the
+// spawner counts unconditionally and a config without [server] metrics
+// costs nothing but a nil check.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are goinetd's metrics, in a registry of their own.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	accepted      *prometheus.CounterVec
+	refused       *prometheus.CounterVec
+	paused        *prometheus.CounterVec
+	spawnFailures *prometheus.CounterVec
+	running       *prometheus.GaugeVec
+	exits         *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+
+	reloads        *prometheus.CounterVec
+	lastReload     prometheus.Gauge
+	lastReloadGood prometheus.Gauge
+}
+
+// New returns metrics registered with a fresh registry, which also holds
+// the Go runtime's and the process's own metrics.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "goinetd_connections_accepted_total",
+			Help: "Connections accepted (a wait-mode service: handlers started; a UDP built-in: datagrams received), before admission.",
+		}, []string{"service"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "goinetd_connections_refused_total",
+			Help: "Connections closed without a handler, by reason: address (only_from, no_access), per_source (max_per_source), rate_per_source (rate_limit_per_source).",
+		}, []string{"service", "reason"}),
+		paused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "goinetd_accept_pauses_total",
+			Help: "Times a service stopped accepting, leaving clients in the backlog, by reason: limit (max_connections), rate (rate_limit).",
+		}, []string{"service", "reason"}),
+		spawnFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "goinetd_spawn_failures_total",
+			Help: "Handlers that could not be started, by stage: fork (out of processes or memory) or exec.",
+		}, []string{"service", "stage"}),
+		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "goinetd_children_running",
+			Help: "Handler processes alive now.",
+		}, []string{"service"}),
+		exits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "goinetd_child_exits_total",
+			Help: "Handlers reaped, by outcome: success (exit 0), failure (another exit status), signal (killed by a signal), timeout (ended by its timeout).",
+		}, []string{"service", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "goinetd_handler_duration_seconds",
+			Help:    "How long connections lasted, from spawn to reap (built-ins: from accept to close).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12), // 1 ms to about 70 min
+		}, []string{"service"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "goinetd_config_reloads_total",
+			Help: "Config reloads, by result: success or failure (the config was invalid and the old one kept serving).",
+		}, []string{"result"}),
+		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "goinetd_config_last_reload_success_timestamp_seconds",
+			Help: "When the config last loaded successfully, at startup or on reload, in Unix seconds.",
+		}),
+		lastReloadGood: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "goinetd_config_last_reload_successful",
+			Help: "Whether the last config load succeeded (1) or failed (0).",
+		}),
+	}
+	m.reg.MustRegister(m.accepted, m.refused, m.paused, m.spawnFailures, m.running, m.exits, m.duration,
+		m.reloads, m.lastReload, m.lastReloadGood,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Accepted counts a connection of service.
+func (m *Metrics) Accepted(service string) {
+	if m != nil {
+		m.accepted.WithLabelValues(service).Inc()
+	}
+}
+
+// Refused counts a connection of service closed without a handler.
+func (m *Metrics) Refused(service, reason string) {
+	if m != nil {
+		m.refused.WithLabelValues(service, reason).Inc()
+	}
+}
+
+// Paused counts a pause in accepting on service.
+func (m *Metrics) Paused(service, reason string) {
+	if m != nil {
+		m.paused.WithLabelValues(service, reason).Inc()
+	}
+}
+
+// SpawnFailed counts a handler of service that could not be started.
+func (m *Metrics) SpawnFailed(service, stage string) {
+	if m != nil {
+		m.spawnFailures.WithLabelValues(service, stage).Inc()
+	}
+}
+
+// Started counts a handler of service that is now running.
+func (m *Metrics) Started(service string) {
+	if m != nil {
+		m.running.WithLabelValues(service).Inc()
+	}
+}
+
+// Exited records a reaped handler of service: its outcome and how long it
+// ran.
+func (m *Metrics) Exited(service, outcome string, d time.Duration) {
+	if m != nil {
+		m.running.WithLabelValues(service).Dec()
+		m.exits.WithLabelValues(service, outcome).Inc()
+		m.duration.WithLabelValues(service).Observe(d.Seconds())
+	}
+}
+
+// Ended records a built-in service's connection that lasted d.
+func (m *Metrics) Ended(service string, d time.Duration) {
+	if m != nil {
+		m.duration.WithLabelValues(service).Observe(d.Seconds())
+	}
+}
+
+// Loaded records a config load: at startup or on reload (reload true),
+// successful or not.
+func (m *Metrics) Loaded(reload, ok bool) {
+	if m == nil {
+		return
+	}
+	if reload {
+		result := "success"
+		if !ok {
+			result = "failure"
+		}
+		m.reloads.WithLabelValues(result).Inc()
+	}
+	if ok {
+		m.lastReload.SetToCurrentTime()
+		m.lastReloadGood.Set(1)
+	} else {
+		m.lastReloadGood.Set(0)
+	}
+}

@@ -1,0 +1,112 @@
+package spawner
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Shutdown stops the server gracefully and reports whether every
+// connection ended on its own within grace:
+//
+//  1. every listener is closed at once, so nothing new is accepted;
+//  2. it waits up to grace for the live connections (children and built-in
+//     connections) to end;
+//  3. then it sends SIGTERM to each remaining child's process group and
+//     closes the remaining built-in connections;
+//  4. after killGrace it sends SIGKILL to what is left, and waits for the
+//     reaper to collect it.
+//
+// Each step is logged. With grace 0 it only closes the listeners and
+// returns true at once, leaving the children running, as classic inetd
+// does. The Server is closed afterwards either way.
+func (s *Server) Shutdown(grace time.Duration) (inTime bool) {
+	defer s.Close()
+	s.closeListeners()
+	live := s.children.active()
+	if grace <= 0 {
+		s.log.Info("stopped accepting; handlers are left to finish", "running", live)
+		return true
+	}
+	if live == 0 {
+		return true
+	}
+	s.log.Info("stopped accepting; waiting for connections to end", "running", live, "grace", grace)
+	if s.children.waitIdle(time.Now().Add(grace)) {
+		s.log.Info("every connection ended")
+		return true
+	}
+
+	n := s.children.signalAll(unix.SIGTERM)
+	s.closeBuiltinConns()
+	s.log.Warn("grace period over: terminating handlers", "handlers", n)
+	if !s.children.waitIdle(time.Now().Add(killGrace)) {
+		n := s.children.signalAll(unix.SIGKILL)
+		s.log.Warn("killing handlers that outlived SIGTERM", "handlers", n)
+		if !s.children.waitIdle(time.Now().Add(killGrace)) {
+			s.log.Error("handlers still running after SIGKILL", "running", s.children.active())
+		}
+	}
+	return false
+}
+
+// closeListeners closes every listener; their loops return.
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.listeners {
+		l.close()
+	}
+}
+
+// closeBuiltinConns closes the connections built-in services are serving.
+func (s *Server) closeBuiltinConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.builtinConns {
+		c.Close()
+	}
+}
+
+// active returns the number of live connections: children and built-in
+// connections.
+func (cs *children) active() int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.total
+}
+
+// waitIdle waits until no connection is live or deadline passes, and
+// reports whether none is.
+func (cs *children) waitIdle(deadline time.Time) bool {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for {
+		cs.mu.Lock()
+		idle, released := cs.total == 0, cs.released
+		cs.mu.Unlock()
+		if idle {
+			return true
+		}
+		select {
+		case <-released:
+		case <-t.C:
+			return false
+		}
+	}
+}
+
+// signalAll sends sig to every live child's process group (and the child
+// itself) and returns how many it signalled. Like expire, it holds the fork
+// lock for reading so that no pid it signals has been reaped.
+func (cs *children) signalAll(sig unix.Signal) int {
+	cs.forkLock.RLock()
+	defer cs.forkLock.RUnlock()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for pid := range cs.live {
+		unix.Kill(-pid, sig)
+		unix.Kill(pid, sig)
+	}
+	return len(cs.live)
+}
