@@ -307,6 +307,10 @@ func (d *decoder) unknown(key toml.Key, notYet []string) {
 		d.ps.add(key.String(), "not supported yet")
 		return
 	}
+	if key[len(key)-1] == "include" {
+		d.ps.add(key.String(), "unknown key; include goes at the top of the file, before any [table]")
+		return
+	}
 	d.ps.add(key.String(), "unknown key")
 }
 

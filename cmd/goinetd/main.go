@@ -240,6 +240,9 @@ func check(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok, %d services (%d enabled)\n", cfg.File, len(cfg.Services), len(cfg.Enabled()))
+	for _, inc := range cfg.Includes {
+		fmt.Fprintf(stdout, "included %s\n", inc)
+	}
 	for _, svc := range cfg.Services {
 		fmt.Fprintln(stdout, svc.Summary())
 	}

@@ -387,3 +387,34 @@ func TestSocketActivationChecksTheSocket(t *testing.T) {
 		t.Errorf("log %q lacks %q", d.logs, want)
 	}
 }
+
+func TestDropInFilesAddServicesOnReload(t *testing.T) {
+	main, dropped := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	d := startDaemon(t, "include = [\"goinetd.d/*.toml\"]\n"+jsonLog+echoService("main", "127.0.0.1", main))
+	dir := filepath.Join(d.dir, "goinetd.d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "extra.toml"), []byte(echoService("extra", "127.0.0.1", dropped)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut strings.Builder
+	if code := run([]string{"check", "-config", d.config}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "included "+filepath.Join(dir, "extra.toml")) {
+		t.Errorf("goinetd check: exit %d, %q %q; want it to list the drop-in file", code, out.String(), errOut.String())
+	}
+	if r := d.reload(1); !slices.Equal(list(r, "added"), []string{"extra"}) {
+		t.Errorf("reload record %v: want extra added", r)
+	}
+	if got := exchange(t, addr(dropped), "dropped in"); got != "dropped in" {
+		t.Errorf("service from a drop-in file: got %q", got)
+	}
+	// A drop-in that names a service twice is an error naming both files.
+	if err := os.WriteFile(filepath.Join(dir, "twice.toml"), []byte(echoService("main", "127.0.0.1", dropped+1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := d.reload(2); !strings.HasPrefix(r.msg(), "reload failed") {
+		t.Fatalf("reload with a duplicate service: %v", r)
+	}
+	want := filepath.Join(dir, "twice.toml") + ":2: services.main: is also defined in " + d.config
+	d.waitLog(func(r record) bool { return r.msg() == "reload: config problem" && r.str("problem") == want })
+}
