@@ -42,8 +42,10 @@ var errPerSource = errors.New("source at max_per_source")
 // gate is the admission state of one prepared service.
 type gate struct {
 	limits  config.Limits
-	rate    *rate.Limiter // rate_limit, or nil
-	sources *sourceRates  // rate_limit_per_source, or nil
+	sources *sourceRates // rate_limit_per_source, or nil
+
+	mu   sync.Mutex    // guards rate, which resume replaces
+	rate *rate.Limiter // rate_limit, or nil
 
 	refusals map[string]*limitedLog // by reason
 	paused   limitedLog
@@ -109,8 +111,10 @@ func (g *gate) refuse(a netip.Addr, now time.Time) string {
 
 // pause reports how long the service must stop accepting because it is
 // past its rate limit, or 0. It takes a token for the connection about to
-// be accepted. Only the service's accept loop calls it.
+// be accepted.
 func (g *gate) pause() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.rate == nil || g.rate.Allow() {
 		return 0
 	}
@@ -120,6 +124,8 @@ func (g *gate) pause() time.Duration {
 // resume ends a pause: as with xinetd's cps, the pause is the whole
 // penalty, and the service starts again with its full rate.
 func (g *gate) resume() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.rate = newLimiter(g.limits.RateLimit)
 }
 
@@ -200,17 +206,46 @@ func (cs *children) take(svc *service, source netip.Prefix) (perSource int, wait
 	if svc.limits.MaxPerSource > 0 && source.IsValid() && cs.perSource[slot{svc.Name, source}] >= svc.limits.MaxPerSource {
 		return 0, nil, errPerSource
 	}
-	if full(cs.perService[svc.Name], svc.limits.MaxConnections) || full(cs.total, int(cs.maxTotal.Load())) {
+	if cs.fullLocked(svc) {
 		return 0, cs.released, nil
 	}
+	cs.reserveLocked(svc)
+	return cs.addSourceLocked(slot{svc.Name, source}), nil, nil
+}
+
+// reserveLocked counts one more connection of svc in the service's and
+// goinetd's totals. Callers hold cs.mu and have checked fullLocked.
+func (cs *children) reserveLocked(svc *service) {
 	cs.total++
 	cs.perService[svc.Name]++
-	if !source.IsValid() {
-		return 0, nil, nil
+}
+
+// addSourceLocked counts a reserved connection under its source, if it
+// has one, and returns the source's count. Callers hold cs.mu.
+func (cs *children) addSourceLocked(s slot) int {
+	if !s.source.IsValid() {
+		return 0
 	}
-	key := slot{svc.Name, source}
-	cs.perSource[key]++
-	return cs.perSource[key], nil, nil
+	cs.perSource[s]++
+	return cs.perSource[s]
+}
+
+// addSource counts a connection reserved by accept under its source, and
+// returns the source's count, or errPerSource (the reservation still
+// held) if the source is at max_per_source.
+func (cs *children) addSource(svc *service, s slot) (int, error) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if svc.limits.MaxPerSource > 0 && s.source.IsValid() && cs.perSource[s] >= svc.limits.MaxPerSource {
+		return 0, errPerSource
+	}
+	return cs.addSourceLocked(s), nil
+}
+
+// fullLocked reports whether svc or goinetd is at its max_connections.
+// Callers hold cs.mu.
+func (cs *children) fullLocked(svc *service) bool {
+	return full(cs.perService[svc.Name], svc.limits.MaxConnections) || full(cs.total, int(cs.maxTotal.Load()))
 }
 
 // room returns nil if svc and goinetd are below their max_connections, or
@@ -218,7 +253,7 @@ func (cs *children) take(svc *service, source netip.Prefix) (perSource int, wait
 func (cs *children) room(svc *service) <-chan struct{} {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if full(cs.perService[svc.Name], svc.limits.MaxConnections) || full(cs.total, int(cs.maxTotal.Load())) {
+	if cs.fullLocked(svc) {
 		return cs.released
 	}
 	return nil
@@ -279,6 +314,31 @@ func (s *Server) admit(svc *service, peer netip.AddrPort, done <-chan struct{}) 
 			return slot{}, 0, "closed"
 		}
 	}
+}
+
+// admitCounted is admit for a connection already counted against the
+// limits by acceptCounted: it applies the address rules and per-source
+// limits, and on a refusal frees the count.
+func (s *Server) admitCounted(svc *service, sl slot, peer netip.AddrPort) (_ slot, perSource int, refused string) {
+	if !peer.IsValid() {
+		return sl, 0, ""
+	}
+	if reason := svc.refuse(peer.Addr(), time.Now()); reason != "" {
+		s.children.release(sl)
+		s.refused(svc, peer.String(), reason)
+		return slot{}, 0, reason
+	}
+	if svc.limits.MaxPerSource == 0 {
+		return sl, 0, ""
+	}
+	withSource := slot{sl.service, svc.source(peer.Addr())}
+	n, err := s.children.addSource(svc, withSource)
+	if err != nil {
+		s.children.release(sl)
+		s.refused(svc, peer.String(), refusedPerSource)
+		return slot{}, 0, refusedPerSource
+	}
+	return withSource, n, ""
 }
 
 // refused logs a refusal at a bounded rate.

@@ -15,11 +15,14 @@ import (
 func (s *Server) serveNoWait(l *listener) {
 	var wait backoff
 	for {
-		if !s.waitForRoom(l, l.current.Load()) {
+		svc := l.current.Load()
+		if !s.waitForRoom(l, svc) {
 			return
 		}
-		fd, sa, err := l.accept()
+		fd, sa, err := s.acceptCounted(l, svc)
 		switch {
+		case err == errFull:
+			continue // another loop took the last slot: wait for room
 		case err == nil:
 		case l.closed():
 			return
@@ -34,7 +37,9 @@ func (s *Server) serveNoWait(l *listener) {
 			continue
 		}
 
-		err = s.serveConn(l.current.Load(), fd, sa, l.done)
+		// A reload while this loop waited applies to this connection too;
+		// it stays counted under the name it was accepted for.
+		err = s.serveConn(l.current.Load(), slot{service: svc.Name}, fd, sa)
 		unix.Close(fd)
 		if errors.Is(err, errFork) {
 			if !wait.sleep(l.done) {
@@ -46,18 +51,38 @@ func (s *Server) serveNoWait(l *listener) {
 	}
 }
 
-// accept takes one connection off l's queue, waiting in the netpoller
-// while there is none. The descriptor it returns is blocking and
-// close-on-exec. It fails once l is closed.
-func (l *listener) accept() (fd int, sa unix.Sockaddr, err error) {
+// errFull says acceptCounted found no room and accepted nothing.
+var errFull = errors.New("at max_connections")
+
+// acceptCounted takes one connection off l's queue, waiting in the
+// netpoller while there is none, and counts it against svc's and goinetd's
+// max_connections at the moment it is accepted, under the pid table's
+// lock: however many loops accept on one socket, a connection is never
+// accepted past a limit, so the clients over it wait in the kernel's
+// backlog. If there is no room it accepts nothing and returns errFull.
+//
+// The descriptor it returns is blocking and close-on-exec; the caller owns
+// the count (see release). It fails once l is closed.
+func (s *Server) acceptCounted(l *listener, svc *service) (fd int, sa unix.Sockaddr, err error) {
+	cs := s.children
 	var acceptErr error
 	err = l.raw.Read(func(lfd uintptr) bool {
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		if cs.fullLocked(svc) {
+			acceptErr = errFull
+			return true
+		}
 		for {
 			fd, sa, acceptErr = unix.Accept4(int(lfd), unix.SOCK_CLOEXEC)
 			if acceptErr != unix.EINTR {
-				return acceptErr != unix.EAGAIN
+				break
 			}
 		}
+		if acceptErr == nil {
+			cs.reserveLocked(svc)
+		}
+		return acceptErr != unix.EAGAIN
 	})
 	if err != nil {
 		return -1, nil, err

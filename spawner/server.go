@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 
 	"github.com/goinetd/goinetd/config"
@@ -89,14 +90,23 @@ func (s *Server) Start(cfg *config.Config) error {
 	return errs
 }
 
-// startLoop records l as serving and runs its loop.
+// startLoop records l as serving and runs its loops: one per CPU for a
+// service that forks a child per connection, since a spawn blocks its
+// loop until the child has exec'd, so that spawns on one port run in
+// parallel; one for the others.
 func (s *Server) startLoop(l *listener) {
 	s.listeners[listenKey(l.service)] = l
-	s.loops.Add(1)
-	go func() {
-		defer s.loops.Done()
-		s.serve(l)
-	}()
+	loops := 1
+	if loopKind(l.service) == "nowait" {
+		loops = runtime.GOMAXPROCS(0)
+	}
+	for range loops {
+		s.loops.Add(1)
+		go func() {
+			defer s.loops.Done()
+			s.serve(l)
+		}()
+	}
 	attrs := []any{"service", l.service.Name, "address", l.addr, "mode", l.service.Mode}
 	if l.service.Builtin != "" {
 		attrs = append(attrs, "builtin", l.service.Builtin)
