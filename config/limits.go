@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -172,10 +173,19 @@ func parseNames(v any, dst *[]string) error {
 	if err := parseStrings(v, &names); err != nil {
 		return err
 	}
+	var bad []error
 	for _, n := range names {
-		if n == "" || strings.ContainsAny(n, "=\x00") {
-			return fmt.Errorf("%q is not a valid variable name", n)
+		switch {
+		case n == "" || strings.ContainsAny(n, "=\x00"):
+			bad = append(bad, fmt.Errorf("%q is not a valid variable name", n))
+		case slices.Contains(ConnectionVariables, n):
+			bad = append(bad, fmt.Errorf("%s is set by goinetd for each connection", n))
+		case n == "NOTIFY_SOCKET":
+			bad = append(bad, fmt.Errorf("NOTIFY_SOCKET is goinetd's own channel to systemd; a handler never gets it"))
 		}
+	}
+	if len(bad) > 0 {
+		return errors.Join(bad...)
 	}
 	*dst = names
 	return nil

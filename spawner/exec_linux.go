@@ -25,6 +25,7 @@ type service struct {
 	argv     []string             // its argv
 	env      []string             // PATH and the config's env, sorted; the peer is added per connection
 	sys      *syscall.SysProcAttr // shared, read-only, by every spawn
+	dir      string               // where ForkExec changes directory; empty: nowhere
 	stderrFD int                  // fd 2 of the child, unless stderr is "socket"
 
 	acceptFailed, forkFailed, execFailed, quickExit limitedLog
@@ -41,6 +42,7 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 		return p, nil
 	}
 	p.path = svc.Program
+	p.dir = svc.Workdir
 	p.argv = append([]string{filepath.Base(svc.Program)}, svc.Args...)
 	p.env = baseEnv(svc.Env)
 	if err := s.sandbox(p); err != nil {
@@ -73,14 +75,16 @@ func baseEnv(env []string) []string {
 	return base
 }
 
-// serveConn admits the accepted connection fd from the socket address sa
-// and starts svc's program for it. The caller closes fd afterwards. A
-// refusal or failure is logged here; the error it returns wraps errFork
-// when the accept loop should back off.
-func (s *Server) serveConn(svc *service, fd int, sa unix.Sockaddr, done <-chan struct{}) error {
+// serveConn admits the connection fd from the socket address sa, already
+// counted by acceptCounted in the slot counted, and starts svc's program
+// for it. The caller
+// closes fd afterwards. A refusal or failure is logged here, and frees the
+// count; the error it returns wraps errFork when the accept loop should
+// back off.
+func (s *Server) serveConn(svc *service, counted slot, fd int, sa unix.Sockaddr) error {
 	peer := addrPort(sa)
 	s.metrics.Accepted(svc.Name)
-	sl, perSource, refused := s.admit(svc, peer, done)
+	sl, perSource, refused := s.admitCounted(svc, counted, peer)
 	if refused != "" {
 		return nil
 	}
@@ -117,7 +121,7 @@ func (s *Server) spawnWait(svc *service, fd int, sl slot, exited chan struct{}) 
 // 2 (and 3), for a connection counted in sl, and logs a failure. The slot
 // is freed when the child is reaped, or at once if it cannot start.
 func (s *Server) start(svc *service, files []uintptr, env []string, peer string, sl slot, exited chan struct{}) error {
-	attr := &syscall.ProcAttr{Dir: svc.Workdir, Env: env, Files: files, Sys: svc.sys}
+	attr := &syscall.ProcAttr{Dir: svc.dir, Env: env, Files: files, Sys: svc.sys}
 	c := &child{service: svc.Name, peer: peer, started: time.Now(), slot: sl, exited: exited}
 	err := s.children.start(svc.path, svc.argv, attr, c, svc.Timeout)
 	if err != nil {

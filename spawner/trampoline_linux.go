@@ -1,41 +1,311 @@
 package spawner
 
 import (
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// TrampolineName is argv[0] of goinetd when it runs as the listen_fds
-// trampoline; main must call Trampoline, first thing, when it sees it.
-const TrampolineName = "goinetd-listen-fds"
+// TrampolineName is argv[0] of goinetd when it runs as the trampoline;
+// main must call Trampoline, first thing, when it sees it.
+const TrampolineName = "goinetd-exec"
 
-// Trampoline runs in a child that goinetd started by executing itself, as
-// the last step before the handler of a listen_fds service. args are the
-// handler's path and argv.
+// trampolineFailed is the trampoline's exit status when it cannot start
+// the handler, as a shell's for a command it cannot run.
+const trampolineFailed = 127
+
+// Trampoline runs in a child that goinetd started by executing itself
+// (through /proc/self/exe, with argv[0] TrampolineName), as the last step
+// before a handler whose sandbox Go's fork and exec cannot set up. args
+// are its instructions, encoded by instructions.args:
 //
-// sd_listen_fds(3) accepts the passed socket only if LISTEN_PID is the pid
-// of the process reading it, which is the child's own pid: not known to
-// goinetd until fork returns, and Go cannot run code between fork and
-// exec. The trampoline is that code: it sets LISTEN_PID to its own pid and
-// execs the handler, which keeps the pid (and fds 0-3) across exec. It
-// returns only if the exec fails, with the exit status to use.
+//	goinetd-exec [-rlimit NAME=VALUE]... [-nice N] [-umask 0OOO] [-chroot DIR]
+//	             [-cred UID:GID:GROUP,...] [-dir DIR] [-listen-pid] -- PROGRAM ARGV0 [ARG...]
+//
+// It runs as goinetd's user (root, whenever a credential is set), with the
+// handler's descriptors and environment. It decodes every instruction
+// before it acts on any, and with -listen-pid sets LISTEN_PID to its own
+// pid in the environment it will pass on; then it does, in this order:
+//
+//  1. setrlimit for each -rlimit, soft and hard limit both VALUE (a
+//     number, or "unlimited"); NAME is as in the config ("nofile", "as").
+//  2. setpriority(PRIO_PROCESS) to the -nice value.
+//  3. umask.
+//  4. chroot to -chroot, then chdir to its "/", so the working directory
+//     is never outside the new root.
+//  5. setgroups, setgid, setuid to -cred (GROUPS may be empty: none).
+//  6. chdir to -dir (inside the new root, if any), as the handler's user,
+//     as Go's ForkExec does for a handler started directly.
+//  7. execve PROGRAM (a path inside the new root, if any) with argv
+//     ARGV0 ARG... and that environment.
+//
+// Everything that needs privilege (raising a hard limit, a negative nice
+// value, chroot) happens before the credentials change, which is last, so
+// a handler can never undo it. The handler keeps the trampoline's pid,
+// which LISTEN_PID (sd_listen_fds(3) accepts the socket only if it is the
+// reader's own pid) and the reaper's pid table rely on. The trampoline
+// opens no descriptor that survives exec: the Go runtime's own are
+// close-on-exec, so the handler gets exactly the descriptors goinetd gave.
+//
+// Trampoline returns only if a step fails: it has printed one line naming
+// the step and the error to its standard error (the handler's, so the line
+// goes where the service's stderr says) and returns 127, the exit status
+// for main to exit with, which the reaper logs.
 func Trampoline(args []string) int {
-	if len(args) < 2 {
-		fmt.Fprintf(os.Stderr, "%s: want PROGRAM ARGV0 [ARG...], got %q\n", TrampolineName, args)
-		return 127
+	// A nice value belongs to a thread, and execve keeps the calling
+	// thread's: set it on the thread that execs.
+	runtime.LockOSThread()
+	if err := trampoline(args); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", TrampolineName, err)
 	}
-	env := make([]string, 0, len(os.Environ())+1)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "LISTEN_PID=") {
-			env = append(env, kv)
+	return trampolineFailed
+}
+
+// trampoline carries out args and execs the handler; it returns only an
+// error, naming the failed step.
+func trampoline(args []string) error {
+	in, err := parseInstructions(args)
+	if err != nil {
+		return fmt.Errorf("instructions %q: %w", args, err)
+	}
+	env := os.Environ()
+	if in.listenPID {
+		env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "LISTEN_PID=") })
+		env = append(env, "LISTEN_PID="+strconv.Itoa(os.Getpid()))
+	}
+	for _, r := range in.rlimits {
+		// syscall.Setrlimit, not unix's: it also stops syscall.Exec from
+		// restoring the soft nofile limit the runtime had at start.
+		lim := syscall.Rlimit{Cur: r.value, Max: r.value}
+		if err := syscall.Setrlimit(r.resource, &lim); err != nil {
+			return fmt.Errorf("setrlimit %s: %w", r, err)
 		}
 	}
-	env = append(env, "LISTEN_PID="+strconv.Itoa(os.Getpid()))
-	err := unix.Exec(args[0], args[1:], env)
-	fmt.Fprintf(os.Stderr, "%s: exec %s: %v\n", TrampolineName, args[0], err)
-	return 127
+	if in.nice != nil {
+		if err := unix.Setpriority(unix.PRIO_PROCESS, 0, *in.nice); err != nil {
+			return fmt.Errorf("setpriority %d: %w", *in.nice, err)
+		}
+	}
+	if in.umask != nil {
+		syscall.Umask(*in.umask)
+	}
+	if in.chroot != "" {
+		if err := syscall.Chroot(in.chroot); err != nil {
+			return fmt.Errorf("chroot %s: %w", in.chroot, err)
+		}
+		if err := syscall.Chdir("/"); err != nil {
+			return fmt.Errorf("chdir / in %s: %w", in.chroot, err)
+		}
+	}
+	if c := in.cred; c != nil {
+		// package syscall's calls change every thread of the process, not
+		// only the calling one as the raw system calls do.
+		groups := make([]int, len(c.Groups))
+		for i, g := range c.Groups {
+			groups[i] = int(g)
+		}
+		if err := syscall.Setgroups(groups); err != nil {
+			return fmt.Errorf("setgroups %v: %w", c.Groups, err)
+		}
+		if err := syscall.Setgid(int(c.Gid)); err != nil {
+			return fmt.Errorf("setgid %d: %w", c.Gid, err)
+		}
+		if err := syscall.Setuid(int(c.Uid)); err != nil {
+			return fmt.Errorf("setuid %d: %w", c.Uid, err)
+		}
+	}
+	if in.dir != "" {
+		if err := syscall.Chdir(in.dir); err != nil {
+			return fmt.Errorf("chdir %s: %w", in.dir, err)
+		}
+	}
+	err = syscall.Exec(in.program, in.argv, env)
+	return fmt.Errorf("exec %s: %w", in.program, err)
+}
+
+// instructions is what the trampoline does before it execs a handler; see
+// Trampoline for the order.
+type instructions struct {
+	rlimits   []rlimit
+	nice      *int
+	umask     *int
+	chroot    string
+	cred      *syscall.Credential
+	dir       string
+	listenPID bool
+	program   string   // the handler, a path inside chroot if set
+	argv      []string // its argv, argv[0] included
+}
+
+// rlimit is one resource limit, set as both soft and hard limit.
+type rlimit struct {
+	name     string // as in the config and in rlimitResources
+	resource int
+	value    uint64 // unix.RLIM_INFINITY for no limit
+}
+
+func (r rlimit) String() string {
+	if r.value == unix.RLIM_INFINITY {
+		return r.name + "=unlimited"
+	}
+	return r.name + "=" + strconv.FormatUint(r.value, 10)
+}
+
+// rlimitResources names the resources the trampoline can limit, as
+// config names them. It is only read.
+var rlimitResources = map[string]int{
+	"as":       unix.RLIMIT_AS,
+	"core":     unix.RLIMIT_CORE,
+	"cpu":      unix.RLIMIT_CPU,
+	"data":     unix.RLIMIT_DATA,
+	"fsize":    unix.RLIMIT_FSIZE,
+	"locks":    unix.RLIMIT_LOCKS,
+	"memlock":  unix.RLIMIT_MEMLOCK,
+	"msgqueue": unix.RLIMIT_MSGQUEUE,
+	"nofile":   unix.RLIMIT_NOFILE,
+	"nproc":    unix.RLIMIT_NPROC,
+	"rss":      unix.RLIMIT_RSS,
+	"stack":    unix.RLIMIT_STACK,
+}
+
+// args encodes in as the trampoline's arguments, argv[0] excluded, in the
+// format Trampoline documents; parseInstructions decodes them.
+func (in *instructions) args() []string {
+	var args []string
+	for _, r := range in.rlimits {
+		args = append(args, "-rlimit", r.String())
+	}
+	if in.nice != nil {
+		args = append(args, "-nice", strconv.Itoa(*in.nice))
+	}
+	if in.umask != nil {
+		args = append(args, "-umask", fmt.Sprintf("%04o", *in.umask))
+	}
+	if in.chroot != "" {
+		args = append(args, "-chroot", in.chroot)
+	}
+	if c := in.cred; c != nil {
+		groups := make([]string, len(c.Groups))
+		for i, g := range c.Groups {
+			groups[i] = strconv.FormatUint(uint64(g), 10)
+		}
+		args = append(args, "-cred", fmt.Sprintf("%d:%d:%s", c.Uid, c.Gid, strings.Join(groups, ",")))
+	}
+	if in.dir != "" {
+		args = append(args, "-dir", in.dir)
+	}
+	if in.listenPID {
+		args = append(args, "-listen-pid")
+	}
+	args = append(args, "--", in.program)
+	return append(args, in.argv...)
+}
+
+// parseInstructions decodes the trampoline's arguments. Every value is
+// checked before anything is done, so a bad one changes nothing.
+func parseInstructions(args []string) (*instructions, error) {
+	in := &instructions{}
+	flags := flag.NewFlagSet(TrampolineName, flag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	flags.Func("rlimit", "", func(v string) error {
+		r, err := parseRlimit(v)
+		if err != nil {
+			return err
+		}
+		in.rlimits = append(in.rlimits, r)
+		return nil
+	})
+	flags.Func("nice", "", func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < -20 || n > 19 {
+			return fmt.Errorf("%q is not a nice value (-20 to 19)", v)
+		}
+		in.nice = &n
+		return nil
+	})
+	flags.Func("umask", "", func(v string) error {
+		m, err := strconv.ParseUint(v, 8, 32)
+		if err != nil || m > 0o777 {
+			return fmt.Errorf("%q is not an octal umask", v)
+		}
+		mask := int(m)
+		in.umask = &mask
+		return nil
+	})
+	flags.Func("chroot", "", func(v string) error {
+		if !strings.HasPrefix(v, "/") {
+			return fmt.Errorf("%q is not an absolute path", v)
+		}
+		in.chroot = v
+		return nil
+	})
+	flags.Func("cred", "", func(v string) (err error) {
+		in.cred, err = parseCred(v)
+		return err
+	})
+	flags.Func("dir", "", func(v string) error {
+		if !strings.HasPrefix(v, "/") {
+			return fmt.Errorf("%q is not an absolute path", v)
+		}
+		in.dir = v
+		return nil
+	})
+	flags.BoolVar(&in.listenPID, "listen-pid", false, "")
+	if err := flags.Parse(args); err != nil {
+		return nil, err
+	}
+	rest := flags.Args()
+	if len(args)-len(rest) < 1 || args[len(args)-len(rest)-1] != "--" || len(rest) < 2 {
+		return nil, errors.New("want -- PROGRAM ARGV0 [ARG...] after the options")
+	}
+	in.program, in.argv = rest[0], rest[1:]
+	return in, nil
+}
+
+// parseRlimit decodes NAME=VALUE.
+func parseRlimit(v string) (rlimit, error) {
+	name, value, _ := strings.Cut(v, "=")
+	resource, ok := rlimitResources[name]
+	if !ok {
+		return rlimit{}, fmt.Errorf("%q: no resource %q", v, name)
+	}
+	r := rlimit{name: name, resource: resource, value: unix.RLIM_INFINITY}
+	if value != "unlimited" {
+		n, err := strconv.ParseUint(value, 10, 64)
+		if err != nil {
+			return rlimit{}, fmt.Errorf("%q: %q is not a number or \"unlimited\"", v, value)
+		}
+		r.value = n
+	}
+	return r, nil
+}
+
+// parseCred decodes UID:GID:GROUP,GROUP,...
+func parseCred(v string) (*syscall.Credential, error) {
+	parts := strings.Split(v, ":")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("%q is not UID:GID:GROUPS", v)
+	}
+	ids := []string{parts[0], parts[1]}
+	if parts[2] != "" {
+		ids = append(ids, strings.Split(parts[2], ",")...)
+	}
+	nums := make([]uint32, len(ids))
+	for i, id := range ids {
+		n, err := strconv.ParseUint(id, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %q is not a numeric id", v, id)
+		}
+		nums[i] = uint32(n)
+	}
+	return &syscall.Credential{Uid: nums[0], Gid: nums[1], Groups: nums[2:]}, nil
 }
