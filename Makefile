@@ -40,3 +40,106 @@ deps:
 	else \
 		echo "missing test tools (tests that need them will skip):$$missing"; \
 	fi
+
+# ---------------------------------------------------------------------------
+# install, uninstall: the GNU layout, staged under DESTDIR when it is set.
+#   make install [DESTDIR=/tmp/stage] [PREFIX=/usr/local]
+# Works as any user into a DESTDIR; into / it needs root. Running it again
+# refreshes the binaries, units and man pages, and never touches an existing
+# config, drop-in folder or state folder.
+
+PREFIX         = /usr/local
+SBINDIR        = $(PREFIX)/sbin
+LIBEXECDIR     = $(PREFIX)/libexec
+SYSCONFDIR     = /etc
+LOCALSTATEDIR  = /var
+MANDIR         = $(PREFIX)/share/man
+SYSTEMDUNITDIR = $(PREFIX)/lib/systemd/system
+INSTALL       ?= install
+
+HANDLERS       := echo lastaccess
+UNITS          := goinetd.service goinetd.socket
+HANDLERDIR      = $(LIBEXECDIR)/goinetd
+CONFDIR         = $(SYSCONFDIR)/goinetd
+STATEDIR        = $(LOCALSTATEDIR)/lib/goinetd
+
+# Units and man pages, as SOURCE=DESTINATION: the sources name the default
+# paths, and INSTALL_PATHS rewrites them to the real ones.
+WITH_PATHS = $(foreach u,$(UNITS),examples/$(u)=$(SYSTEMDUNITDIR)/$(u)) \
+	man/goinetd.8=$(MANDIR)/man8/goinetd.8 \
+	man/inetd.toml.5=$(MANDIR)/man5/inetd.toml.5
+INSTALL_PATHS = -e 's|/usr/local/sbin/goinetd|$(SBINDIR)/goinetd|g' \
+	-e 's|/usr/local/libexec/goinetd|$(HANDLERDIR)|g' \
+	-e 's|/etc/goinetd|$(CONFDIR)|g' \
+	-e 's|/var/lib/goinetd|$(STATEDIR)|g' \
+	-e 's|/usr/local/lib/systemd/system|$(SYSTEMDUNITDIR)|g'
+
+# The config a system install starts from: the shipped inetd.toml's two
+# handlers, named by their installed paths, with lastaccess keeping its
+# records in the state folder, and the drop-in folder included.
+define SYSTEM_CONFIG
+# goinetd's config, installed by `make install`, which never overwrites it.
+# Every key is described in inetd.toml(5). Check a change before a restart:
+#   goinetd check -config $(CONFDIR)/inetd.toml
+#
+# Apply it to the running goinetd with `systemctl reload goinetd`.
+#
+# The two bundled handlers, on unprivileged loopback ports. As root,
+# goinetd runs a handler as root unless its service sets user = "...".
+
+# Drop-in files, one per service or package, each holding only
+# [services.NAME] tables like the ones below.
+include = ["goinetd.d/*.toml"]
+
+[server]
+log_format = "text"
+
+[services.echo]
+address = "127.0.0.1"
+port = 51423
+program = "$(HANDLERDIR)/echo"
+
+[services.lastaccess]
+address = "127.0.0.1"
+port = 51424
+program = "$(HANDLERDIR)/lastaccess"
+args = ["-db", "$(STATEDIR)/lastaccess.db"]
+workdir = "$(STATEDIR)"
+endef
+
+.PHONY: install uninstall
+
+## install: build, then install goinetd, its handlers, units, man pages and,
+## if there is none yet, a config
+install: export GOINETD_SYSTEM_CONFIG = $(SYSTEM_CONFIG)
+install: build
+	$(INSTALL) -D -m 0755 bin/goinetd '$(DESTDIR)$(SBINDIR)/goinetd'
+	for h in $(HANDLERS); do \
+		$(INSTALL) -D -m 0755 bin/$$h '$(DESTDIR)$(HANDLERDIR)/'$$h || exit 1; \
+	done
+	tmp=$$(mktemp) && trap 'rm -f "$$tmp"' EXIT && \
+	for pair in $(WITH_PATHS); do \
+		sed $(INSTALL_PATHS) "$${pair%%=*}" >"$$tmp" && \
+		$(INSTALL) -D -m 0644 "$$tmp" '$(DESTDIR)'"$${pair#*=}" || exit 1; \
+	done
+	@# An operator's config, drop-ins and state are theirs: made once, then
+	@# left alone, modes and owners included.
+	[ -d '$(DESTDIR)$(CONFDIR)/goinetd.d' ] || $(INSTALL) -d -m 0755 '$(DESTDIR)$(CONFDIR)/goinetd.d'
+	[ -d '$(DESTDIR)$(STATEDIR)' ] || $(INSTALL) -d -m 0750 '$(DESTDIR)$(STATEDIR)'
+	@conf='$(DESTDIR)$(CONFDIR)/inetd.toml'; \
+	if [ -e "$$conf" ] || [ -L "$$conf" ]; then \
+		echo "keeping the existing $$conf"; \
+	else \
+		tmp=$$(mktemp) && trap 'rm -f "$$tmp"' EXIT && \
+		printf '%s\n' "$$GOINETD_SYSTEM_CONFIG" >"$$tmp" && \
+		echo "$(INSTALL) -D -m 0644 <config> $$conf" && \
+		$(INSTALL) -D -m 0644 "$$tmp" "$$conf"; \
+	fi
+
+## uninstall: remove what install put in place, except the config and the
+## state (remove $(CONFDIR) and $(STATEDIR) by hand to purge)
+uninstall:
+	rm -f '$(DESTDIR)$(SBINDIR)/goinetd' \
+		$(foreach h,$(HANDLERS),'$(DESTDIR)$(HANDLERDIR)/$(h)') \
+		$(foreach p,$(WITH_PATHS),'$(DESTDIR)$(lastword $(subst =, ,$(p)))')
+	rmdir '$(DESTDIR)$(HANDLERDIR)' 2>/dev/null || true
