@@ -117,6 +117,13 @@ type Limits struct {
 	RatePause          time.Duration
 	// Timeout ends a connection that lasts longer; 0 means never.
 	Timeout time.Duration
+
+	// ProxyProtocol makes the service read a PROXY protocol header (v1 or
+	// v2) first, from the balancers in ProxyFrom only, within
+	// ProxyTimeout; the client it names is then the peer for everything.
+	ProxyProtocol bool
+	ProxyFrom     []netip.Prefix
+	ProxyTimeout  time.Duration
 }
 
 // Rate is N events per Per; the zero Rate means no limit.
@@ -252,6 +259,7 @@ var ConnectionVariables = []string{
 	"PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT",
 	"REMOTE_ADDR", "REMOTE_PORT",
 	"UNIXREMOTEPID", "UNIXREMOTEEUID", "UNIXREMOTEEGID",
+	"PROXYREMOTEIP", "PROXYREMOTEPORT", "TCPCONCURRENCY",
 	"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES",
 }
 
@@ -262,6 +270,10 @@ const DefaultSocketMode os.FileMode = 0o666
 // DefaultShutdownGrace is how long a stop waits for connections to end
 // unless shutdown_grace says otherwise.
 const DefaultShutdownGrace = 10 * time.Second
+
+// DefaultProxyTimeout is how long a PROXY protocol header may take to
+// arrive unless proxy_timeout says otherwise.
+const DefaultProxyTimeout = 3 * time.Second
 
 // DefaultRatePause is how long a rate limit pauses a service or a source
 // unless rate_pause says otherwise.

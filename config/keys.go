@@ -57,6 +57,9 @@ func serviceKeys(s *Service) tableKeys {
 			"rate_limit_per_source": func(v any) error { return parseRate(v, &s.RateLimitPerSource) },
 			"rate_pause":            func(v any) error { return parseDuration(v, &s.RatePause) },
 			"timeout":               func(v any) error { return parseDuration(v, &s.Timeout) },
+			"proxy_protocol":        func(v any) error { return parseBool(v, &s.ProxyProtocol) },
+			"proxy_from":            func(v any) error { return parsePrefixes(v, &s.ProxyFrom) },
+			"proxy_timeout":         func(v any) error { return parseDuration(v, &s.ProxyTimeout) },
 
 			"user": func(v any) error { return parseCredential(v, &s.Credential) },
 			"group": func(v any) error {
@@ -78,7 +81,7 @@ func serviceKeys(s *Service) tableKeys {
 			"stderr":   func(v any) error { return oneOf(v, &s.Stderr, StderrLog, StderrSocket, StderrNull) },
 			"disabled": func(v any) error { return parseBool(v, &s.Disabled) },
 		},
-		notYet: []string{"proxy_protocol", "proxy_from", "proxy_timeout"},
+		notYet: nil,
 	}
 }
 

@@ -31,7 +31,7 @@ func newService(name string, port uint16, program, dir string) *Service {
 		SocketMode: DefaultSocketMode,
 		SocketUID:  -1,
 		SocketGID:  -1,
-		Limits:     Limits{SourcePrefixV6: 64, RatePause: DefaultRatePause},
+		Limits:     Limits{SourcePrefixV6: 64, RatePause: DefaultRatePause, ProxyTimeout: DefaultProxyTimeout},
 	}
 }
 
@@ -86,6 +86,7 @@ func TestLoadGood(t *testing.T) {
 						RateLimitPerSource: Rate{N: 5, Per: 10 * time.Second},
 						RatePause:          30 * time.Second,
 						Timeout:            5 * time.Minute,
+						ProxyTimeout:       DefaultProxyTimeout,
 					}
 					s.Sandbox = Sandbox{
 						PassEnv: []string{"TZ", "LANG"},

@@ -167,6 +167,21 @@ func validateLimits(s *Service, w *where) {
 			}
 		}
 	}
+	if s.ProxyTimeout == 0 {
+		s.ProxyTimeout = DefaultProxyTimeout
+	}
+	switch {
+	case s.ProxyProtocol && (s.Protocol != TCP || s.Mode == Wait):
+		w.add("proxy_protocol", "applies only to tcp services in nowait mode: goinetd reads the header before the handler starts")
+	case s.ProxyProtocol && len(s.ProxyFrom) == 0:
+		w.add("proxy_protocol", "needs proxy_from: the balancers trusted to send a header (anyone else's connection is refused)")
+	case !s.ProxyProtocol && !w.set("proxy_protocol"):
+		for _, name := range []string{"proxy_from", "proxy_timeout"} {
+			if w.own(name) {
+				w.add(name, "applies only with proxy_protocol = true")
+			}
+		}
+	}
 	if w.own("rate_pause") && !w.set("rate_limit") && !w.set("rate_limit_per_source") {
 		w.add("rate_pause", "applies only with rate_limit or rate_limit_per_source")
 	}

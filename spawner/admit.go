@@ -34,6 +34,8 @@ const (
 	refusedAddress       = "address"
 	refusedPerSource     = "per_source"
 	refusedRatePerSource = "rate_per_source"
+	refusedProxySource   = "proxy_source" // a PROXY header from outside proxy_from
+	refusedProxyHeader   = "proxy_header" // a missing, malformed or slow PROXY header
 )
 
 // errPerSource refuses a connection whose source is at max_per_source.
@@ -54,6 +56,7 @@ type gate struct {
 func newGate(l config.Limits) *gate {
 	g := &gate{limits: l, refusals: map[string]*limitedLog{
 		refusedAddress: {}, refusedPerSource: {}, refusedRatePerSource: {},
+		refusedProxySource: {}, refusedProxyHeader: {},
 	}}
 	if l.RateLimit.N > 0 {
 		g.rate = newLimiter(l.RateLimit)
@@ -341,10 +344,22 @@ func (s *Server) admitCounted(svc *service, sl slot, peer netip.AddrPort) (_ slo
 	return withSource, n, ""
 }
 
-// refused logs a refusal at a bounded rate.
-func (s *Server) refused(svc *service, peer, reason string) {
+// refused logs a refusal at a bounded rate, with any attributes given.
+func (s *Server) refused(svc *service, peer, reason string, attrs ...any) {
 	s.metrics.Refused(svc.Name, reason)
-	svc.refusals[reason].log(s.log, slog.LevelInfo, "refused", "service", svc.Name, "peer", peer, "reason", reason)
+	svc.refusals[reason].log(s.log, slog.LevelInfo, "refused",
+		append([]any{"service", svc.Name, "peer", peer, "reason", reason}, attrs...)...)
+}
+
+// trustedBalancer reports whether a is one of svc's proxy_from.
+func (g *gate) trustedBalancer(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	for _, p := range g.limits.ProxyFrom {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // waitForRoom blocks while svc or goinetd is at max_connections, or svc is

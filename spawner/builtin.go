@@ -43,40 +43,71 @@ func (s *Server) serveBuiltinStream(l *listener) {
 		wait.reset()
 		svc := l.current.Load()
 		s.metrics.Accepted(svc.Name)
-		var peer netip.AddrPort
-		if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
-			peer = a.AddrPort()
-		}
-		sl, _, refused := s.admit(svc, peer, l.done)
-		if refused != "" {
-			conn.Close()
+		if svc.ProxyProtocol {
+			go s.serveBuiltinConn(l, svc, conn)
 			continue
 		}
-		s.mu.Lock()
-		s.builtinConns[conn] = struct{}{}
-		s.mu.Unlock()
-		go func() {
-			defer func() {
-				s.mu.Lock()
-				delete(s.builtinConns, conn)
-				s.mu.Unlock()
-				s.children.release(sl)
-			}()
-			started := time.Now()
-			if svc.Timeout > 0 {
-				conn.SetDeadline(started.Add(svc.Timeout))
-			}
-			err := builtin.Serve(svc.Builtin, conn, time.Now)
-			attrs := []any{"service", svc.Name, "peer", conn.RemoteAddr().String(), "builtin", svc.Builtin}
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				attrs = append(attrs, "timeout", true)
-			} else if err != nil {
-				attrs = append(attrs, "err", err)
-			}
-			s.metrics.Ended(svc.Name, time.Since(started))
-			s.log.Info("connection ended", append(attrs, "duration", time.Since(started))...)
-		}()
+		s.serveBuiltinConn(l, svc, conn)
 	}
+}
+
+// serveBuiltinConn admits one connection of a built-in stream service and
+// serves it in a goroutine. A proxy_protocol service (called in a
+// goroutine of its own) first reads the PROXY header, with the rules of
+// serveProxied, and the client it names is the peer.
+func (s *Server) serveBuiltinConn(l *listener, svc *service, conn net.Conn) {
+	var peer netip.AddrPort
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		peer = netip.AddrPortFrom(a.AddrPort().Addr().Unmap(), a.AddrPort().Port())
+	}
+	peerName := peer.String()
+	if svc.ProxyProtocol {
+		if !svc.trustedBalancer(peer.Addr()) {
+			s.refused(svc, peerName, refusedProxySource)
+			conn.Close()
+			return
+		}
+		c, h, err := readProxyHeaderConn(conn, svc.ProxyTimeout)
+		if err != nil {
+			s.refused(svc, peerName, refusedProxyHeader, "err", err)
+			conn.Close()
+			return
+		}
+		if h.client.IsValid() {
+			peerName = h.client.String() + " via " + peer.String()
+			peer = h.client
+		}
+		conn = c
+	}
+	sl, _, refused := s.admit(svc, peer, l.done)
+	if refused != "" {
+		conn.Close()
+		return
+	}
+	s.mu.Lock()
+	s.builtinConns[conn] = struct{}{}
+	s.mu.Unlock()
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.builtinConns, conn)
+			s.mu.Unlock()
+			s.children.release(sl)
+		}()
+		started := time.Now()
+		if svc.Timeout > 0 {
+			conn.SetDeadline(started.Add(svc.Timeout))
+		}
+		err := builtin.Serve(svc.Builtin, conn, time.Now)
+		attrs := []any{"service", svc.Name, "peer", peerName, "builtin", svc.Builtin}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			attrs = append(attrs, "timeout", true)
+		} else if err != nil {
+			attrs = append(attrs, "err", err)
+		}
+		s.metrics.Ended(svc.Name, time.Since(started))
+		s.log.Info("connection ended", append(attrs, "duration", time.Since(started))...)
+	}()
 }
 
 // serveBuiltinPackets serves a built-in service on a UDP socket: each

@@ -82,15 +82,25 @@ func baseEnv(env []string) []string {
 // count; the error it returns wraps errFork when the accept loop should
 // back off.
 func (s *Server) serveConn(svc *service, counted slot, fd int, sa unix.Sockaddr) error {
-	peer := addrPort(sa)
 	s.metrics.Accepted(svc.Name)
-	sl, perSource, refused := s.admitCounted(svc, counted, peer)
+	return s.spawnFor(svc, counted, fd, sa, addrPort(sa), netip.AddrPort{})
+}
+
+// spawnFor admits the counted connection fd (with socket address sa) of
+// client, which arrived through the balancer via if via is valid, and
+// starts svc's program for it. See serveConn.
+func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, client, via netip.AddrPort) error {
+	sl, perSource, refused := s.admitCounted(svc, counted, client)
 	if refused != "" {
 		return nil
 	}
-	env, peerName, err := connectionEnv(svc.env, fd, sa)
-	if err == nil && peer.IsValid() && svc.limits.MaxPerSource > 0 {
+	env, peerName, err := connectionEnv(svc.env, fd, sa, client)
+	if err == nil && client.IsValid() && svc.limits.MaxPerSource > 0 {
 		env = append(env, "TCPCONCURRENCY="+strconv.Itoa(perSource))
+	}
+	if err == nil && via.IsValid() {
+		env = append(env, "PROXYREMOTEIP="+via.Addr().WithZone("").String(), "PROXYREMOTEPORT="+strconv.Itoa(int(via.Port())))
+		peerName += " via " + via.String()
 	}
 	if err != nil {
 		s.children.release(sl)
@@ -148,13 +158,14 @@ func (s *Server) start(svc *service, files []uintptr, env []string, peer string,
 // connectionEnv returns base plus what the handler of the connection fd
 // should know of it, and the peer as logs show it:
 //
-//   - TCP: the addresses in the UCSPI convention (PROTO=TCP, TCPREMOTEIP,
+//   - TCP: the addresses, client's (the peer, or the client a PROXY
+//     header named) and local, in the UCSPI convention (PROTO=TCP, TCPREMOTEIP,
 //     TCPREMOTEPORT, TCPLOCALIP, TCPLOCALPORT) and systemd's (REMOTE_ADDR,
 //     REMOTE_PORT); an IPv4-mapped IPv6 address is shown as IPv4.
 //   - unix: the peer's credentials, as ucspi-unix gives them (PROTO=UNIX,
 //     UNIXREMOTEPID, UNIXREMOTEEUID, UNIXREMOTEEGID).
-func connectionEnv(base []string, fd int, sa unix.Sockaddr) (env []string, peer string, err error) {
-	env = make([]string, len(base), len(base)+7)
+func connectionEnv(base []string, fd int, sa unix.Sockaddr, client netip.AddrPort) (env []string, peer string, err error) {
+	env = make([]string, len(base), len(base)+10)
 	copy(env, base)
 	if _, ok := sa.(*unix.SockaddrUnix); ok {
 		cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
@@ -165,12 +176,11 @@ func connectionEnv(base []string, fd int, sa unix.Sockaddr) (env []string, peer 
 		return append(env, "PROTO=UNIX", "UNIXREMOTEPID="+pid, "UNIXREMOTEEUID="+uid, "UNIXREMOTEEGID="+gid),
 			"unix:pid=" + pid + ",uid=" + uid, nil
 	}
-	remote := addrPort(sa)
 	local, err := unix.Getsockname(fd)
 	if err != nil {
-		return nil, remote.String(), fmt.Errorf("getsockname: %w", err)
+		return nil, client.String(), fmt.Errorf("getsockname: %w", err)
 	}
-	return tcpEnv(env, remote, addrPort(local)), remote.String(), nil
+	return tcpEnv(env, client, addrPort(local)), client.String(), nil
 }
 
 // tcpEnv appends the addresses of one TCP connection to env.

@@ -39,6 +39,11 @@ func (s *Server) serveNoWait(l *listener) {
 
 		// A reload while this loop waited applies to this connection too;
 		// it stays counted under the name it was accepted for.
+		if cur := l.current.Load(); cur.ProxyProtocol {
+			go s.serveProxied(cur, slot{service: svc.Name}, fd, sa)
+			wait.reset()
+			continue
+		}
 		err = s.serveConn(l.current.Load(), slot{service: svc.Name}, fd, sa)
 		unix.Close(fd)
 		if errors.Is(err, errFork) {

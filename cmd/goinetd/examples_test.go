@@ -126,3 +126,13 @@ func TestExampleConfigServes(t *testing.T) {
 		t.Errorf("lastaccess: got %q", got)
 	}
 }
+
+func TestExampleHAProxyConfigIsValid(t *testing.T) {
+	haproxy, err := exec.LookPath("haproxy")
+	if err != nil {
+		t.Skipf("needs haproxy (make deps installs it): %v", err)
+	}
+	if out, err := exec.Command(haproxy, "-c", "-f", "../../examples/haproxy.cfg").CombinedOutput(); err != nil {
+		t.Errorf("haproxy -c examples/haproxy.cfg: %v\n%s", err, out)
+	}
+}
