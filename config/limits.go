@@ -80,28 +80,24 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return p, nil
 }
 
-func parseDuration(v any, dst *time.Duration) error {
-	s, err := parseString(v)
-	if err != nil {
-		return fmt.Errorf("must be a duration like \"10s\" or \"5m\", not %s", describe(v))
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return fmt.Errorf("%q is not a positive duration like \"10s\" or \"5m\"", s)
-	}
-	*dst = d
-	return nil
-}
+// parseDuration accepts a positive duration such as "10s".
+func parseDuration(v any, dst *time.Duration) error { return duration(v, dst, false) }
 
 // parseGrace accepts a duration of zero or more.
-func parseGrace(v any, dst *time.Duration) error {
+func parseGrace(v any, dst *time.Duration) error { return duration(v, dst, true) }
+
+func duration(v any, dst *time.Duration, zero bool) error {
+	example, kind := `"10s" or "5m"`, "a positive duration"
+	if zero {
+		example, kind = `"10s" or "0s"`, "a duration"
+	}
 	s, err := parseString(v)
 	if err != nil {
-		return fmt.Errorf("must be a duration like \"10s\" or \"0s\", not %s", describe(v))
+		return fmt.Errorf("must be a duration like %s, not %s", example, describe(v))
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return fmt.Errorf("%q is not a duration like \"10s\" or \"0s\"", s)
+	if err != nil || d < 0 || d == 0 && !zero {
+		return fmt.Errorf("%q is not %s like %s", s, kind, example)
 	}
 	*dst = d
 	return nil

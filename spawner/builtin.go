@@ -2,7 +2,6 @@ package spawner
 
 import (
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -30,12 +29,7 @@ func (s *Server) serveBuiltinStream(l *listener) {
 		}
 		conn, err := ln.Accept()
 		if err != nil {
-			if l.closed() {
-				return
-			}
-			svc := l.current.Load()
-			svc.acceptFailed.log(s.log, slog.LevelError, "accept failed", "service", svc.Name, "err", err)
-			if !wait.sleep(l.done) {
+			if !s.loopFailed(l, &wait, "accept", err) {
 				return
 			}
 			continue
@@ -131,12 +125,7 @@ func (s *Server) serveBuiltinPackets(l *listener) {
 		}
 		n, from, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			if l.closed() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			svc := l.current.Load()
-			svc.acceptFailed.log(s.log, slog.LevelError, "receive failed", "service", svc.Name, "err", err)
-			if !wait.sleep(l.done) {
+			if errors.Is(err, net.ErrClosed) || !s.loopFailed(l, &wait, "receive", err) {
 				return
 			}
 			continue

@@ -29,9 +29,7 @@ func (s *Server) serveNoWait(l *listener) {
 		case clientGone(err):
 			continue // that connection died in the backlog; take the next
 		default:
-			svc := l.current.Load()
-			svc.acceptFailed.log(s.log, slog.LevelError, "accept failed", "service", svc.Name, "err", err)
-			if !wait.sleep(l.done) {
+			if !s.loopFailed(l, &wait, "accept", err) {
 				return
 			}
 			continue
@@ -54,6 +52,18 @@ func (s *Server) serveNoWait(l *listener) {
 		}
 		wait.reset()
 	}
+}
+
+// loopFailed logs a failed accept or receive (what) of l's service, at a
+// bounded rate, and backs off. It reports false if l is closed, before or
+// during the pause: the loop should return.
+func (s *Server) loopFailed(l *listener, wait *backoff, what string, err error) bool {
+	if l.closed() {
+		return false
+	}
+	svc := l.current.Load()
+	svc.acceptFailed.log(s.log, slog.LevelError, what+" failed", "service", svc.Name, "err", err)
+	return wait.sleep(l.done)
 }
 
 // errFull says acceptCounted found no room and accepted nothing.
