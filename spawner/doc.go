@@ -1,35 +1,52 @@
 // Package spawner does everything between a listening socket and a reaped
-// child: it binds each service of a config.Config, accepts connections,
-// starts a freshly executed handler per connection with the socket on its
-// standard input and output, and reaps the handlers when they exit.
+// child: it binds each service of a config.Config, admits connections,
+// starts a freshly executed handler per connection (or, in wait mode, per
+// readiness of the socket) and reaps the handlers when they exit.
 //
 // # The model
 //
-// A Server owns the listeners, one accept loop per listener, the table of
-// live children and the reaper. Connections are accepted with accept4(2)
-// through the listener's syscall.RawConn, so the new socket is blocking
-// from birth, close-on-exec, and never registered with Go's netpoller: it
-// exists in goinetd only for the few microseconds between accept and exec,
-// then the parent closes its copy.
+// A Server owns the listeners, their loops, the table of live children
+// and the reaper (server.go). Start binds a config; Apply moves a running
+// server to a new one as a transaction (reload.go); Shutdown drains it
+// (shutdown.go).
 //
-// Handlers are started with syscall.ForkExec (vfork, then execve). The
-// child gets exactly three descriptors: the connection as fds 0 and 1, and
-// fd 2 as its service's stderr setting says. Its environment is built from
-// nothing: PATH, the service's env, and the peer's address in the UCSPI and
-// systemd conventions. It runs in a process group of its own.
+// Sockets are bound with package net and kept as files (listen_linux.go),
+// so that goinetd can call accept4 itself through the file's RawConn: the
+// new connection is blocking and close-on-exec from birth, never
+// registered with the netpoller, and closed by the parent right after
+// exec. A service that forks per connection has one accept loop per CPU,
+// since a spawn blocks its loop until the child has exec'd (serve.go).
+// Wait-mode services hand the socket itself to one child at a time
+// (wait_linux.go); built-in services run in process (builtin.go); a PROXY
+// protocol service reads the balancer's header first (proxy.go).
 //
-// One reaper owns every child. SIGCHLD wakes it and it calls
-// wait4(-1, WNOHANG) until no exited child is left; no goroutine or thread
-// waits on a single child, so the cost of a held connection in goinetd is
-// one entry in the pid table. ForkExec reaps a child whose exec failed
-// itself, by pid, so spawns hold the table's fork lock for reading and the
-// reaper holds it for writing: the reaper never steals that child, and
-// every child it reaps has already been recorded.
+// Admission (admit.go) is decided before any fork: address rules, rates
+// and per-source limits refuse a connection at once; at max_connections a
+// loop stops accepting, so clients wait in the backlog. A connection's slot
+// is counted in the pid table, under its lock, from accept until the child
+// is reaped.
 //
-// A failure to fork or exec, or to accept, is logged (at a bounded rate),
-// the client socket is closed, and the loop goes on; resource errors
-// (EAGAIN, EMFILE, ENFILE, ENOBUFS, ENOMEM) back off from 5 ms doubling to
-// 1 s, so an exhausted host never makes goinetd spin.
+// Handlers are started with syscall.ForkExec (exec_linux.go). The child
+// gets exactly its descriptors 0, 1 and 2 (3 with listen_fds), an
+// environment built from nothing, and a process group of its own. Its
+// user, limits and root are applied before its program starts
+// (sandbox_linux.go), by ForkExec itself or, for what ForkExec cannot do,
+// by goinetd re-executed as a trampoline (trampoline_linux.go).
+//
+// One reaper owns every child (reap_linux.go). SIGCHLD wakes it and it
+// calls wait4(-1, WNOHANG) until no exited child is left; no goroutine or
+// thread waits on a single child, so a held connection costs one entry in
+// the pid table. ForkExec reaps a child whose exec failed itself, by pid,
+// so spawns hold the table's fork lock for reading and the reaper holds it
+// for writing: the reaper never steals that child, and every child it
+// reaps has already been recorded.
+//
+// A failure to fork, exec or accept is logged at a bounded rate
+// (limitlog.go), the client socket is closed, and the loop goes on;
+// resource errors (EAGAIN, EMFILE, ENFILE, ENOBUFS, ENOMEM) back off from
+// 5 ms doubling to 1 s, so an exhausted host never makes goinetd spin.
+// Handlers' stderr reaches the log through one datagram socket per service
+// (stderr_linux.go).
 //
 // A Server reaps every child of its process, so a process has at most one.
 package spawner
