@@ -20,15 +20,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
 	sd "github.com/coreos/go-systemd/v22/daemon"
@@ -96,12 +93,12 @@ func serve(path string, level slog.Level, stderr io.Writer) int {
 	}
 	log := newLogger(cfg.Server.LogFormat, level, stderr)
 	m := metrics.New()
-	var exporter metricsServer
-	if err := exporter.serve(cfg.Server.Metrics, m, log); err != nil {
+	exporter := metrics.NewExporter(m, log)
+	if err := exporter.Serve(cfg.Server.Metrics); err != nil {
 		log.Error("cannot serve metrics", "err", err)
 		return 1
 	}
-	defer exporter.close()
+	defer exporter.Close()
 	srv, err := spawner.New(log, m)
 	if err != nil {
 		log.Error("start", "err", err)
@@ -127,7 +124,7 @@ func serve(path string, level slog.Level, stderr io.Writer) int {
 			next := reload(log, srv, path, cfg)
 			m.Loaded(true, next != cfg)
 			if next != cfg && next.Server.Metrics != cfg.Server.Metrics {
-				if err := exporter.serve(next.Server.Metrics, m, log); err != nil {
+				if err := exporter.Serve(next.Server.Metrics); err != nil {
 					log.Error("cannot serve metrics", "err", err)
 				}
 			}
@@ -171,41 +168,6 @@ func reload(log *slog.Logger, srv *spawner.Server, path string, cur *config.Conf
 		"rebound", ch.Rebound, "kept", ch.Kept, "failed", failed)
 	notify(log, "READY=1\nSTATUS="+status(next))
 	return next
-}
-
-// metricsServer serves /metrics on the address [server] metrics names.
-type metricsServer struct {
-	addr string
-	srv  *http.Server
-}
-
-// serve starts serving m on addr, after stopping a server on another
-// address; an empty addr only stops it.
-func (e *metricsServer) serve(addr string, m *metrics.Metrics, log *slog.Logger) error {
-	if addr == e.addr {
-		return nil
-	}
-	e.close()
-	if addr == "" {
-		return nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("metrics: listen on %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.Handler())
-	e.addr, e.srv = addr, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go e.srv.Serve(ln)
-	log.Info("serving metrics", "address", ln.Addr().String())
-	return nil
-}
-
-func (e *metricsServer) close() {
-	if e.srv != nil {
-		e.srv.Close()
-		e.addr, e.srv = "", nil
-	}
 }
 
 // status is the one-line summary systemctl status shows.
