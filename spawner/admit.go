@@ -36,6 +36,7 @@ const (
 	refusedRatePerSource = "rate_per_source"
 	refusedProxySource   = "proxy_source" // a PROXY header from outside proxy_from
 	refusedProxyHeader   = "proxy_header" // a missing, malformed or slow PROXY header
+	refusedForkBackoff   = "fork_backoff" // forks are failing: see serveNoWait
 )
 
 // errPerSource refuses a connection whose source is at max_per_source.
@@ -56,7 +57,7 @@ type gate struct {
 func newGate(l config.Limits) *gate {
 	g := &gate{limits: l, refusals: map[string]*limitedLog{
 		refusedAddress: {}, refusedPerSource: {}, refusedRatePerSource: {},
-		refusedProxySource: {}, refusedProxyHeader: {},
+		refusedProxySource: {}, refusedProxyHeader: {}, refusedForkBackoff: {},
 	}}
 	if l.RateLimit.N > 0 {
 		g.rate = newLimiter(l.RateLimit)

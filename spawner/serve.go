@@ -12,8 +12,15 @@ import (
 // serveNoWait accepts connections on l and spawns a handler for each until
 // l is closed. Errors never end the loop: resource shortages back off, and
 // every failure is logged at a bounded rate.
+//
+// When a fork fails because the host is out of processes or memory, the
+// loop does not fork again for a backoff pause (5 ms doubling to 1 s), but
+// it goes on accepting: each client that comes meanwhile is closed at once
+// (refused as fork_backoff) instead of waiting in the backlog for a fork
+// that would fail. The first connection after the pause tries again.
 func (s *Server) serveNoWait(l *listener) {
 	var wait backoff
+	var noForkUntil time.Time
 	for {
 		svc := l.current.Load()
 		if !s.waitForRoom(l, svc) {
@@ -37,20 +44,25 @@ func (s *Server) serveNoWait(l *listener) {
 
 		// A reload while this loop waited applies to this connection too;
 		// it stays counted under the name it was accepted for.
-		if cur := l.current.Load(); cur.ProxyProtocol {
-			go s.serveProxied(cur, slot{service: svc.Name}, fd, sa)
-			wait.reset()
+		cur, counted := l.current.Load(), slot{service: svc.Name}
+		if !noForkUntil.IsZero() && time.Now().Before(noForkUntil) {
+			s.children.release(counted)
+			s.refused(cur, addrPort(sa).String(), refusedForkBackoff)
+			unix.Close(fd)
 			continue
 		}
-		err = s.serveConn(l.current.Load(), slot{service: svc.Name}, fd, sa)
+		if cur.ProxyProtocol {
+			go s.serveProxied(cur, counted, fd, sa)
+			continue
+		}
+		err = s.serveConn(cur, counted, fd, sa)
 		unix.Close(fd)
 		if errors.Is(err, errFork) {
-			if !wait.sleep(l.done) {
-				return
-			}
+			noForkUntil = time.Now().Add(wait.advance())
 			continue
 		}
 		wait.reset()
+		noForkUntil = time.Time{}
 	}
 }
 
@@ -141,11 +153,16 @@ const (
 	maxBackoff = time.Second
 )
 
+// advance moves to the next backoff step, without pausing, and returns it.
+func (b *backoff) advance() time.Duration {
+	b.d = b.next()
+	return b.d
+}
+
 // sleep pauses for the next backoff step. It returns false, early, when
 // done is closed.
 func (b *backoff) sleep(done <-chan struct{}) bool {
-	b.d = b.next()
-	t := time.NewTimer(b.d)
+	t := time.NewTimer(b.advance())
 	defer t.Stop()
 	select {
 	case <-t.C:

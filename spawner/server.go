@@ -47,6 +47,7 @@ func New(log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 		unix.Close(devNull)
 		return nil, fmt.Errorf("open /dev/null: %w", err)
 	}
+	reserveThreads(reservedThreads)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		log:         log,
