@@ -68,24 +68,68 @@ func (s *Server) stderrLog(service string) (*stderrLog, error) {
 	return e, nil
 }
 
-// copyToLog logs every line the service's handlers write, until close.
+// Lines come in pieces when a program writes one in several write calls
+// (glibc's error() does). A piece without a newline waits for the rest
+// from the same pid, up to maxPartial bytes or partialWait.
+const (
+	maxPartial  = 4 << 10
+	partialWait = 200 * time.Millisecond
+)
+
+// partial is the start of a line a pid has not finished.
+type partial struct {
+	text  []byte
+	since time.Time
+}
+
+// copyToLog logs every line the service's handlers write, one record a
+// line, until close.
 func (e *stderrLog) copyToLog(log *slog.Logger) {
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+	pending := make(map[int]*partial)
+	emit := func(pid int, line []byte) {
+		log.Info("stderr", "pid", pid, "text", string(bytes.TrimRight(line, "\r\n")))
+	}
 	for {
-		n, oobn, _, _, err := e.conn.ReadMsgUnix(buf, oob)
-		if errors.Is(err, net.ErrClosed) {
-			return
+		// Wake up in time to log a piece whose line never ends.
+		var deadline time.Time
+		for _, p := range pending {
+			if d := p.since.Add(partialWait); deadline.IsZero() || d.Before(deadline) {
+				deadline = d
+			}
 		}
-		if err != nil {
+		e.conn.SetReadDeadline(deadline)
+		n, oobn, _, _, err := e.conn.ReadMsgUnix(buf, oob)
+		switch {
+		case errors.Is(err, net.ErrClosed):
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			for pid, p := range pending {
+				if time.Since(p.since) >= partialWait {
+					emit(pid, p.text)
+					delete(pending, pid)
+				}
+			}
+			continue
+		case err != nil:
 			// Not seen in practice; pause so that a lasting error cannot spin.
 			log.Warn("reading handler stderr", "err", err)
 			time.Sleep(minBackoff)
 			continue
 		}
 		pid := senderPID(oob[:oobn])
-		for line := range bytes.Lines(buf[:n]) {
-			log.Info("stderr", "pid", pid, "text", string(bytes.TrimRight(line, "\r\n")))
+		data := buf[:n]
+		if p := pending[pid]; p != nil {
+			data = append(p.text, data...)
+			delete(pending, pid)
+		}
+		for line := range bytes.Lines(data) {
+			if line[len(line)-1] == '\n' || len(line) >= maxPartial {
+				emit(pid, line)
+				continue
+			}
+			pending[pid] = &partial{text: bytes.Clone(line), since: time.Now()}
 		}
 	}
 }

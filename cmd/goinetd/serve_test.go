@@ -521,3 +521,21 @@ args = ["-db", "records"]
 		t.Errorf("got %d records for %d addresses; want %d of each", len(records), len(ips), sources)
 	}
 }
+
+func TestStderrLineWrittenInPiecesIsOneRecord(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+fmt.Sprintf(`
+[services.pieces]
+address = "127.0.0.1"
+port = %d
+program = "/bin/sh"
+args = ["-c", "printf 'one ' >&2; printf 'line\nand a second' >&2; printf ' one\n' >&2; printf 'unfinished' >&2"]
+`, port))
+	exchange(t, addr(port), "")
+	for _, want := range []string{"one line", "and a second one", "unfinished"} {
+		d.waitLog(func(r record) bool { return r.msg() == "stderr" && r.str("text") == want })
+	}
+	if n := len(d.logs.records(func(r record) bool { return r.msg() == "stderr" })); n != 3 {
+		t.Errorf("%d stderr records; want 3, one a line", n)
+	}
+}
