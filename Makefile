@@ -6,7 +6,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build run test deps lint
+.PHONY: build run test stress bench deps lint
 
 ## build: goinetd and the bundled handlers into bin/
 build:
@@ -19,6 +19,20 @@ run: build
 ## test: gofmt, go vet, then every test with the race detector
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+## stress: the fault-injection, flood and soak suite, without the race
+## detector; GOINETD_STRESS_SCALE=10 makes it ten times bigger (the
+## 1,000,000-connection soak). It prints one FIGURE line per measurement.
+stress: deps
+	@log=$$(mktemp); \
+	$(GO) test -tags stress -run Stress -count=1 -timeout 30m -v ./cmd/goinetd/ >"$$log" 2>&1; status=$$?; \
+	grep -h -e FIGURE -e '^--- ' -e '^ok' -e '^FAIL' "$$log"; \
+	[ $$status = 0 ] || tail -50 "$$log"; rm -f "$$log"; exit $$status
+
+## bench: install the peers, build, and compare goinetd with them side by
+## side (about 12 minutes; see bench/README.md)
+bench:
+	bench/run.sh
 
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
@@ -96,12 +110,12 @@ log_format = "text"
 
 [services.echo]
 address = "127.0.0.1"
-port = 51423
+port = 17007
 program = "$(HANDLERDIR)/echo"
 
 [services.lastaccess]
 address = "127.0.0.1"
-port = 51424
+port = 17008
 program = "$(HANDLERDIR)/lastaccess"
 args = ["-db", "$(STATEDIR)/lastaccess.db"]
 workdir = "$(STATEDIR)"

@@ -76,7 +76,7 @@ func TestExampleConfigServes(t *testing.T) {
 	d := launchFile(t, path)
 	d.waitLog(func(r record) bool { return r.msg() == "serving" })
 
-	hello := fmt.Sprintf("TCP:127.0.0.1:%d", ports["51425"])
+	hello := fmt.Sprintf("TCP:127.0.0.1:%d", ports["17009"])
 	cmd := exec.Command("socat", "-t5", "-T10", "-", hello)
 	cmd.Stdin = strings.NewReader("hi there\n")
 	out, err := cmd.Output()
@@ -88,7 +88,7 @@ func TestExampleConfigServes(t *testing.T) {
 		return r.msg() == "stderr" && r.str("service") == "hello" && r.str("text") == "hello.sh: 127.0.0.1 said goodbye"
 	})
 
-	cmd = exec.Command("nc", "-N", "-w", "10", "127.0.0.1", fmt.Sprint(ports["51426"]))
+	cmd = exec.Command("nc", "-N", "-w", "10", "127.0.0.1", fmt.Sprint(ports["17010"]))
 	cmd.Stdin = strings.NewReader("make me loud\n")
 	out, err = cmd.Output()
 	if want := "upper: ready for 127.0.0.1\nMAKE ME LOUD\nupper.py: served 127.0.0.1\n"; err != nil || string(out) != want {
@@ -102,7 +102,7 @@ func TestExampleConfigServes(t *testing.T) {
 		t.Errorf("socat to hello.sh over a unix socket: got %q, %v; want a greeting to a process", out, err)
 	}
 
-	udp, err := net.Dial("udp", addr(ports["51428"]))
+	udp, err := net.Dial("udp", addr(ports["17012"]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,14 +115,14 @@ func TestExampleConfigServes(t *testing.T) {
 	if n, err := udp.Read(buf); err != nil || string(buf[:n]) != "QUIET" {
 		t.Errorf("udp-upper.py: got %q, %v; want QUIET", buf[:n], err)
 	}
-	if got := exchange(t, addr(ports["51429"]), ""); !strings.HasSuffix(got, "\r\n") {
+	if got := exchange(t, addr(ports["17013"]), ""); !strings.HasSuffix(got, "\r\n") {
 		t.Errorf("builtin daytime: got %q", got)
 	}
 
-	if got := exchange(t, addr(ports["51423"]), "echo\n"); got != "echo\n" {
+	if got := exchange(t, addr(ports["17007"]), "echo\n"); got != "echo\n" {
 		t.Errorf("echo: got %q", got)
 	}
-	if got := exchange(t, addr(ports["51424"]), ""); !strings.HasPrefix(got, "Welcome, 127.0.0.1.\n") {
+	if got := exchange(t, addr(ports["17008"]), ""); !strings.HasPrefix(got, "Welcome, 127.0.0.1.\n") {
 		t.Errorf("lastaccess: got %q", got)
 	}
 }

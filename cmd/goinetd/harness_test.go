@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -316,15 +317,32 @@ func (d *daemon) waitLogs(n int, match func(record) bool) []record {
 	}
 }
 
-// freePort returns a TCP port that was free on host a moment ago.
+// portsHandedOut counts freePort's calls, so that each gets a new port.
+var portsHandedOut atomic.Uint32
+
+// freePort returns a port that was free for TCP and UDP on host a moment
+// ago. It is below the kernel's ephemeral range (32768 and up): there, a
+// client's connect could take the port between this call and goinetd's
+// bind on a busy host. The pid spreads concurrent test binaries apart.
 func freePort(t *testing.T, host string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
+	for range 2000 {
+		p := 20000 + int((uint32(os.Getpid())*97+portsHandedOut.Add(1))%12000)
+		hp := net.JoinHostPort(host, strconv.Itoa(p))
+		ln, err := net.Listen("tcp", hp)
+		if err != nil {
+			continue
+		}
+		pc, err := net.ListenPacket("udp", hp)
+		ln.Close()
+		if err != nil {
+			continue
+		}
+		pc.Close()
+		return p
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("no free port on %s", host)
+	return 0
 }
 
 // dial connects to addr, from the loopback address from if it is not

@@ -218,7 +218,7 @@ func TestInstalledConfig(t *testing.T) {
 	}
 
 	dropIn := filepath.Join(dest, "etc/goinetd/goinetd.d/daytime.toml")
-	if err := os.WriteFile(dropIn, []byte("[services.daytime]\naddress = \"127.0.0.1\"\nport = 51429\nbuiltin = \"daytime\"\n"), 0o644); err != nil {
+	if err := os.WriteFile(dropIn, []byte("[services.daytime]\naddress = \"127.0.0.1\"\nport = 17013\nbuiltin = \"daytime\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	staged := stagedConfig(t, dest, nil, nil)
@@ -244,7 +244,7 @@ func TestInstalledConfig(t *testing.T) {
 // folder.
 func TestInstalledTreeServes(t *testing.T) {
 	dest := makeInstall(t)
-	ports := map[string]int{"51423": freePort(t, "127.0.0.1"), "51424": freePort(t, "127.0.0.1")}
+	ports := map[string]int{"17007": freePort(t, "127.0.0.1"), "17008": freePort(t, "127.0.0.1")}
 	staged := stagedConfig(t, dest, ports, func(s string) string {
 		return strings.Replace(s, `log_format = "text"`, `log_format = "json"`, 1)
 	})
@@ -254,10 +254,10 @@ func TestInstalledTreeServes(t *testing.T) {
 	})
 	d.waitLog(func(r record) bool { return r.msg() == "serving" })
 
-	if got := exchange(t, addr(ports["51423"]), "installed\n"); got != "installed\n" {
+	if got := exchange(t, addr(ports["17007"]), "installed\n"); got != "installed\n" {
 		t.Errorf("installed echo: got %q; want %q", got, "installed\n")
 	}
-	if got := exchange(t, addr(ports["51424"]), ""); !strings.HasPrefix(got, "Welcome, 127.0.0.1.\n") {
+	if got := exchange(t, addr(ports["17008"]), ""); !strings.HasPrefix(got, "Welcome, 127.0.0.1.\n") {
 		t.Errorf("installed lastaccess: got %q; want a welcome", got)
 	}
 	d.waitLog(func(r record) bool { return r.msg() == "connection ended" && r.str("service") == "lastaccess" })
