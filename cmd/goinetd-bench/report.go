@@ -1,0 +1,402 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// figure is one column of the level table: how to get it from a result,
+// whether a lower value is the better one, and whether it gets a ratio
+// to the best reference server.
+type figure struct {
+	title  string
+	get    func(levelResult) float64
+	lower  bool // lower is better
+	ratio  bool
+	format func(float64) string
+}
+
+var levelFigures = []figure{
+	{"conn/s", func(r levelResult) float64 { return r.ConnsPerSec }, false, true, fmtCount},
+	{"p50 ms", func(r levelResult) float64 { return r.P50ms }, true, true, fmtMs},
+	{"p99 ms", func(r levelResult) float64 { return r.P99ms }, true, true, fmtMs},
+	{"max ms", func(r levelResult) float64 { return r.MaxMs }, true, false, fmtMs},
+	{"CPU µs/conn", func(r levelResult) float64 { return r.CPUus }, true, true, fmtMicros},
+	{"CPU+children µs/conn", func(r levelResult) float64 { return r.CPUChildrenUs }, true, true, fmtMicros},
+	{"peak RSS MiB", func(r levelResult) float64 { return float64(r.PeakRSSKB) / 1024 }, true, true, fmtTenths},
+	{"threads", func(r levelResult) float64 { return float64(r.MaxThreads) }, true, false, fmtCount},
+	{"children", func(r levelResult) float64 { return float64(r.MaxChildren) }, true, false, fmtCount},
+	{"errors", func(r levelResult) float64 { return float64(r.Errors) }, true, false, fmtCount},
+	{"zombies left", func(r levelResult) float64 { return float64(r.ZombiesLeft) }, true, false, fmtCount},
+	{"others %", func(r levelResult) float64 { return r.OthersPct }, true, false, fmtTenths},
+}
+
+var holdFigures = []struct {
+	title  string
+	get    func(holdResult) float64
+	format func(float64) string
+}{
+	{"held", func(r holdResult) float64 { return float64(r.Held) }, fmtCount},
+	{"threads held", func(r holdResult) float64 { return float64(r.ThreadsHeld) }, fmtCount},
+	{"RSS held MiB", func(r holdResult) float64 { return float64(r.RSSHeldKB) / 1024 }, fmtTenths},
+	{"children held", func(r holdResult) float64 { return float64(r.ChildrenHeld) }, fmtCount},
+	{"threads after", func(r holdResult) float64 { return float64(r.ThreadsAfter) }, fmtCount},
+	{"RSS after MiB", func(r holdResult) float64 { return float64(r.RSSAfterKB) / 1024 }, fmtTenths},
+	{"children after", func(r holdResult) float64 { return float64(r.ChildrenAfter) }, fmtCount},
+	{"zombies after", func(r holdResult) float64 { return float64(r.ZombiesAfter) }, fmtCount},
+	{"errors", func(r holdResult) float64 { return float64(r.Errors) }, fmtCount},
+	{"s to open", func(r holdResult) float64 { return r.SecondsToOpen }, fmtSeconds},
+}
+
+// results is everything one run measured, and how it was run.
+type results struct {
+	Command  string            `json:"command"`
+	Header   []string          `json:"header"`   // lines about the machine and the settings
+	Specs    []*spec           `json:"-"`        // the servers measured, in run order
+	Commands map[string]string `json:"commands"` // server: its command line, with $DIR and $PORT
+	Skipped  []string          `json:"skipped"`  // servers not measured, and why
+	Levels   []int             `json:"levels"`
+	Runs     []levelResult     `json:"runs"`
+	Holds    []holdResult      `json:"holds"`
+	Footer   []string          `json:"footer"`
+}
+
+// medianLevel returns the median of each figure of server's results at
+// level across rounds, and how many rounds there were.
+func (res *results) medianLevel(server string, level int) (map[string]float64, int) {
+	var runs []levelResult
+	for _, r := range res.Runs {
+		if r.Server == server && r.Level == level {
+			runs = append(runs, r)
+		}
+	}
+	if len(runs) == 0 {
+		return nil, 0
+	}
+	out := make(map[string]float64)
+	for _, f := range levelFigures {
+		vals := make([]float64, len(runs))
+		for i, r := range runs {
+			vals[i] = f.get(r)
+		}
+		out[f.title] = median(vals)
+	}
+	return out, len(runs)
+}
+
+// best returns, for each ratio figure, the best median among the
+// reference servers of g at level, and the server that has it.
+func (res *results) best(g group, level int) (value map[string]float64, who map[string]string) {
+	value, who = make(map[string]float64), make(map[string]string)
+	for _, sp := range res.Specs {
+		if sp.group != g || !sp.reference() {
+			continue
+		}
+		m, n := res.medianLevel(sp.name, level)
+		if n == 0 || m["conn/s"] == 0 {
+			continue // it served nothing: no figure of it is a reference
+		}
+		for _, f := range levelFigures {
+			v := m[f.title]
+			if !f.ratio || math.IsNaN(v) {
+				continue
+			}
+			cur, ok := value[f.title]
+			if !ok || (f.lower && v < cur) || (!f.lower && v > cur) {
+				value[f.title], who[f.title] = v, sp.name
+			}
+		}
+	}
+	return value, who
+}
+
+func (res *results) groups() []group {
+	var gs []group
+	for _, sp := range res.Specs {
+		if !slices.Contains(gs, sp.group) {
+			gs = append(gs, sp.group)
+		}
+	}
+	return gs
+}
+
+// render writes the report as markdown.
+func (res *results) render(w io.Writer) {
+	fmt.Fprintf(w, "# goinetd-bench\n\n")
+	fmt.Fprintf(w, "`%s`\n\n", res.Command)
+	for _, line := range res.Header {
+		fmt.Fprintf(w, "- %s\n", line)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Each figure is the median over the rounds. `(1.07×)` is its ratio to the best reference "+
+		"server's median at that level: for spawn servers the best of the peers (not goinetd, not the floor), "+
+		"for the in-process group go-echo. conn/s: above 1 is better; latency, CPU and RSS: below 1 is better.\n\n")
+
+	for _, g := range res.groups() {
+		fmt.Fprintf(w, "## %s\n\n", g)
+		head := []string{"conc", "server"}
+		for _, f := range levelFigures {
+			head = append(head, f.title)
+		}
+		writeRow(w, head)
+		align := []string{"---:", "---"}
+		for range levelFigures {
+			align = append(align, "---:")
+		}
+		writeRow(w, align)
+		for _, level := range res.Levels {
+			bestVal, _ := res.best(g, level)
+			for _, sp := range res.Specs {
+				if sp.group != g {
+					continue
+				}
+				m, n := res.medianLevel(sp.name, level)
+				if n == 0 {
+					continue
+				}
+				row := []string{strconv.Itoa(level), sp.name}
+				for _, f := range levelFigures {
+					cell := f.format(m[f.title])
+					if b, ok := bestVal[f.title]; ok && f.ratio && !math.IsNaN(m[f.title]) {
+						cell += " " + fmtRatio(m[f.title], b)
+					}
+					row = append(row, cell)
+				}
+				writeRow(w, row)
+			}
+		}
+		fmt.Fprintln(w)
+	}
+
+	res.renderGlance(w)
+
+	if len(res.Holds) > 0 {
+		fmt.Fprintf(w, "## Held connections\n\nEach server holds the connections open at once (each one echoed, so its "+
+			"handler runs), then releases them; \"after\" is once its children are gone.\n\n")
+		head := []string{"server"}
+		align := []string{"---"}
+		for _, f := range holdFigures {
+			head, align = append(head, f.title), append(align, "---:")
+		}
+		writeRow(w, head)
+		writeRow(w, align)
+		for _, sp := range res.Specs {
+			vals := make([][]float64, len(holdFigures))
+			for _, h := range res.Holds {
+				if h.Server != sp.name {
+					continue
+				}
+				for i, f := range holdFigures {
+					vals[i] = append(vals[i], f.get(h))
+				}
+			}
+			if len(vals[0]) == 0 {
+				continue
+			}
+			row := []string{sp.name}
+			for i, f := range holdFigures {
+				row = append(row, f.format(median(vals[i])))
+			}
+			writeRow(w, row)
+		}
+		fmt.Fprintln(w)
+	}
+
+	res.renderErrors(w)
+
+	fmt.Fprintf(w, "## Servers\n\n")
+	for _, sp := range res.Specs {
+		fmt.Fprintf(w, "- **%s**: %s.", sp.name, sp.changes)
+		if c := res.Commands[sp.name]; c != "" {
+			fmt.Fprintf(w, " `%s`", c)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, s := range res.Skipped {
+		fmt.Fprintf(w, "- not measured: %s\n", s)
+	}
+	fmt.Fprintln(w)
+	for _, line := range res.Footer {
+		fmt.Fprintf(w, "%s\n", line)
+	}
+}
+
+// renderGlance writes goinetd's figures beside the best peer's and the
+// floor's, level by level, and the built-in echo beside go-echo.
+func (res *results) renderGlance(w io.Writer) {
+	has := func(name string) bool {
+		return slices.ContainsFunc(res.Specs, func(sp *spec) bool { return sp.name == name })
+	}
+	if !has("goinetd") && !has("goinetd-echo") {
+		return
+	}
+	fmt.Fprintf(w, "## goinetd at a glance\n\n")
+	writeRow(w, []string{"conc", "conn/s goinetd ÷ best peer", "CPU µs/conn goinetd / best peer / floor",
+		"p99 ms goinetd ÷ best peer", "conn/s goinetd ÷ floor", "conn/s goinetd-echo ÷ go-echo (target ≥ 0.80)"})
+	writeRow(w, []string{"---:", "---", "---", "---", "---", "---"})
+	for _, level := range res.Levels {
+		g, _ := res.medianLevel("goinetd", level)
+		fl, _ := res.medianLevel("floor", level)
+		bestVal, bestWho := res.best(groupSpawn, level)
+		ge, _ := res.medianLevel("goinetd-echo", level)
+		gb, _ := res.medianLevel("go-echo", level)
+		row := []string{strconv.Itoa(level), "–", "–", "–", "–", "–"}
+		if g != nil {
+			if b, ok := bestVal["conn/s"]; ok {
+				row[1] = fmt.Sprintf("%s ÷ %s (%s) = %s", fmtCount(g["conn/s"]), fmtCount(b), bestWho["conn/s"], fmtPlainRatio(g["conn/s"], b))
+			}
+			cpu := fmtMicros(g["CPU µs/conn"])
+			if b, ok := bestVal["CPU µs/conn"]; ok {
+				cpu += " / " + fmtMicros(b) + " (" + bestWho["CPU µs/conn"] + ")"
+			} else {
+				cpu += " / –"
+			}
+			if fl != nil {
+				cpu += " / " + fmtMicros(fl["CPU µs/conn"])
+			} else {
+				cpu += " / –"
+			}
+			row[2] = cpu
+			if b, ok := bestVal["p99 ms"]; ok {
+				row[3] = fmt.Sprintf("%s ÷ %s (%s) = %s", fmtMs(g["p99 ms"]), fmtMs(b), bestWho["p99 ms"], fmtPlainRatio(g["p99 ms"], b))
+			}
+			if fl != nil {
+				row[4] = fmt.Sprintf("%s ÷ %s = %s", fmtCount(g["conn/s"]), fmtCount(fl["conn/s"]), fmtPlainRatio(g["conn/s"], fl["conn/s"]))
+			}
+		}
+		if ge != nil && gb != nil {
+			row[5] = fmt.Sprintf("%s ÷ %s = %s", fmtCount(ge["conn/s"]), fmtCount(gb["conn/s"]), fmtPlainRatio(ge["conn/s"], gb["conn/s"]))
+		}
+		writeRow(w, row)
+	}
+	fmt.Fprintln(w)
+}
+
+// renderErrors lists every kind of failed connection, summed over rounds.
+func (res *results) renderErrors(w io.Writer) {
+	type key struct {
+		server string
+		level  int
+		kind   string
+	}
+	sums := make(map[key]int)
+	for _, r := range res.Runs {
+		for k, n := range r.ErrorKinds {
+			sums[key{r.Server, r.Level, k}] += n
+		}
+		if r.ServerDied {
+			sums[key{r.Server, r.Level, "the server exited during the level"}]++
+		}
+		if r.ChildrenLeft > 0 {
+			sums[key{r.Server, r.Level, "children still running after the level"}] += r.ChildrenLeft
+		}
+	}
+	for _, h := range res.Holds {
+		for k, n := range h.ErrorKinds {
+			sums[key{h.Server, 0, k}] += n
+		}
+	}
+	fmt.Fprintf(w, "## Errors\n\n")
+	if len(sums) == 0 {
+		fmt.Fprintf(w, "None: every connection of every round completed its exchange.\n\n")
+		return
+	}
+	keys := slices.SortedFunc(maps.Keys(sums), func(a, b key) int {
+		if c := strings.Compare(a.server, b.server); c != 0 {
+			return c
+		}
+		if a.level != b.level {
+			return a.level - b.level
+		}
+		return strings.Compare(a.kind, b.kind)
+	})
+	writeRow(w, []string{"server", "conc", "kind", "count (all rounds)"})
+	writeRow(w, []string{"---", "---:", "---", "---:"})
+	for _, k := range keys {
+		level := strconv.Itoa(k.level)
+		if k.level == 0 {
+			level = "held"
+		}
+		writeRow(w, []string{k.server, level, k.kind, strconv.Itoa(sums[k])})
+	}
+	fmt.Fprintln(w)
+}
+
+func writeRow(w io.Writer, cells []string) {
+	fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+}
+
+func fmtRatio(v, best float64) string { return "(" + fmtPlainRatio(v, best) + ")" }
+
+func fmtPlainRatio(v, best float64) string {
+	if best == 0 || math.IsNaN(v) || math.IsNaN(best) {
+		return "–"
+	}
+	return strconv.FormatFloat(v/best, 'f', 2, 64) + "×"
+}
+
+// fmtCount formats a count or a rate with thousands separators.
+func fmtCount(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	s := strconv.FormatInt(int64(math.Round(v)), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// fmtMs formats milliseconds with three significant digits.
+func fmtMs(v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "–"
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	case v >= 1:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 3, 64)
+}
+
+func fmtMicros(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	if v >= 100 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+// fmtTenths formats with one decimal: MiB, percentages.
+func fmtTenths(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+func fmtSeconds(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
