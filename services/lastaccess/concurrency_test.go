@@ -27,9 +27,19 @@ import (
 // connection, except each peer's final one, which is the stored record.
 func TestConcurrentConnectionsLoseNoUpdate(t *testing.T) {
 	t.Parallel()
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) {
+			t.Parallel()
+			testConcurrentConnectionsLoseNoUpdate(t, l)
+		})
+	}
+}
+
+func testConcurrentConnectionsLoseNoUpdate(t *testing.T, l layout) {
 	const peers, conns = 60, 300
 	ctx := testContext(t, 2*time.Minute)
 	db := filepath.Join(t.TempDir(), "db")
+	l.prepare(t, db, nil)
 
 	outcomes := make([]outcome, conns)
 	errs := make([]error, conns)
@@ -92,12 +102,21 @@ func TestConcurrentConnectionsLoseNoUpdate(t *testing.T) {
 // before, during and after the write, the rename and the fsyncs. Which
 // process is killed and when come from a seeded generator.
 //
-// Afterwards the records file must parse completely, keep every record that
-// was there, and hold every completed connection with a time no earlier than
-// the one it was told; the only other files may be temporary files of killed
-// processes, and the next update removes them.
+// Afterwards the records must parse completely, keep every record that was
+// there, and hold every completed connection with a time no earlier than the
+// one it was told; the only other files may be temporary files of killed
+// processes, and the next update removes them. Both layouts.
 func TestKilledUpdatesNeverTearTheFile(t *testing.T) {
 	t.Parallel()
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) {
+			t.Parallel()
+			testKilledUpdatesNeverTearTheFile(t, l)
+		})
+	}
+}
+
+func testKilledUpdatesNeverTearTheFile(t *testing.T, l layout) {
 	const (
 		rounds   = 80
 		maxBatch = 4  // a process holds the lock for about 1/batch of its batch's kill window
@@ -110,13 +129,12 @@ func TestKilledUpdatesNeverTearTheFile(t *testing.T) {
 	db := filepath.Join(dir, "db")
 	lockPath := db + ".lock"
 
-	var initial strings.Builder
+	preloaded := make([]string, preload)
 	for i := range preload {
-		fmt.Fprintf(&initial, "10.%d.%d.%d|2020-01-01T00:00:00Z\n", i>>16&255, i>>8&255, i&255)
+		preloaded[i] = fmt.Sprintf("10.%d.%d.%d|2020-01-01T00:00:00Z", i>>16&255, i>>8&255, i&255)
 	}
-	if err := os.WriteFile(db, []byte(initial.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	initial := strings.Join(preloaded, "\n") + "\n"
+	l.prepare(t, db, preloaded)
 	if err := os.WriteFile(lockPath, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -259,16 +277,33 @@ func TestKilledUpdatesNeverTearTheFile(t *testing.T) {
 		}
 	}
 
-	// The file parses completely, with no torn line.
-	content := readFile(t, db)
+	// The records parse completely, with no torn line: listDB checks every
+	// line, and storeContent reads every file as it is.
+	content := storeContent(t, db)
 	if !strings.HasSuffix(content, "\n") {
-		t.Errorf("records file ends with %q; want a complete line", content[max(0, len(content)-40):])
+		t.Errorf("records end with %q; want a complete line", content[max(0, len(content)-40):])
 	}
 	records, lines := listDB(ctx, t, db)
 	if got := strings.Join(lines, "\n") + "\n"; got != content {
-		t.Errorf("-list output differs from the records file")
+		t.Errorf("-list output differs from the records as stored")
 	}
-	if !strings.HasPrefix(content, initial.String()) {
+	if l.folder {
+		// One complete line per file, the file's own address.
+		for _, name := range folderNames(t, db) {
+			if name == ".tmp" {
+				continue
+			}
+			if got, want := readFile(t, filepath.Join(db, name)), name+"|"+records[name]+"\n"; got != want {
+				t.Errorf("record file %s: got %q; want %q", name, got, want)
+			}
+		}
+		for _, line := range preloaded {
+			ip, at, _ := strings.Cut(line, "|")
+			if records[ip] != at {
+				t.Errorf("preloaded record %s: got %q; want it intact", line, records[ip])
+			}
+		}
+	} else if !strings.HasPrefix(content, initial) {
 		t.Errorf("records file: the %d preloaded records are not all intact at the start", preload)
 	}
 	if got, want := len(records), preload+len(told); got < want || got > preload+peers {
@@ -281,14 +316,21 @@ func TestKilledUpdatesNeverTearTheFile(t *testing.T) {
 	}
 
 	// Leftovers may only be temporary files of killed processes.
+	tempDir, pidOf := l.tempFolder(db)
+	wantFolder := []string{"db", "db.lock"}
+	if l.folder {
+		if got := folderNames(t, dir); !slices.Equal(got, wantFolder) {
+			t.Errorf("folder: got %v; want %v", got, wantFolder)
+		}
+		wantFolder = nil // in the temp folder, after the next update
+	}
 	var leftovers []string
-	for _, name := range folderNames(t, dir) {
-		if name == "db" || name == "db.lock" {
+	for _, name := range folderNames(t, tempDir) {
+		if !l.folder && (name == "db" || name == "db.lock") {
 			continue
 		}
-		var pid int
-		if _, err := fmt.Sscanf(name, ".db.tmp-%d-", &pid); err != nil || !killedPIDs[pid] {
-			t.Errorf("leftover file %s: want only .db.tmp-PID-* of a killed process", name)
+		if pid, ok := pidOf(name); !ok || !killedPIDs[pid] {
+			t.Errorf("leftover file %s in %s: want only temp files of a killed process", name, tempDir)
 		}
 		leftovers = append(leftovers, name)
 	}
@@ -303,8 +345,8 @@ func TestKilledUpdatesNeverTearTheFile(t *testing.T) {
 	if got := strings.Count(o.stderr, "removed stale temp file"); got != len(leftovers) {
 		t.Errorf("stale temp file reports: got %d; want %d (stderr %q)", got, len(leftovers), o.stderr)
 	}
-	if got, want := folderNames(t, dir), []string{"db", "db.lock"}; !slices.Equal(got, want) {
-		t.Errorf("folder after one more update: got %v; want %v", got, want)
+	if got := folderNames(t, tempDir); !slices.Equal(got, wantFolder) {
+		t.Errorf("%s after one more update: got %v; want %v", tempDir, got, wantFolder)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -16,16 +17,17 @@ func main() {
 	os.Exit(run(os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
 }
 
-// run is the whole command: it parses args, then either lists the records or
-// greets the peer on stdin/stdout. It returns the exit status: 0 on success,
+// run is the whole command: it parses args, then lists the records, migrates
+// a records file to a folder, or greets the peer on stdin/stdout. It returns the exit status: 0 on success,
 // 1 on a failure (reported on stderr), 2 on a usage error.
 func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("lastaccess", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	db := flags.String("db", "lastaccess.db", "records `PATH`; its lock file is PATH.lock")
+	db := flags.String("db", "lastaccess.db", "records `PATH`: a folder (created if missing) or a records file; its lock file is PATH.lock")
 	list := flags.Bool("list", false, "print every record, under a shared lock, instead of greeting a peer")
+	migrate := flags.Bool("migrate", false, "turn the records file PATH into a folder, keeping the file as PATH.old, instead of greeting a peer")
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "usage: lastaccess [-db PATH] [-list]\n")
+		fmt.Fprintf(stderr, "usage: lastaccess [-db PATH] [-list | -migrate]\n")
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
@@ -43,15 +45,27 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		fmt.Fprintf(stderr, "lastaccess: -db must not be empty\n")
 		return 2
 	}
+	if *list && *migrate {
+		fmt.Fprintf(stderr, "lastaccess: -list and -migrate exclude each other\n")
+		return 2
+	}
+	// "records/" must not put the lock file inside the folder.
+	path := filepath.Clean(*db)
 
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(stderr, "lastaccess: "+format+"\n", args...)
 	}
-	store := &FileStore{Path: *db, Logf: logf}
+	store := &AutoStore{Path: path, Logf: logf}
 	var err error
-	if *list {
+	switch {
+	case *list:
 		err = listRecords(store, stdout)
-	} else {
+	case *migrate:
+		var summary string
+		if summary, err = Migrate(path, logf); err == nil {
+			_, err = fmt.Fprintln(stdout, summary)
+		}
+	default:
 		err = greet(store, lookupEnv, stdout)
 	}
 	if err != nil {

@@ -232,3 +232,100 @@ func mustGreetIgnoringStderr(t *testing.T, o outcome) greeting {
 	o.stderr = ""
 	return mustGreet(t, o)
 }
+
+// layout is one of the two ways lastaccess keeps its records. The tests of
+// the command's guarantees run against both.
+type layout struct {
+	name   string
+	folder bool // a folder of per-address files; else one records file
+}
+
+var layouts = []layout{{name: "file", folder: false}, {name: "folder", folder: true}}
+
+// prepare makes db a store of layout l holding lines, written directly. The
+// file layout gets them in order in one file, even none (an empty file is a
+// file store); the folder layout gets a file per line, named by the text
+// before "|" (lines must be records, one per address), and no folder at all
+// when there are no lines.
+func (l layout) prepare(t *testing.T, db string, lines []string) {
+	t.Helper()
+	if !l.folder {
+		content := strings.Join(lines, "\n")
+		if len(lines) > 0 {
+			content += "\n"
+		}
+		if err := os.WriteFile(db, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if len(lines) == 0 {
+		return
+	}
+	if err := os.Mkdir(db, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range lines {
+		name, _, _ := strings.Cut(line, "|")
+		if err := os.WriteFile(filepath.Join(db, name), []byte(line+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// storeContent reads the store at db directly, not through the code under
+// test, and returns its content as -list should print it: the records file,
+// or the content of each address's file in address order (IPv4 first), then
+// of any other file by name. The folder's temp folder is skipped.
+func storeContent(t *testing.T, db string) string {
+	t.Helper()
+	info, err := os.Stat(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.IsDir() {
+		return readFile(t, db)
+	}
+	var addrs []netip.Addr
+	var others []string
+	for _, name := range folderNames(t, db) {
+		if name == ".tmp" {
+			continue
+		}
+		if ip, err := netip.ParseAddr(name); err == nil && ip.String() == name {
+			addrs = append(addrs, ip)
+		} else {
+			others = append(others, name)
+		}
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	var b strings.Builder
+	for _, ip := range addrs {
+		b.WriteString(readFile(t, filepath.Join(db, ip.String())))
+	}
+	for _, name := range others {
+		b.WriteString(readFile(t, filepath.Join(db, name)))
+	}
+	return b.String()
+}
+
+// tempFolder returns where layout l's updates of db write their temporary
+// files, and the PID in name if it is the name of one of them.
+func (l layout) tempFolder(db string) (dir string, pidOf func(name string) (int, bool)) {
+	if !l.folder {
+		prefix := "." + filepath.Base(db) + ".tmp-"
+		return filepath.Dir(db), func(name string) (int, bool) {
+			var pid int
+			rest, ok := strings.CutPrefix(name, prefix)
+			_, err := fmt.Sscanf(rest, "%d-", &pid)
+			return pid, ok && err == nil
+		}
+	}
+	return filepath.Join(db, ".tmp"), func(name string) (int, bool) {
+		var pid int
+		ip, rest, ok := strings.Cut(name, ".tmp-")
+		_, err := fmt.Sscanf(rest, "%d-", &pid)
+		_, ipErr := netip.ParseAddr(ip)
+		return pid, ok && err == nil && ipErr == nil
+	}
+}

@@ -1,0 +1,189 @@
+package main
+
+// Benchmarks of an update's cost against the number of records, for both
+// layouts. Run them on a quiet machine, on the filesystem the records will
+// live on (they use the temp folder: set TMPDIR to move them):
+//
+//	go test -run '^$' -bench . -benchtime 2000x ./services/lastaccess/
+//
+// BenchmarkUpdates runs the real binary as separate processes, as goinetd
+// does, and reports updates/s; BenchmarkUpdateSteps runs Touch in the test
+// process and reports where an update's time goes.
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var benchBin = flag.String("lastaccess.bin", "", "benchmark this lastaccess `binary` (an older build, say) instead of the package's")
+
+// benchSizes are the numbers of records the store holds before the benchmark.
+var benchSizes = []int{0, 1000, 10000, 100000}
+
+// benchPeers are the addresses the benchmarks' updates come from, in turn:
+// 256 addresses of the benchmarking range 198.18.0.0/15, none preloaded, so
+// the store grows by at most 256 records.
+var benchPeers = func() []netip.Addr {
+	peers := make([]netip.Addr, 256)
+	for i := range peers {
+		peers[i] = netip.AddrFrom4([4]byte{198, 18, byte(i / 16), byte(i%16 + 1)})
+	}
+	return peers
+}()
+
+// BenchmarkUpdates measures connections per second through the lastaccess
+// binary: each update is a process, with TCPREMOTEIP set and its greeting on
+// a pipe, and four run at a time in a closed loop (a new one starts when one
+// ends), against a store preloaded with N records. ns/op is the time per
+// update with four in flight; updates/s is its inverse, including the drain
+// of the last four.
+func BenchmarkUpdates(b *testing.B) {
+	const inFlight = 4
+	bin := lastaccessBin
+	if *benchBin != "" {
+		bin = *benchBin
+	}
+	for _, l := range layouts {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("%s/records=%d", l.name, n), func(b *testing.B) {
+				db := filepath.Join(b.TempDir(), "db")
+				preload(b, l, db, n)
+				ctx := b.Context()
+				jobs := make(chan netip.Addr)
+				errs := make(chan error, inFlight)
+				var wg sync.WaitGroup
+				for range inFlight {
+					wg.Go(func() {
+						for ip := range jobs {
+							if err := runUpdate(ctx, bin, db, ip); err != nil {
+								errs <- err
+								for range jobs { // let the loop finish
+								}
+								return
+							}
+						}
+					})
+				}
+				start := time.Now()
+				updates := 0
+				for b.Loop() {
+					jobs <- benchPeers[updates%len(benchPeers)]
+					updates++
+				}
+				close(jobs)
+				wg.Wait()
+				elapsed := time.Since(start)
+				close(errs)
+				if err := <-errs; err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(updates)/elapsed.Seconds(), "updates/s")
+			})
+		}
+	}
+}
+
+// runUpdate runs one connection from ip through bin against db, and checks
+// it succeeded quietly with a greeting.
+func runUpdate(ctx context.Context, bin, db string, ip netip.Addr) error {
+	cmd := command(ctx, filepath.Dir(db), []string{"TCPREMOTEIP=" + ip.String()}, "-db", db)
+	cmd.Path, cmd.Args[0] = bin, bin
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || stderr.Len() > 0 || !strings.HasPrefix(stdout.String(), "Welcome, ") {
+		return fmt.Errorf("update from %s: got %v, stdout %q, stderr %q; want a greeting", ip, err, stdout.String(), stderr.String())
+	}
+	return nil
+}
+
+// BenchmarkUpdateSteps measures Touch in the benchmark's process, one at a
+// time, against a store preloaded with N records, and reports the mean time
+// of each step in µs (units "-us/op"): lock (open the lock file and flock), clean (look for
+// stale temp files), read (the file), parse (its lines), write (build the new
+// content, create the temp file and write it), fsync (the temp file), rename
+// and fsync-folder.
+func BenchmarkUpdateSteps(b *testing.B) {
+	for _, l := range layouts {
+		for _, n := range benchSizes {
+			b.Run(fmt.Sprintf("%s/records=%d", l.name, n), func(b *testing.B) {
+				db := filepath.Join(b.TempDir(), "db")
+				preload(b, l, db, n)
+				spent := map[string]time.Duration{}
+				var last time.Time
+				step := func(name string, _ int) {
+					now := time.Now()
+					spent[name] += now.Sub(last)
+					last = now
+				}
+				logf := func(format string, args ...any) { b.Fatalf("unexpected report: "+format, args...) }
+				var store Store = &FileStore{Path: db, Logf: logf, step: step}
+				if l.folder {
+					store = &FolderStore{Path: db, Logf: logf, step: step}
+				}
+				updates := 0
+				for b.Loop() {
+					last = time.Now()
+					if _, err := store.Touch(benchPeers[updates%len(benchPeers)]); err != nil {
+						b.Fatal(err)
+					}
+					updates++
+				}
+				for _, name := range []string{"lock", "clean temps", "read", "parse", "write", "fsync", "rename", "fsync folder"} {
+					unit := strings.ReplaceAll(name, " temps", "")
+					unit = strings.ReplaceAll(unit, " ", "-") + "-us/op"
+					b.ReportMetric(float64(spent[name].Microseconds())/float64(updates), unit)
+				}
+			})
+		}
+	}
+}
+
+// preload makes db a store of layout l holding n records, written directly
+// and made durable, so that the benchmark does not pay for their writeback.
+func preload(b *testing.B, l layout, db string, n int) {
+	b.Helper()
+	lines := make([]string, n)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("10.%d.%d.%d|2020-01-01T00:00:00Z", i>>16&255, i>>8&255, i&255)
+	}
+	if !l.folder {
+		content := strings.Join(lines, "\n")
+		if n > 0 {
+			content += "\n"
+		}
+		if err := os.WriteFile(db, []byte(content), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		for _, dir := range []string{db, filepath.Join(db, tempFolderName)} {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, line := range lines {
+			name, _, _ := strings.Cut(line, "|")
+			if err := writeNew(filepath.Join(db, name), line+"\n", 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	d, err := os.Open(filepath.Dir(db))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		b.Fatal(err)
+	}
+}

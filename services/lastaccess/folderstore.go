@@ -1,0 +1,223 @@
+package main
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// FolderStore is a Store kept in a folder, Path, that holds one records file
+// per address, named after the address (see addrFileName) and holding that
+// address's "IP|TIME" line. It is locked with flock(2) on Path+".lock", like
+// FileStore, and an update replaces the one file it changes by atomic
+// rename, with its temporary file in Path/.tmp. An update reads and writes a
+// few dozen bytes, however many records there are. Its zero value is not
+// usable: Path must be set.
+type FolderStore struct {
+	// Path is the records folder. The first update creates it if missing.
+	Path string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logf reports problems that do not stop the operation (malformed lines,
+	// stale temporary files, files that are not records); nil discards them.
+	Logf func(format string, args ...any)
+
+	step func(name string, n int) // as FileStore.step
+}
+
+var _ Store = (*FolderStore)(nil)
+
+// tempFolderName is the folder, inside a FolderStore's folder, where updates
+// write their temporary files. Keeping them apart means an update looks for
+// stale ones by listing a folder that is almost always empty, rather than
+// one entry per record. No address's file name starts with a dot.
+const tempFolderName = ".tmp"
+
+// Touch implements Store. It canonicalises ip (see canonicalAddr) and
+// creates the folder (mode 0755 less the umask) if it is missing. Errors
+// name the step and the path that failed; on error the address's file is
+// unchanged (except that a failure to fsync the folder after the rename is
+// reported although the new content is already in place).
+func (s *FolderStore) Touch(ip netip.Addr) (Visit, error) {
+	if !ip.IsValid() {
+		return Visit{}, errors.New("touch: invalid IP address")
+	}
+	unlock, err := lockStore(s.Path, unix.LOCK_EX)
+	if err != nil {
+		return Visit{}, err
+	}
+	defer unlock()
+	return s.touchLocked(canonicalAddr(ip))
+}
+
+// List implements Store: the lines of every address's file, by address (IPv4
+// first, then IPv6, each in numeric order), then the lines of any other file
+// in the folder, by name. It holds a shared lock while reading, and reports
+// through Logf malformed lines, files not named after an address, and
+// entries that are not files (which it skips). A missing folder is no
+// records.
+func (s *FolderStore) List() ([]string, error) {
+	unlock, err := lockStore(s.Path, unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return s.listLocked()
+}
+
+// touchLocked is Touch for a valid canonical ip, with the exclusive lock held.
+func (s *FolderStore) touchLocked(ip netip.Addr) (Visit, error) {
+	f := s.file(ip)
+	f.stepDone("lock", 0)
+	n, err := removeStaleTemps(f.tempDir, "", f.logf)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := s.create(); err != nil {
+			return Visit{}, err
+		}
+	}
+	f.stepDone("clean temps", n)
+	records, mode, err := f.read()
+	if err != nil {
+		return Visit{}, err
+	}
+	content, v := note(records, ip, nowOr(s.Now))
+	if err := f.replace(content, mode); err != nil {
+		return Visit{}, err
+	}
+	return v, nil
+}
+
+// create makes the folder Path if it is missing, with mode 0755 less the
+// umask, and durably (it fsyncs Path's parent), then the temp folder in it.
+// The temp folder's own entry becomes durable with the first update's fsync
+// of Path.
+func (s *FolderStore) create() error {
+	err := os.Mkdir(s.Path, 0o755)
+	switch {
+	case err == nil:
+		parent := filepath.Dir(s.Path)
+		if err := syncDir(parent); err != nil {
+			return fmt.Errorf("fsync folder %s after creating %s: %w", parent, s.Path, err)
+		}
+	case !errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("create folder %s: %w", s.Path, bare(err))
+	}
+	tmp := filepath.Join(s.Path, tempFolderName)
+	if err := os.Mkdir(tmp, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create folder %s: %w", tmp, bare(err))
+	}
+	return nil
+}
+
+// listLocked is List with the lock held.
+func (s *FolderStore) listLocked() ([]string, error) {
+	entries, err := os.ReadDir(s.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", s.Path, bare(err))
+	}
+	logf := logOr(s.Logf)
+	type file struct {
+		name string
+		ip   netip.Addr // invalid for a file not named after an address
+	}
+	var files []file
+	for _, e := range entries {
+		name := e.Name()
+		if name == tempFolderName {
+			continue
+		}
+		path := filepath.Join(s.Path, name)
+		// Stat follows a symbolic link, as opening the file would.
+		info, err := os.Stat(path)
+		if err != nil {
+			logf("%s: %v; skipped", path, bare(err))
+			continue
+		}
+		if !info.Mode().IsRegular() {
+			logf("%s: not a regular file (%s); skipped", path, info.Mode().Type())
+			continue
+		}
+		ip, _ := fileNameAddr(name)
+		files = append(files, file{name: name, ip: ip})
+	}
+	slices.SortFunc(files, func(a, b file) int {
+		if a.ip.IsValid() != b.ip.IsValid() {
+			if a.ip.IsValid() {
+				return -1
+			}
+			return 1
+		}
+		if a.ip.IsValid() {
+			return a.ip.Compare(b.ip)
+		}
+		return cmp.Compare(a.name, b.name)
+	})
+
+	var lines []string
+	for _, f := range files {
+		path := filepath.Join(s.Path, f.name)
+		if !f.ip.IsValid() {
+			logf("%s: not named after an IP address in canonical form, so it holds no record; its lines are listed as they are", path)
+			more, _, err := readLines(path)
+			if err != nil {
+				return nil, err
+			}
+			lines = append(lines, more...)
+			continue
+		}
+		records, _, err := recordsFile{path: path, owner: f.ip, logf: logf}.read()
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range records {
+			lines = append(lines, r.text)
+		}
+	}
+	return lines, nil
+}
+
+// file is ip's records file, with its temporary files in the temp folder,
+// named "NAME.tmp-PID-RANDOM" (NAME is the records file's name).
+func (s *FolderStore) file(ip netip.Addr) recordsFile {
+	name := addrFileName(ip)
+	return recordsFile{
+		path:       filepath.Join(s.Path, name),
+		owner:      ip,
+		tempDir:    filepath.Join(s.Path, tempFolderName),
+		tempPrefix: name + ".tmp-",
+		logf:       logOr(s.Logf),
+		step:       s.step,
+	}
+}
+
+// addrFileName is the name of ip's records file in a FolderStore: the text
+// form of canonicalAddr(ip), as in its record. No escaping is needed: that
+// form is made of the characters 0-9 a-f . and : only (no "/", no NUL), is
+// never "." or "..", never starts with a dot (an IPv4 address starts with a
+// digit, an IPv6 one with a hex digit or ":"), and is at most 39 bytes
+// long. Lower-case only, so distinct addresses never clash on a
+// case-insensitive filesystem either.
+func addrFileName(ip netip.Addr) string {
+	return canonicalAddr(ip).String()
+}
+
+// fileNameAddr is the inverse of addrFileName: it returns the address whose
+// records file is called name, and false if name is no address's file name.
+func fileNameAddr(name string) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(name)
+	if err != nil || addrFileName(ip) != name {
+		return netip.Addr{}, false
+	}
+	return ip, true
+}
