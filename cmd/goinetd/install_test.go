@@ -261,8 +261,9 @@ func TestInstalledTreeServes(t *testing.T) {
 		t.Errorf("installed lastaccess: got %q; want a welcome", got)
 	}
 	d.waitLog(func(r record) bool { return r.msg() == "connection ended" && r.str("service") == "lastaccess" })
-	if db := readText(t, filepath.Join(dest, installedStateDB)); !strings.HasPrefix(db, "127.0.0.1|") {
-		t.Errorf("%s: got %q; want a record of 127.0.0.1", installedStateDB, db)
+	// A fresh install's records are a folder, one file per address.
+	if db := readText(t, filepath.Join(dest, installedStateDB, "127.0.0.1")); !strings.HasPrefix(db, "127.0.0.1|") {
+		t.Errorf("%s/127.0.0.1: got %q; want a record of 127.0.0.1", installedStateDB, db)
 	}
 	if code := d.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("installed goinetd exited %d after SIGTERM; want 0", code)

@@ -1083,25 +1083,26 @@ func TestStressLastaccess(t *testing.T) {
 		t.Errorf("lastaccess client %s", u)
 	}
 
-	// Every line is IP|TIME, each IP once, and every IP that was greeted
-	// is there, with a time no earlier than the one it was told.
-	content, err := os.ReadFile(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasSuffix(string(content), "\n") {
-		t.Errorf("records file ends with a torn line: %q", content[max(0, len(content)-40):])
-	}
+	// The records are a folder of one file per address (a fresh path). Every
+	// file holds one complete line, IP|TIME, for the address it is named
+	// after, and every IP that was greeted is there, with a time no earlier
+	// than the one it was told.
 	stored := map[string]string{}
-	for i, line := range strings.Split(strings.TrimSuffix(string(content), "\n"), "\n") {
-		ip, when, _ := strings.Cut(line, "|")
-		a, err := netip.ParseAddr(ip)
-		if _, terr := time.Parse(time.RFC3339, when); err != nil || terr != nil || a.String() != ip {
-			t.Errorf("records line %d %q: want IP|TIME", i+1, line)
+	for _, name := range dirNames(t, db) {
+		if name == ".tmp" {
 			continue
 		}
-		if _, dup := stored[ip]; dup {
-			t.Errorf("records line %d: %s is recorded twice", i+1, ip)
+		content, err := os.ReadFile(filepath.Join(db, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, complete := strings.CutSuffix(string(content), "\n")
+		ip, when, _ := strings.Cut(line, "|")
+		a, err := netip.ParseAddr(ip)
+		if _, terr := time.Parse(time.RFC3339, when); !complete || strings.Contains(line, "\n") ||
+			err != nil || terr != nil || a.String() != ip || ip != name {
+			t.Errorf("records file %s: got %q; want one line %s|TIME", name, content, name)
+			continue
 		}
 		stored[ip] = when
 	}
@@ -1117,22 +1118,23 @@ func TestStressLastaccess(t *testing.T) {
 	}
 	killed := len(d.logs.records(func(r record) bool { return r.msg() == "connection ended" && r.str("signal") == "SIGKILL" }))
 
-	// Only temporary files of killed handlers may be left, and the next
-	// update removes them.
-	var leftovers []string
-	for _, name := range dirNames(t, dir) {
-		if name != "records" && name != "records.lock" {
-			if !strings.HasPrefix(name, ".records.tmp-") {
-				t.Errorf("unexpected file %s beside the records", name)
-			}
-			leftovers = append(leftovers, name)
+	// Only temporary files of killed handlers may be left, in records/.tmp,
+	// and the next update removes them.
+	if names := dirNames(t, dir); !slices.Equal(names, []string{"records", "records.lock"}) {
+		t.Errorf("folder: %v; want only records and records.lock", names)
+	}
+	tmp := filepath.Join(db, ".tmp")
+	leftovers := dirNames(t, tmp)
+	for _, name := range leftovers {
+		if !strings.Contains(name, ".tmp-") {
+			t.Errorf("unexpected file %s in %s", name, tmp)
 		}
 	}
 	if _, ok := parseGreeting(try(stressDialer("127.0.0.1"), addr(port), "", lockQueue).reply, "127.0.0.1"); !ok {
 		t.Errorf("an update after the storm got no greeting")
 	}
-	if names := dirNames(t, dir); !slices.Equal(names, []string{"records", "records.lock"}) {
-		t.Errorf("folder after one more update: %v; want only records and records.lock", names)
+	if names := dirNames(t, tmp); len(names) != 0 {
+		t.Errorf("%s after one more update: %v; want it empty", tmp, names)
 	}
 	figure(t, "lastaccess", "%d updates from %d addresses, %d at a time, in %v (%.0f/s): %d greeted (p50 %v, p99 %v), "+
 		"%d cut by %d SIGKILLs (%d handlers ended by SIGKILL); %d records, all well-formed, none lost or torn; "+
