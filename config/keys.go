@@ -258,22 +258,31 @@ func parseFileMode(v any, dst *os.FileMode) error {
 
 // parseUser resolves a user name or numeric uid on this host.
 func parseUser(v any, uid *int) error {
-	name, err := idName(v)
+	_, u, err := lookupUser(v)
 	if err != nil {
 		return err
+	}
+	*uid, _ = strconv.Atoi(u.Uid)
+	return nil
+}
+
+// lookupUser resolves a user name or numeric uid on this host. Only root
+// may name a user other than goinetd's own.
+func lookupUser(v any) (string, *user.User, error) {
+	name, err := idName(v)
+	if err != nil {
+		return "", nil, err
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
 		if u, err = user.LookupId(name); err != nil {
-			return fmt.Errorf("no user %q on this host", name)
+			return "", nil, fmt.Errorf("no user %q on this host", name)
 		}
 	}
-	id, _ := strconv.Atoi(u.Uid)
-	if euid := os.Geteuid(); euid != 0 && id != euid {
-		return fmt.Errorf("user %q: goinetd runs as uid %d and only root may act as another user", name, euid)
+	if euid := os.Geteuid(); euid != 0 && u.Uid != strconv.Itoa(euid) {
+		return "", nil, fmt.Errorf("user %q: goinetd runs as uid %d, and only root can act as another user", name, euid)
 	}
-	*uid = id
-	return nil
+	return name, u, nil
 }
 
 // parseGroup resolves a group name or numeric gid on this host.

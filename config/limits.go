@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/user"
 	"slices"
 	"strconv"
 	"strings"
@@ -134,21 +133,12 @@ func parseRate(v any, dst *Rate) error {
 // parseCredential resolves a user, with its primary group and its
 // supplementary groups. Only root may run handlers as another user.
 func parseCredential(v any, dst **Credential) error {
-	name, err := idName(v)
+	name, u, err := lookupUser(v)
 	if err != nil {
 		return err
 	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		if u, err = user.LookupId(name); err != nil {
-			return fmt.Errorf("no user %q on this host", name)
-		}
-	}
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	if euid := os.Geteuid(); euid != 0 && uint64(euid) != uid {
-		return fmt.Errorf("user %q: goinetd runs as uid %d, and only root can run handlers as another user", name, euid)
-	}
 	c := &Credential{User: name, UID: uint32(uid), GID: uint32(gid)}
 	ids, err := u.GroupIds()
 	if err != nil {
