@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -365,4 +367,58 @@ func acceptQueue(t *testing.T, port int) int {
 		}
 	}
 	return -1
+}
+
+// loopbackIPv6 adds addrs to the loopback interface for the test, or skips
+// it; cleanup removes them.
+func loopbackIPv6(t *testing.T, addrs ...string) {
+	t.Helper()
+	needIPv6(t)
+	ip, err := exec.LookPath("ip")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skipf("needs root and iproute2's ip to add IPv6 addresses to lo: %v", err)
+	}
+	for _, a := range addrs {
+		if out, err := exec.Command(ip, "-6", "addr", "add", a+"/128", "dev", "lo", "nodad").CombinedOutput(); err != nil {
+			t.Skipf("cannot add %s to lo: %v %s", a, err, out)
+		}
+		t.Cleanup(func() { exec.Command(ip, "-6", "addr", "del", a+"/128", "dev", "lo").Run() })
+	}
+}
+
+func TestMaxPerSourceGroupsIPv6ByPrefix(t *testing.T) {
+	const a, sameSlash64, otherSlash64 = "fd00:676f:6964::2", "fd00:676f:6964::3", "fd00:676f:6964:1::2"
+	loopbackIPv6(t, a, sameSlash64, otherSlash64)
+	by64, by128 := freePort(t, "::"), freePort(t, "::")
+	d := startDaemon(t, jsonLog+fmt.Sprintf(`
+[services.by64]
+address = "::"
+port = %d
+program = %q
+env = { %[3]s = "report-hold" }
+max_per_source = 1
+
+[services.by128]
+address = "::"
+port = %d
+program = %q
+env = { %[3]s = "report-hold" }
+max_per_source = 1
+source_prefix_v6 = 128
+`, by64, testBinary(t), helperVar, by128, testBinary(t)))
+	at := func(port int) string { return net.JoinHostPort("::", strconv.Itoa(port)) }
+
+	// One host owns a /64: a second address in it is the same source.
+	holdReport(t, a, at(by64))
+	expectClosed(t, dial(t, sameSlash64, at(by64)))
+	r := d.waitLog(func(r record) bool { return r.msg() == "refused" && r.str("reason") == "per_source" })
+	if !strings.HasPrefix(r.str("peer"), "["+sameSlash64+"]:") {
+		t.Errorf("refusal %v: want the second address of the /64", r)
+	}
+	if _, rep := holdReport(t, otherSlash64, at(by64)); envValue(rep, "TCPREMOTEIP") != otherSlash64 {
+		t.Errorf("another /64: TCPREMOTEIP %q; want %s", envValue(rep, "TCPREMOTEIP"), otherSlash64)
+	}
+	// With source_prefix_v6 = 128 every address is a source of its own.
+	holdReport(t, a, at(by128))
+	holdReport(t, sameSlash64, at(by128))
 }
