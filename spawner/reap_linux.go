@@ -155,7 +155,6 @@ func (cs *children) reapExited() {
 		c := cs.live[pid]
 		if c != nil {
 			delete(cs.live, pid)
-			cs.releaseLocked(c.slot)
 			if c.timer != nil {
 				c.timer.Stop()
 			}
@@ -167,11 +166,16 @@ func (cs *children) reapExited() {
 	}
 	cs.forkLock.Unlock()
 
+	// Log each exit before freeing its slot, so that the log never shows
+	// a connection that took the slot before the one that left it.
 	for _, e := range exits {
+		cs.logExit(e)
+		if e.service != "" {
+			cs.release(e.slot)
+		}
 		if e.exited != nil {
 			close(e.exited)
 		}
-		cs.logExit(e)
 	}
 }
 
