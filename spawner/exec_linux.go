@@ -176,7 +176,7 @@ func connectionEnv(base []string, fd int, sa unix.Sockaddr, client netip.AddrPor
 		return append(env, "PROTO=UNIX", "UNIXREMOTEPID="+pid, "UNIXREMOTEEUID="+uid, "UNIXREMOTEEGID="+gid),
 			"unix:pid=" + pid + ",uid=" + uid, nil
 	}
-	local, err := unix.Getsockname(fd)
+	local, err := getsockname(fd)
 	if err != nil {
 		return nil, client.String(), fmt.Errorf("getsockname: %w", err)
 	}

@@ -101,7 +101,7 @@ func (s *Server) acceptCounted(l *listener, svc *service) (fd int, sa unix.Socka
 			return true
 		}
 		for {
-			fd, sa, acceptErr = unix.Accept4(int(lfd), unix.SOCK_CLOEXEC)
+			fd, sa, acceptErr = accept4(int(lfd))
 			if acceptErr != unix.EINTR {
 				break
 			}
