@@ -26,17 +26,24 @@
 // is counted in the pid table, under its lock, from accept until the child
 // is reaped.
 //
-// Handlers are started with syscall.ForkExec (exec_linux.go). The child
+// Handlers are started by goinetd's own vfork and exec (spawn_linux.go,
+// vfork_linux_amd64.go), from an exec template built when the service is
+// loaded; only the connection's environment is added per spawn. The child
 // gets exactly its descriptors 0, 1 and 2 (3 with listen_fds), an
-// environment built from nothing, and a process group of its own. Its
-// user, limits and root are applied before its program starts
-// (sandbox_linux.go), by ForkExec itself or, for what ForkExec cannot do,
-// by goinetd re-executed as a trampoline (trampoline_linux.go).
+// environment built from nothing, every signal at its default action and
+// none blocked, the soft RLIMIT_NOFILE goinetd started with, and a process
+// group of its own. Unlike syscall.ForkExec, which it follows, it needs no
+// pipe to learn of a failed exec: the child, which shares the parent's
+// memory until it execs, leaves the errno there. A handler that runs as
+// another user or in a chroot, and every handler on an architecture other
+// than amd64, starts through syscall.ForkExec. Its limits, nice value and
+// umask are applied by goinetd re-executed as a trampoline
+// (sandbox_linux.go, trampoline_linux.go).
 //
 // One reaper owns every child (reap_linux.go). SIGCHLD wakes it and it
 // calls wait4(-1, WNOHANG) until no exited child is left; no goroutine or
 // thread waits on a single child, so a held connection costs one entry in
-// the pid table. ForkExec reaps a child whose exec failed itself, by pid,
+// the pid table. A spawn reaps a child whose exec failed itself, by pid,
 // so spawns hold the table's fork lock for reading and the reaper holds it
 // for writing: the reaper never steals that child, and every child it
 // reaps has already been recorded.

@@ -25,6 +25,7 @@ type service struct {
 	argv     []string             // its argv
 	env      []string             // PATH and the config's env, sorted; the peer is added per connection
 	sys      *syscall.SysProcAttr // shared, read-only, by every spawn
+	exec     *execTemplate        // for vforkExec; nil: ForkExec starts it
 	dir      string               // where ForkExec changes directory; empty: nowhere
 	stderrFD int                  // fd 2 of the child, unless stderr is "socket"
 
@@ -46,6 +47,10 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 	p.argv = append([]string{filepath.Base(svc.Program)}, svc.Args...)
 	p.env = baseEnv(svc.Env)
 	if err := s.sandbox(p); err != nil {
+		return nil, err
+	}
+	var err error
+	if p.exec, err = newExecTemplate(p); err != nil {
 		return nil, err
 	}
 	switch svc.Stderr {
@@ -131,9 +136,8 @@ func (s *Server) spawnWait(svc *service, fd int, sl slot, exited chan struct{}) 
 // 2 (and 3), for a connection counted in sl, and logs a failure. The slot
 // is freed when the child is reaped, or at once if it cannot start.
 func (s *Server) start(svc *service, files []uintptr, env []string, peer string, sl slot, exited chan struct{}) error {
-	attr := &syscall.ProcAttr{Dir: svc.dir, Env: env, Files: files, Sys: svc.sys}
 	c := &child{service: svc.Name, peer: peer, started: time.Now(), slot: sl, exited: exited}
-	err := s.children.start(svc.path, svc.argv, attr, c, svc.Timeout)
+	err := s.children.start(func() (int, error) { return s.fork(svc, files, env) }, c, svc.Timeout)
 	if err != nil {
 		s.children.release(sl)
 	}
@@ -153,6 +157,17 @@ func (s *Server) start(svc *service, files []uintptr, env []string, peer string,
 			"stage", "exec", "program", svc.Program, "err", err)
 		return err
 	}
+}
+
+// fork starts svc's program with files as its descriptors 0, 1, 2 (and
+// 3) and env, which begins with svc.env: through vforkExec when it can,
+// through syscall.ForkExec otherwise. It returns the child's pid, or the
+// errno of the fork or the exec.
+func (s *Server) fork(svc *service, files []uintptr, env []string) (int, error) {
+	if svc.exec != nil && s.vfork && vforkable(files) {
+		return svc.exec.spawn(files, env[len(svc.env):], s.nofile)
+	}
+	return syscall.ForkExec(svc.path, svc.argv, &syscall.ProcAttr{Dir: svc.dir, Env: env, Files: files, Sys: svc.sys})
 }
 
 // connectionEnv returns base plus what the handler of the connection fd

@@ -34,8 +34,7 @@ type children struct {
 	metrics *metrics.Metrics
 
 	// forkLock is held for reading across each fork and for writing by
-	// the reaper. syscall.ForkExec waits by pid for a child whose exec
-	// failed; the write lock keeps wait4(-1) from stealing that child, and
+	// the reaper. A spawn waits by pid for a child whose exec failed; the write lock keeps wait4(-1) from stealing that child, and
 	// guarantees that every pid the reaper collects is already in live.
 	forkLock sync.RWMutex
 
@@ -64,13 +63,13 @@ func newChildren(log *slog.Logger, m *metrics.Metrics) *children {
 // SIGTERM and SIGKILL.
 const killGrace = 2 * time.Second
 
-// start forks and execs argv[0]'s program at path, recording c as live
-// under the pid it gets. A timeout above zero ends the child if it runs
-// longer (see expire). On failure the caller still owns c's slot.
-func (cs *children) start(path string, argv []string, attr *syscall.ProcAttr, c *child, timeout time.Duration) error {
+// start starts a child with fork, recording c as live under the pid it
+// gets. A timeout above zero ends the child if it runs longer (see
+// expire). On failure the caller still owns c's slot.
+func (cs *children) start(fork func() (int, error), c *child, timeout time.Duration) error {
 	cs.forkLock.RLock()
 	defer cs.forkLock.RUnlock()
-	pid, err := syscall.ForkExec(path, argv, attr)
+	pid, err := fork()
 	if err != nil {
 		return err
 	}

@@ -9,14 +9,16 @@ package spawner
 //     prepared: the named variables of goinetd's own environment join the
 //     service's environment template. Nothing is looked up per connection.
 //   - user, group and chroot, on their own, need nothing but Go's
-//     syscall.ForkExec, which does in the child, between fork and exec:
+//     syscall.ForkExec (rather than goinetd's own spawn, which keeps
+//     goinetd's credentials and root), which does in the child, between
+//     fork and exec:
 //     chroot, setgroups, setgid, setuid, chdir to the workdir (inside the
 //     root, as the handler's user), execve of the program (a path inside
 //     the root). The handler is execed directly.
 //   - rlimits, nice and umask (and LISTEN_PID for listen_fds) must be set
-//     in the child too, before its program starts, but ForkExec has no
-//     hook for them, and Go cannot run code of its own between fork and
-//     exec. Setting them from goinetd after fork (prlimit on the pid)
+//     in the child too, before its program starts, but neither ForkExec
+//     nor goinetd's own spawn has a hook for them: the code between a
+//     vfork and its exec may only make raw system calls. Setting them from goinetd after fork (prlimit on the pid)
 //     would race with the program; setting them on goinetd around the fork
 //     would race with every other spawn. So for these services the child
 //     execs goinetd itself, as the trampoline (see Trampoline), which runs

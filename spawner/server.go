@@ -31,8 +31,13 @@ type Server struct {
 	// builtinConns are the connections built-in services are serving.
 	builtinConns map[net.Conn]struct{}
 	loops        sync.WaitGroup // accept loops and stderr readers
-	stopReap     context.CancelFunc
-	reaped       chan struct{} // closed when the reaper has returned
+	// vfork says whether handlers may start through vforkExec, which then
+	// sets their soft RLIMIT_NOFILE back to nofile (see startingNofile).
+	vfork  bool
+	nofile *unix.Rlimit
+
+	stopReap context.CancelFunc
+	reaped   chan struct{} // closed when the reaper has returned
 }
 
 // New returns a Server that logs to log and counts in m (which may be
@@ -46,6 +51,12 @@ func New(log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 	if err != nil {
 		unix.Close(devNull)
 		return nil, fmt.Errorf("open /dev/null: %w", err)
+	}
+	// Before the reaper starts, which would collect the probe's child.
+	var nofile *unix.Rlimit
+	var nofileErr error
+	if haveVfork {
+		nofile, nofileErr = startingNofile("/proc/self/exe")
 	}
 	reserveThreads(reservedThreads)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -62,6 +73,8 @@ func New(log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 		listeners: make(map[string]*listener),
 		inherited: make(map[string]*os.File),
 
+		vfork:        haveVfork && nofileErr == nil,
+		nofile:       nofile,
 		builtinConns: make(map[net.Conn]struct{}),
 		stopReap:     cancel,
 		reaped:       make(chan struct{}),
@@ -70,6 +83,10 @@ func New(log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 		defer close(s.reaped)
 		s.children.reap(ctx)
 	}()
+	if haveVfork && nofileErr != nil {
+		log.Info("handlers start through syscall.ForkExec, the slower way, since goinetd cannot learn "+
+			"the RLIMIT_NOFILE it started with, which they must get back", "err", nofileErr)
+	}
 	return s, nil
 }
 

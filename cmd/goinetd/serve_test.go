@@ -184,6 +184,36 @@ args = ["-E", "^Sig(Blk|Ign):", "/proc/self/status"]
 	}
 }
 
+// TestHandlerGetsTheFileLimitGoinetdStartedWith starts goinetd with a soft
+// RLIMIT_NOFILE of 200 under a hard one of 4096. The Go runtime raises
+// goinetd's own soft limit to 4096; its handlers must start with 200, as
+// they would under any C superserver, whichever way they are spawned:
+// goinetd's own vfork path (plain), or syscall.ForkExec (as another user).
+func TestHandlerGetsTheFileLimitGoinetdStartedWith(t *testing.T) {
+	needRoot(t)
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("needs prlimit (util-linux)")
+	}
+	ulimit := []string{"-c", "ulimit -Sn; ulimit -Hn"}
+	plain, asNobody := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+
+		programService("plain", plain, "/bin/sh", ulimit)+
+		programService("nobody", asNobody, "/bin/sh", ulimit, `user = "nobody"`, `workdir = "/"`),
+		func(c *exec.Cmd) {
+			c.Args = append([]string{prlimit, "--nofile=200:4096", "--", c.Path}, c.Args[1:]...)
+			c.Path = prlimit
+		})
+	for _, port := range []int{plain, asNobody} {
+		if got, want := exchange(t, addr(port), ""), "200\n4096\n"; got != want {
+			t.Errorf("handler on port %d: soft and hard RLIMIT_NOFILE %q; want %q", port, got, want)
+		}
+	}
+	if r := d.logs.records(func(r record) bool { return strings.Contains(r.msg(), "syscall.ForkExec") }); len(r) > 0 {
+		t.Errorf("goinetd fell back to syscall.ForkExec for every handler: %v", r)
+	}
+}
+
 func TestHandlerEnvironment(t *testing.T) {
 	port := freePort(t, "127.0.0.1")
 	startDaemon(t, jsonLog+helperService(t, "report", port, "report", `workdir = "/"`))

@@ -1,0 +1,86 @@
+package spawner
+
+import (
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// haveVfork says whether this architecture has goinetd's own spawn
+// (vforkExec); without it every handler starts through syscall.ForkExec.
+const haveVfork = true
+
+// rawVfork is clone(flags) for a child that shares the caller's memory and
+// stack (vfork_linux_amd64.s).
+func rawVfork(flags uintptr) (pid, errno uintptr)
+
+// vforkExec starts a child as a.spawn describes, and sets a.pid or
+// a.errno (the clone's errno, or the exec's, passed back by a child whose
+// exec failed through a.childErr).
+//
+// The child borrows this goroutine's stack until it execs, so this
+// function may not grow the stack, allocate, or call anything but raw
+// system calls; and nothing that either side needs after the clone lives
+// in its frame, only in *a. Every signal is blocked on this thread from
+// before the clone until the parent resumes, so no Go signal handler ever
+// runs in the child.
+//
+//go:norace
+//go:nosplit
+func vforkExec(a *vforkArgs) {
+	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK,
+		uintptr(unsafe.Pointer(&a.blockAll)), uintptr(unsafe.Pointer(&a.oldMask)), 8, 0, 0)
+	pid, errno := rawVfork(unix.CLONE_VM | unix.CLONE_VFORK | uintptr(unix.SIGCHLD))
+	if pid != 0 || errno != 0 {
+		// The parent, once the child has exec'd or exited.
+		a.pid, a.errno = pid, errno
+		syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK,
+			uintptr(unsafe.Pointer(&a.oldMask)), 0, 8, 0, 0)
+		if a.childErr != 0 {
+			a.errno = a.childErr
+		}
+		return
+	}
+
+	// The child.
+	var e syscall.Errno
+	if _, _, e = syscall.RawSyscall(unix.SYS_SETPGID, 0, 0, 0); e != 0 {
+		goto fail
+	}
+	for i := 0; i < a.nfds; i++ {
+		if int(a.fds[i]) == i {
+			_, _, e = syscall.RawSyscall(unix.SYS_FCNTL, uintptr(i), unix.F_SETFD, 0)
+		} else {
+			_, _, e = syscall.RawSyscall(unix.SYS_DUP3, uintptr(a.fds[i]), uintptr(i), 0)
+		}
+		if e != 0 {
+			goto fail
+		}
+	}
+	if a.dir != nil {
+		if _, _, e = syscall.RawSyscall(unix.SYS_CHDIR, uintptr(unsafe.Pointer(a.dir)), 0, 0); e != 0 {
+			goto fail
+		}
+	}
+	if a.nofile != nil {
+		if _, _, e = syscall.RawSyscall6(unix.SYS_PRLIMIT64, 0, unix.RLIMIT_NOFILE,
+			uintptr(unsafe.Pointer(a.nofile)), 0, 0, 0); e != 0 {
+			goto fail
+		}
+	}
+	// Go's handlers point into this process: back to the default for
+	// every signal (SIGKILL and SIGSTOP refuse, harmlessly) before any
+	// is unblocked.
+	for sig := uintptr(1); sig <= 64; sig++ {
+		syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&a.sigDefault)), 0, 8, 0, 0)
+	}
+	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&a.blockNone)), 0, 8, 0, 0)
+	_, _, e = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(a.path)),
+		uintptr(unsafe.Pointer(a.argv)), uintptr(unsafe.Pointer(a.envv)))
+fail:
+	a.childErr = uintptr(e)
+	for {
+		syscall.RawSyscall(unix.SYS_EXIT, 127, 0, 0)
+	}
+}
