@@ -143,7 +143,7 @@ func (cs *children) reapExited() {
 	cs.forkLock.Lock()
 	for {
 		var status unix.WaitStatus
-		pid, err := unix.Wait4(-1, &status, unix.WNOHANG, nil)
+		pid, err := wait4NoHang(&status)
 		if err == unix.EINTR {
 			continue
 		}
