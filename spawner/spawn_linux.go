@@ -124,6 +124,11 @@ func vforkable(files []uintptr) bool {
 	return true
 }
 
+// ProbeName is argv[0] of the child startingNofile starts. goinetd exits at
+// once when it is started under this name: that child runs only if the
+// goinetd that traces it dies before it kills it.
+const ProbeName = "goinetd-nofile-probe"
+
 // startingNofile returns the soft RLIMIT_NOFILE goinetd's process started
 // with, or nil if it is the one in force. The Go runtime raises the soft
 // limit to the hard one at startup, and syscall.ForkExec sets it back in
@@ -136,7 +141,7 @@ func startingNofile(self string) (*unix.Rlimit, error) {
 	// A tracee reports to the thread that started it.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	pid, err := syscall.ForkExec(self, []string{"goinetd-nofile-probe"},
+	pid, err := syscall.ForkExec(self, []string{ProbeName},
 		&syscall.ProcAttr{Sys: &syscall.SysProcAttr{Ptrace: true}})
 	if err != nil {
 		return nil, fmt.Errorf("start %s traced: %w", self, err)

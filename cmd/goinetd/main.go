@@ -40,8 +40,13 @@ import (
 var version = "dev"
 
 func main() {
-	if filepath.Base(os.Args[0]) == spawner.TrampolineName {
+	switch filepath.Base(os.Args[0]) {
+	case spawner.TrampolineName:
 		os.Exit(spawner.Trampoline(os.Args[1:]))
+	case spawner.ProbeName:
+		// A probe child is killed before it runs; this one outlived the
+		// goinetd that started it, which was killed meanwhile.
+		os.Exit(0)
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

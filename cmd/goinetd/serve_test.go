@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/goinetd/goinetd/spawner"
 )
 
 // testBinary is the path of this test binary, which doubles as a handler.
@@ -211,6 +214,28 @@ func TestHandlerGetsTheFileLimitGoinetdStartedWith(t *testing.T) {
 	}
 	if r := d.logs.records(func(r record) bool { return strings.Contains(r.msg(), "syscall.ForkExec") }); len(r) > 0 {
 		t.Errorf("goinetd fell back to syscall.ForkExec for every handler: %v", r)
+	}
+}
+
+// TestOrphanedProbeExitsAtOnce runs goinetd as the child of its
+// RLIMIT_NOFILE probe would run if the goinetd tracing it died before
+// killing it: it must exit at once, serving nothing, whatever its
+// arguments.
+func TestOrphanedProbeExitsAtOnce(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	path := filepath.Join(t.TempDir(), "inetd.toml")
+	writeFile(t, path, jsonLog+echoService("echo", "127.0.0.1", port))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "goinetd"), "-config", path)
+	cmd.Args[0] = spawner.ProbeName
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Errorf("goinetd as %s: %v, output %q; want exit 0 and no output", spawner.ProbeName, err, out)
+	}
+	if c, err := net.DialTimeout("tcp", addr(port), time.Second); err == nil {
+		c.Close()
+		t.Errorf("something listens on %s after goinetd ran as %s", addr(port), spawner.ProbeName)
 	}
 }
 
