@@ -26,7 +26,7 @@ type service struct {
 	env      []string             // PATH and the config's env, sorted; the peer is added per connection
 	sys      *syscall.SysProcAttr // shared, read-only, by every spawn
 	exec     *execTemplate        // for vforkExec; nil: ForkExec starts it
-	dir      string               // where ForkExec changes directory; empty: nowhere
+	dir      string               // where the handler starts; empty: in goinetd's own directory
 	stderrFD int                  // fd 2 of the child, unless stderr is "socket"
 
 	acceptFailed, forkFailed, execFailed, quickExit limitedLog
