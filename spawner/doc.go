@@ -31,8 +31,8 @@
 // loaded; only the connection's environment is added per spawn. The child
 // gets exactly its descriptors 0, 1 and 2 (3 with listen_fds), an
 // environment built from nothing, every signal at its default action and
-// none blocked, the soft RLIMIT_NOFILE goinetd started with, and a process
-// group of its own. Unlike syscall.ForkExec, which it follows, it needs no
+// none blocked (clone3's CLONE_CLEAR_SIGHAND resets the handlers), the
+// soft RLIMIT_NOFILE goinetd started with, and a process group of its own. Unlike syscall.ForkExec, which it follows, it needs no
 // pipe to learn of a failed exec: the child, which shares the parent's
 // memory until it execs, leaves the errno there. A handler that runs as
 // another user or in a chroot, and every handler on an architecture other

@@ -3,6 +3,7 @@ package spawner
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -28,9 +29,25 @@ type vforkArgs struct {
 
 	blockAll, blockNone, oldMask uint64
 	sigDefault                   [4]uint64 // a struct sigaction of SIG_DFL
+	clone3                       cloneArgs // flags 0: clone, not clone3
 
 	pid, errno, childErr uintptr
 }
+
+// cloneArgs is struct clone_args of clone3(2), as of Linux 5.3.
+type cloneArgs struct {
+	flags, pidFD, childTID, parentTID, exitSignal, stack, stackSize, tls uint64
+}
+
+// vforkFlags3 are clone3's flags for vforkExec: CLONE_CLEAR_SIGHAND (Linux
+// 5.5) resets every handled signal in the child, which saves it a
+// rt_sigaction per signal (64 system calls) while goinetd waits for its
+// exec.
+const vforkFlags3 = unix.CLONE_VM | unix.CLONE_VFORK | unix.CLONE_CLEAR_SIGHAND
+
+// noClone3 is set once clone3 has been refused (an older kernel, or a
+// seccomp filter); every spawn then uses clone.
+var noClone3 atomic.Bool
 
 // execTemplate is a handler's program, arguments, base environment and
 // workdir as execve takes them, built once when the service is loaded.
@@ -90,9 +107,29 @@ func (t *execTemplate) spawn(files []uintptr, extra []string, nofile *unix.Rlimi
 	for i, f := range files {
 		a.fds[i] = int32(f)
 	}
+	if !noClone3.Load() {
+		a.clone3 = cloneArgs{flags: vforkFlags3, exitSignal: uint64(unix.SIGCHLD)}
+		vforkExec(a)
+		if a.childErr == 0 && clone3Refused(syscall.Errno(a.errno)) {
+			noClone3.Store(true)
+		} else {
+			return a.result()
+		}
+		a.clone3, a.pid, a.errno = cloneArgs{}, 0, 0
+	}
 	vforkExec(a)
-	runtime.KeepAlive(t)
-	runtime.KeepAlive(envv)
+	return a.result()
+}
+
+// clone3Refused reports whether clone3 failed because this kernel or its
+// seccomp filter does not offer it, as opposed to a fork failure.
+func clone3Refused(err syscall.Errno) bool {
+	return err == unix.ENOSYS || err == unix.EINVAL || err == unix.E2BIG || err == unix.EPERM
+}
+
+// result returns the pid vforkExec started, or its errno, and reaps a
+// child whose exec failed.
+func (a *vforkArgs) result() (int, error) {
 	if a.errno == 0 {
 		return int(a.pid), nil
 	}

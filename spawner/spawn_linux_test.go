@@ -2,6 +2,7 @@ package spawner
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -32,14 +33,25 @@ func TestVforkable(t *testing.T) {
 	}
 }
 
-// TestVforkSpawn starts /bin/sh through goinetd's own spawn and checks what
-// it got: its arguments, the base and extra environment, the workdir, the
-// soft RLIMIT_NOFILE, a process group of its own and its stdout.
-// (The e2e tests check the rest: descriptors, signals, failures.)
+// TestVforkSpawn starts /bin/sh through goinetd's own spawn, with clone3
+// and with the clone it falls back to, and checks what it got: its
+// arguments, the base and extra environment, the workdir, the soft
+// RLIMIT_NOFILE, a process group of its own and its stdout. (The e2e tests
+// check the rest: descriptors, signals, failures.)
 func TestVforkSpawn(t *testing.T) {
 	if !haveVfork {
 		t.Skip("no vforkExec on this architecture")
 	}
+	for _, clone3 := range []bool{true, false} {
+		t.Run(fmt.Sprintf("clone3=%v", clone3), func(t *testing.T) {
+			noClone3.Store(!clone3)
+			defer noClone3.Store(false)
+			testVforkSpawn(t)
+		})
+	}
+}
+
+func testVforkSpawn(t *testing.T) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -11,9 +11,9 @@ import (
 // (vforkExec); without it every handler starts through syscall.ForkExec.
 const haveVfork = true
 
-// rawVfork is clone(flags) for a child that shares the caller's memory and
-// stack (vfork_linux_amd64.s).
-func rawVfork(flags uintptr) (pid, errno uintptr)
+// rawVfork is clone or clone3 (trap) for a child that shares the caller's
+// memory and stack (vfork_linux_amd64.s).
+func rawVfork(trap, a1, a2 uintptr) (pid, errno uintptr)
 
 // vforkExec starts a child as a.spawn describes, and sets a.pid or
 // a.errno (the clone's errno, or the exec's, passed back by a child whose
@@ -31,7 +31,12 @@ func rawVfork(flags uintptr) (pid, errno uintptr)
 func vforkExec(a *vforkArgs) {
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK,
 		uintptr(unsafe.Pointer(&a.blockAll)), uintptr(unsafe.Pointer(&a.oldMask)), 8, 0, 0)
-	pid, errno := rawVfork(unix.CLONE_VM | unix.CLONE_VFORK | uintptr(unix.SIGCHLD))
+	var pid, errno uintptr
+	if a.clone3.flags != 0 {
+		pid, errno = rawVfork(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&a.clone3)), unsafe.Sizeof(a.clone3))
+	} else {
+		pid, errno = rawVfork(unix.SYS_CLONE, unix.CLONE_VM|unix.CLONE_VFORK|uintptr(unix.SIGCHLD), 0)
+	}
 	if pid != 0 || errno != 0 {
 		// The parent, once the child has exec'd or exited.
 		a.pid, a.errno = pid, errno
@@ -70,10 +75,13 @@ func vforkExec(a *vforkArgs) {
 		}
 	}
 	// Go's handlers point into this process: back to the default for
-	// every signal (SIGKILL and SIGSTOP refuse, harmlessly) before any
-	// is unblocked.
-	for sig := uintptr(1); sig <= 64; sig++ {
-		syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&a.sigDefault)), 0, 8, 0, 0)
+	// every signal before any is unblocked. clone3's CLONE_CLEAR_SIGHAND
+	// has done it; after clone, one call per signal does (SIGKILL and
+	// SIGSTOP refuse, harmlessly).
+	if a.clone3.flags == 0 {
+		for sig := uintptr(1); sig <= 64; sig++ {
+			syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&a.sigDefault)), 0, 8, 0, 0)
+		}
 	}
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&a.blockNone)), 0, 8, 0, 0)
 	_, _, e = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(a.path)),
