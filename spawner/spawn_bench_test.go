@@ -1,0 +1,86 @@
+package spawner
+
+import (
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// BenchmarkSpawn starts /bin/true through each way goinetd can start a
+// handler, back to back, collecting the children that have exited as it
+// goes (as goinetd's reaper does under load), and reports the CPU this
+// process spends per spawn (cpu-µs/op: its utime+stime, without the
+// children's):
+//
+//	GOMAXPROCS=1 go test -run '^$' -bench Spawn -benchtime 3000x -count 3 ./spawner/
+//
+// On the 2-vCPU machine of the README: ForkExec 66 µs, vfork with clone3
+// 47 µs, vfork with clone 44 µs (clone3's CLONE_CLEAR_SIGHAND costs the
+// parent a little and saves the child 64 system calls).
+func BenchmarkSpawn(b *testing.B) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer null.Close()
+	files := []uintptr{null.Fd(), null.Fd(), null.Fd()}
+	env := []string{"PATH=/usr/bin:/bin"}
+	extra := []string{"PROTO=TCP", "TCPREMOTEIP=127.0.0.1", "TCPREMOTEPORT=40000",
+		"TCPLOCALIP=127.0.0.1", "TCPLOCALPORT=17007", "REMOTE_ADDR=127.0.0.1", "REMOTE_PORT=40000"}
+	p := &service{path: "/bin/true", argv: []string{"true"}, env: env, sys: &syscall.SysProcAttr{Setpgid: true}}
+	tmpl, err := newExecTemplate(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type way struct {
+		name  string
+		spawn func() (int, error)
+	}
+	ways := []way{{"ForkExec", func() (int, error) {
+		return syscall.ForkExec(p.path, p.argv, &syscall.ProcAttr{Env: append(env, extra...), Files: files, Sys: p.sys})
+	}}}
+	if tmpl != nil {
+		ways = append(ways,
+			way{"vfork-clone3", func() (int, error) { noClone3.Store(false); return tmpl.spawn(files, extra, nil) }},
+			way{"vfork-clone", func() (int, error) { noClone3.Store(true); return tmpl.spawn(files, extra, nil) }})
+	}
+	defer noClone3.Store(false)
+	for _, w := range ways {
+		b.Run(w.name, func(b *testing.B) {
+			start := ownCPU(b)
+			live := 0
+			for b.Loop() {
+				if _, err := w.spawn(); err != nil {
+					b.Fatal(err)
+				}
+				live++
+				for live > 0 {
+					pid, err := unix.Wait4(-1, nil, unix.WNOHANG, nil)
+					if pid <= 0 || err != nil {
+						break
+					}
+					live--
+				}
+			}
+			cpu := ownCPU(b) - start
+			for ; live > 0; live-- {
+				if _, err := unix.Wait4(-1, nil, 0, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+// ownCPU is this process's user and system time, without its children's.
+func ownCPU(b *testing.B) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
