@@ -219,6 +219,13 @@ var rlimitResources = map[string]struct {
 	"stack":    {unix.RLIMIT_STACK, "bytes"},
 }
 
+// RlimitResource returns the RLIMIT_ constant of the resource rlimits
+// calls name, and whether there is one.
+func RlimitResource(name string) (resource int, ok bool) {
+	r, ok := rlimitResources[name]
+	return r.resource, ok
+}
+
 // parseRlimits accepts a table of resource = value: an integer, or
 // "unlimited", a size ("512MiB", "64k") for byte resources, or a duration
 // ("10s") for cpu. The list is sorted by name.

@@ -46,9 +46,7 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 	p.dir = svc.Workdir
 	p.argv = append([]string{filepath.Base(svc.Program)}, svc.Args...)
 	p.env = baseEnv(svc.Env)
-	if err := s.sandbox(p); err != nil {
-		return nil, err
-	}
+	s.sandbox(p)
 	var err error
 	if p.exec, err = newExecTemplate(p); err != nil {
 		return nil, err

@@ -44,7 +44,6 @@ package spawner
 // exits 127, which the reaper logs; the client's socket closes with it.
 
 import (
-	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -60,9 +59,8 @@ import (
 // trampoline is needed, points p.path and p.argv at it; for a chroot
 // service started through the trampoline, it also clears p.dir, since
 // ForkExec would change to the workdir outside the root (the trampoline
-// changes to it inside). It fails only on an rlimit the trampoline does
-// not know, which is a bug.
-func (s *Server) sandbox(p *service) error {
+// changes to it inside).
+func (s *Server) sandbox(p *service) {
 	sb := p.Sandbox
 	p.env = passEnv(p.env, p.Env, sb.PassEnv, os.LookupEnv)
 	p.sys = &syscall.SysProcAttr{Setpgid: true}
@@ -70,7 +68,7 @@ func (s *Server) sandbox(p *service) error {
 	if !needsTrampoline(p.Service) {
 		p.sys.Credential = cred
 		p.sys.Chroot = sb.Chroot
-		return nil
+		return
 	}
 
 	in := &instructions{
@@ -81,12 +79,7 @@ func (s *Server) sandbox(p *service) error {
 		program:   p.path,
 		argv:      p.argv,
 		nice:      sb.Nice,
-	}
-	for _, r := range sb.Rlimits {
-		if res, ok := rlimitResources[r.Name]; !ok || res != r.Resource {
-			return fmt.Errorf("rlimit %s (resource %d): not known to the trampoline", r.Name, r.Resource)
-		}
-		in.rlimits = append(in.rlimits, rlimit{name: r.Name, resource: r.Resource, value: r.Value})
+		rlimits:   sb.Rlimits,
 	}
 	if sb.Umask != nil {
 		mask := int(sb.Umask.Perm())
@@ -103,7 +96,6 @@ func (s *Server) sandbox(p *service) error {
 	if sb.Chroot != "" {
 		p.dir = ""
 	}
-	return nil
 }
 
 // credential returns what the handler's credentials are switched to, for

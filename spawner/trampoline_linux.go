@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/goinetd/goinetd/config"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,9 +86,9 @@ func trampoline(args []string) error {
 	for _, r := range in.rlimits {
 		// syscall.Setrlimit, not unix's: it also stops syscall.Exec from
 		// restoring the soft nofile limit the runtime had at start.
-		lim := syscall.Rlimit{Cur: r.value, Max: r.value}
-		if err := syscall.Setrlimit(r.resource, &lim); err != nil {
-			return fmt.Errorf("setrlimit %s: %w", r, err)
+		lim := syscall.Rlimit{Cur: r.Value, Max: r.Value}
+		if err := syscall.Setrlimit(r.Resource, &lim); err != nil {
+			return fmt.Errorf("setrlimit %s: %w", rlimitArg(r), err)
 		}
 	}
 	if in.nice != nil {
@@ -135,7 +136,7 @@ func trampoline(args []string) error {
 // instructions is what the trampoline does before it execs a handler; see
 // Trampoline for the order.
 type instructions struct {
-	rlimits   []rlimit
+	rlimits   []config.Rlimit
 	nice      *int
 	umask     *int
 	chroot    string
@@ -146,35 +147,12 @@ type instructions struct {
 	argv      []string // its argv, argv[0] included
 }
 
-// rlimit is one resource limit, set as both soft and hard limit.
-type rlimit struct {
-	name     string // as in the config and in rlimitResources
-	resource int
-	value    uint64 // unix.RLIM_INFINITY for no limit
-}
-
-func (r rlimit) String() string {
-	if r.value == unix.RLIM_INFINITY {
-		return r.name + "=unlimited"
+// rlimitArg is r as the trampoline's -rlimit takes it: NAME=VALUE.
+func rlimitArg(r config.Rlimit) string {
+	if r.Value == unix.RLIM_INFINITY {
+		return r.Name + "=unlimited"
 	}
-	return r.name + "=" + strconv.FormatUint(r.value, 10)
-}
-
-// rlimitResources names the resources the trampoline can limit, as
-// config names them. It is only read.
-var rlimitResources = map[string]int{
-	"as":       unix.RLIMIT_AS,
-	"core":     unix.RLIMIT_CORE,
-	"cpu":      unix.RLIMIT_CPU,
-	"data":     unix.RLIMIT_DATA,
-	"fsize":    unix.RLIMIT_FSIZE,
-	"locks":    unix.RLIMIT_LOCKS,
-	"memlock":  unix.RLIMIT_MEMLOCK,
-	"msgqueue": unix.RLIMIT_MSGQUEUE,
-	"nofile":   unix.RLIMIT_NOFILE,
-	"nproc":    unix.RLIMIT_NPROC,
-	"rss":      unix.RLIMIT_RSS,
-	"stack":    unix.RLIMIT_STACK,
+	return r.Name + "=" + strconv.FormatUint(r.Value, 10)
 }
 
 // args encodes in as the trampoline's arguments, argv[0] excluded, in the
@@ -182,7 +160,7 @@ var rlimitResources = map[string]int{
 func (in *instructions) args() []string {
 	var args []string
 	for _, r := range in.rlimits {
-		args = append(args, "-rlimit", r.String())
+		args = append(args, "-rlimit", rlimitArg(r))
 	}
 	if in.nice != nil {
 		args = append(args, "-nice", strconv.Itoa(*in.nice))
@@ -272,19 +250,19 @@ func parseInstructions(args []string) (*instructions, error) {
 }
 
 // parseRlimit decodes NAME=VALUE.
-func parseRlimit(v string) (rlimit, error) {
+func parseRlimit(v string) (config.Rlimit, error) {
 	name, value, _ := strings.Cut(v, "=")
-	resource, ok := rlimitResources[name]
+	resource, ok := config.RlimitResource(name)
 	if !ok {
-		return rlimit{}, fmt.Errorf("%q: no resource %q", v, name)
+		return config.Rlimit{}, fmt.Errorf("%q: no resource %q", v, name)
 	}
-	r := rlimit{name: name, resource: resource, value: unix.RLIM_INFINITY}
+	r := config.Rlimit{Name: name, Resource: resource, Value: unix.RLIM_INFINITY}
 	if value != "unlimited" {
 		n, err := strconv.ParseUint(value, 10, 64)
 		if err != nil {
-			return rlimit{}, fmt.Errorf("%q: %q is not a number or \"unlimited\"", v, value)
+			return config.Rlimit{}, fmt.Errorf("%q: %q is not a number or \"unlimited\"", v, value)
 		}
-		r.value = n
+		r.Value = n
 	}
 	return r, nil
 }
