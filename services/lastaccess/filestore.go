@@ -1,12 +1,9 @@
 package main
 
 import (
-	"errors"
 	"net/netip"
 	"path/filepath"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // FileStore is a Store kept in one plain text file of "IP|TIME" lines, locked
@@ -36,27 +33,17 @@ var _ Store = (*FileStore)(nil)
 // unchanged (except that a failure to fsync the folder after the rename is
 // reported although the new content is already in place).
 func (s *FileStore) Touch(ip netip.Addr) (Visit, error) {
-	if !ip.IsValid() {
-		return Visit{}, errors.New("touch: invalid IP address")
-	}
-	unlock, err := lockStore(s.Path, unix.LOCK_EX)
-	if err != nil {
-		return Visit{}, err
-	}
-	defer unlock()
-	return s.touchLocked(canonicalAddr(ip))
+	return touchUnder(s.Path, ip, s.self)
 }
 
 // List implements Store. It holds a shared lock while reading, and reports
 // malformed lines through Logf.
 func (s *FileStore) List() ([]string, error) {
-	unlock, err := lockStore(s.Path, unix.LOCK_SH)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	return s.listLocked()
+	return listUnder(s.Path, s.self)
 }
+
+// self is the store itself, for touchUnder and listUnder.
+func (s *FileStore) self() (lockedStore, error) { return s, nil }
 
 // touchLocked is Touch for a valid canonical ip, with the exclusive lock held.
 func (s *FileStore) touchLocked(ip netip.Addr) (Visit, error) {

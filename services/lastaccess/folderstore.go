@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // FolderStore is a Store kept in a folder, Path, that holds one records file
@@ -47,15 +45,7 @@ const tempFolderName = ".tmp"
 // unchanged (except that a failure to fsync the folder after the rename is
 // reported although the new content is already in place).
 func (s *FolderStore) Touch(ip netip.Addr) (Visit, error) {
-	if !ip.IsValid() {
-		return Visit{}, errors.New("touch: invalid IP address")
-	}
-	unlock, err := lockStore(s.Path, unix.LOCK_EX)
-	if err != nil {
-		return Visit{}, err
-	}
-	defer unlock()
-	return s.touchLocked(canonicalAddr(ip))
+	return touchUnder(s.Path, ip, s.self)
 }
 
 // List implements Store: the lines of every address's file, by address (IPv4
@@ -65,13 +55,11 @@ func (s *FolderStore) Touch(ip netip.Addr) (Visit, error) {
 // entries that are not files (which it skips). A missing folder is no
 // records.
 func (s *FolderStore) List() ([]string, error) {
-	unlock, err := lockStore(s.Path, unix.LOCK_SH)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	return s.listLocked()
+	return listUnder(s.Path, s.self)
 }
+
+// self is the store itself, for touchUnder and listUnder.
+func (s *FolderStore) self() (lockedStore, error) { return s, nil }
 
 // touchLocked is Touch for a valid canonical ip, with the exclusive lock held.
 func (s *FolderStore) touchLocked(ip netip.Addr) (Visit, error) {

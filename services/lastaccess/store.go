@@ -61,30 +61,39 @@ type AutoStore struct {
 var _ Store = (*AutoStore)(nil)
 
 // Touch implements Store, as FileStore.Touch or FolderStore.Touch.
-func (s *AutoStore) Touch(ip netip.Addr) (Visit, error) {
+func (s *AutoStore) Touch(ip netip.Addr) (Visit, error) { return touchUnder(s.Path, ip, s.layout) }
+
+// List implements Store, as FileStore.List or FolderStore.List.
+func (s *AutoStore) List() ([]string, error) { return listUnder(s.Path, s.layout) }
+
+// touchUnder is every layout's Touch: it checks ip, takes the exclusive
+// lock of the records at path, and records ip, canonical, in the store
+// pick returns under that lock.
+func touchUnder(path string, ip netip.Addr, pick func() (lockedStore, error)) (Visit, error) {
 	if !ip.IsValid() {
 		return Visit{}, errors.New("touch: invalid IP address")
 	}
-	unlock, err := lockStore(s.Path, unix.LOCK_EX)
+	unlock, err := lockStore(path, unix.LOCK_EX)
 	if err != nil {
 		return Visit{}, err
 	}
 	defer unlock()
-	store, err := s.layout()
+	store, err := pick()
 	if err != nil {
 		return Visit{}, err
 	}
 	return store.touchLocked(canonicalAddr(ip))
 }
 
-// List implements Store, as FileStore.List or FolderStore.List.
-func (s *AutoStore) List() ([]string, error) {
-	unlock, err := lockStore(s.Path, unix.LOCK_SH)
+// listUnder is every layout's List: it takes the shared lock of the
+// records at path and lists the store pick returns under that lock.
+func listUnder(path string, pick func() (lockedStore, error)) ([]string, error) {
+	unlock, err := lockStore(path, unix.LOCK_SH)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	store, err := s.layout()
+	store, err := pick()
 	if err != nil {
 		return nil, err
 	}
