@@ -25,7 +25,7 @@ type service struct {
 	argv     []string             // its argv
 	env      []string             // PATH and the config's env, sorted; the peer is added per connection
 	sys      *syscall.SysProcAttr // shared, read-only, by every spawn
-	exec     *execTemplate        // for vforkExec; nil: ForkExec starts it
+	exec     *execTemplate        // for vforkExec; nil: ForkExec starts the handler
 	dir      string               // where the handler starts; empty: in goinetd's own directory
 	stderrFD int                  // fd 2 of the child, unless stderr is "socket"
 
@@ -47,9 +47,11 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 	p.argv = append([]string{filepath.Base(svc.Program)}, svc.Args...)
 	p.env = baseEnv(svc.Env)
 	s.sandbox(p)
-	var err error
-	if p.exec, err = newExecTemplate(p); err != nil {
-		return nil, err
+	if s.vfork {
+		var err error
+		if p.exec, err = newExecTemplate(p); err != nil {
+			return nil, err
+		}
 	}
 	switch svc.Stderr {
 	case config.StderrNull:
@@ -162,7 +164,7 @@ func (s *Server) start(svc *service, files []uintptr, env []string, peer string,
 // through syscall.ForkExec otherwise. It returns the child's pid, or the
 // errno of the fork or the exec.
 func (s *Server) fork(svc *service, files []uintptr, env []string) (int, error) {
-	if svc.exec != nil && s.vfork && vforkable(files) {
+	if svc.exec != nil && vforkable(files) {
 		return svc.exec.spawn(files, env[len(svc.env):], s.nofile)
 	}
 	return syscall.ForkExec(svc.path, svc.argv, &syscall.ProcAttr{Dir: svc.dir, Env: env, Files: files, Sys: svc.sys})

@@ -58,10 +58,10 @@ type execTemplate struct {
 }
 
 // newExecTemplate returns the template of p, or nil if its handler needs
-// ForkExec (to switch credentials or root) or this architecture has no
-// vforkExec.
+// ForkExec to switch credentials or root. Call it only where vforkExec
+// works (Server.vfork).
 func newExecTemplate(p *service) (*execTemplate, error) {
-	if !haveVfork || p.sys.Credential != nil || p.sys.Chroot != "" {
+	if p.sys.Credential != nil || p.sys.Chroot != "" {
 		return nil, nil
 	}
 	t := &execTemplate{}
