@@ -104,16 +104,7 @@ func serveTCP(t testing.TB, name string, now func() time.Time) (client *net.TCPC
 	if err != nil {
 		t.Fatalf("accept: %v", err)
 	}
-	if err := client.SetDeadline(time.Now().Add(limit)); err != nil {
-		t.Fatalf("set client deadline: %v", err)
-	}
-	s = start(name, server, now)
-	t.Cleanup(func() {
-		client.Close()
-		server.Close()
-		s.wait(t)
-	})
-	return client, server, s
+	return client, server, serveConn(t, name, client, server, now)
 }
 
 // servePipe is serveTCP over net.Pipe, which has no half-close and no
@@ -121,14 +112,22 @@ func serveTCP(t testing.TB, name string, now func() time.Time) (client *net.TCPC
 func servePipe(t testing.TB, name string, now func() time.Time) (client net.Conn, s *served) {
 	t.Helper()
 	client, server := net.Pipe()
+	return client, serveConn(t, name, client, server, now)
+}
+
+// serveConn runs Serve(name) on server, gives client a deadline of limit
+// on every operation, and has Cleanup close both ends and check that Serve
+// returns.
+func serveConn(t testing.TB, name string, client, server net.Conn, now func() time.Time) *served {
+	t.Helper()
 	if err := client.SetDeadline(time.Now().Add(limit)); err != nil {
 		t.Fatalf("set client deadline: %v", err)
 	}
-	s = start(name, server, now)
+	s := start(name, server, now)
 	t.Cleanup(func() {
 		client.Close()
 		server.Close()
 		s.wait(t)
 	})
-	return client, s
+	return s
 }
