@@ -39,20 +39,7 @@ func TestFolderStoreTouchKeepsOtherLinesAndMode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	v, err := s.Touch(netip.MustParseAddr("::ffff:192.0.2.2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (Visit{Seen: true, Last: "2020-02-02T00:00:00Z", Noted: "2026-11-29T17:10:00Z"}); v != want {
-		t.Errorf("Touch of a known address: got %+v; want %+v", v, want)
-	}
-	v, err = s.Touch(netip.MustParseAddr("2001:db8::7"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (Visit{Noted: "2026-11-29T17:10:01Z"}); v != want {
-		t.Errorf("Touch of a new address: got %+v; want %+v", v, want)
-	}
+	touchKnownThenNew(t, s)
 
 	if got, want := readFile(t, path), "note to self\n192.0.2.2|2026-11-29T17:10:00Z\n192.0.2.3|2020-03-03T00:00:00Z\n"; got != want {
 		t.Errorf("%s: got %q; want %q", path, got, want)

@@ -79,20 +79,7 @@ func TestFileStoreTouchKeepsOrderAndMode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	v, err := s.Touch(netip.MustParseAddr("::ffff:192.0.2.2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (Visit{Seen: true, Last: "2020-02-02T00:00:00Z", Noted: "2026-11-29T17:10:00Z"}); v != want {
-		t.Errorf("Touch of a known address: got %+v; want %+v", v, want)
-	}
-	v, err = s.Touch(netip.MustParseAddr("2001:db8::7"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (Visit{Noted: "2026-11-29T17:10:01Z"}); v != want {
-		t.Errorf("Touch of a new address: got %+v; want %+v", v, want)
-	}
+	touchKnownThenNew(t, s)
 
 	want := []string{
 		"192.0.2.1|2020-01-01T00:00:00Z",
@@ -195,5 +182,27 @@ func TestFileStoreRecordsPathIsAFolder(t *testing.T) {
 	}
 	if len(entries) != 2 { // the folder and the lock file: no temp file left
 		t.Errorf("folder: got %d entries; want 2", len(entries))
+	}
+}
+
+// touchKnownThenNew touches 192.0.2.2 (as IPv4-mapped IPv6), which s has
+// seen at 2020-02-02T00:00:00Z, then the new 2001:db8::7, with a test
+// clock that starts at 2026-11-29T17:10:00Z and ticks a second a call,
+// and checks both visits.
+func touchKnownThenNew(t *testing.T, s Store) {
+	t.Helper()
+	v, err := s.Touch(netip.MustParseAddr("::ffff:192.0.2.2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Visit{Seen: true, Last: "2020-02-02T00:00:00Z", Noted: "2026-11-29T17:10:00Z"}); v != want {
+		t.Errorf("Touch of a known address: got %+v; want %+v", v, want)
+	}
+	v, err = s.Touch(netip.MustParseAddr("2001:db8::7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Visit{Noted: "2026-11-29T17:10:01Z"}); v != want {
+		t.Errorf("Touch of a new address: got %+v; want %+v", v, want)
 	}
 }
