@@ -99,12 +99,12 @@ func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, 
 	if refused != "" {
 		return nil
 	}
-	env, peerName, err := connectionEnv(svc.env, fd, sa, client)
+	conn, peerName, err := connectionEnv(fd, sa, client)
 	if err == nil && client.IsValid() && svc.limits.MaxPerSource > 0 {
-		env = append(env, "TCPCONCURRENCY="+strconv.Itoa(perSource))
+		conn = append(conn, "TCPCONCURRENCY="+strconv.Itoa(perSource))
 	}
 	if err == nil && via.IsValid() {
-		env = append(env, "PROXYREMOTEIP="+via.Addr().WithZone("").String(), "PROXYREMOTEPORT="+strconv.Itoa(int(via.Port())))
+		conn = append(conn, "PROXYREMOTEIP="+via.Addr().WithZone("").String(), "PROXYREMOTEPORT="+strconv.Itoa(int(via.Port())))
 		peerName += " via " + via.String()
 	}
 	if err != nil {
@@ -117,7 +117,7 @@ func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, 
 	if stderr < 0 {
 		stderr = fd
 	}
-	return s.start(svc, []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)}, env, peerName, sl, nil)
+	return s.start(svc, []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)}, conn, peerName, sl, nil)
 }
 
 // spawnWait starts a wait-mode child on the listening socket fd, counted
@@ -129,15 +129,16 @@ func (s *Server) spawnWait(svc *service, fd int, sl slot, exited chan struct{}) 
 	if svc.ListenFDs {
 		files = []uintptr{uintptr(s.devNullRead), uintptr(svc.stderrFD), uintptr(svc.stderrFD), uintptr(fd)}
 	}
-	return s.start(svc, files, svc.env, "", sl, exited)
+	return s.start(svc, files, nil, "", sl, exited)
 }
 
 // start forks and execs svc's program with files as its descriptors 0, 1,
-// 2 (and 3), for a connection counted in sl, and logs a failure. The slot
+// 2 (and 3) and the connection's variables conn after svc.env, for a
+// connection counted in sl, and logs a failure. The slot
 // is freed when the child is reaped, or at once if it cannot start.
-func (s *Server) start(svc *service, files []uintptr, env []string, peer string, sl slot, exited chan struct{}) error {
+func (s *Server) start(svc *service, files []uintptr, conn []string, peer string, sl slot, exited chan struct{}) error {
 	c := &child{service: svc.Name, peer: peer, started: time.Now(), slot: sl, exited: exited}
-	err := s.children.start(func() (int, error) { return s.fork(svc, files, env) }, c, svc.Timeout)
+	err := s.children.start(func() (int, error) { return s.fork(svc, files, conn) }, c, svc.Timeout)
 	if err != nil {
 		s.children.release(sl)
 	}
@@ -160,18 +161,19 @@ func (s *Server) start(svc *service, files []uintptr, env []string, peer string,
 }
 
 // fork starts svc's program with files as its descriptors 0, 1, 2 (and
-// 3) and env, which begins with svc.env: through vforkExec when it can,
-// through syscall.ForkExec otherwise. It returns the child's pid, or the
-// errno of the fork or the exec.
-func (s *Server) fork(svc *service, files []uintptr, env []string) (int, error) {
+// 3) and svc.env followed by the connection's variables conn: through
+// vforkExec when it can, through syscall.ForkExec otherwise. It returns the
+// child's pid, or the errno of the fork or the exec.
+func (s *Server) fork(svc *service, files []uintptr, conn []string) (int, error) {
 	if svc.exec != nil && vforkable(files) {
-		return svc.exec.spawn(files, env[len(svc.env):], s.nofile)
+		return svc.exec.spawn(files, conn, s.nofile)
 	}
+	env := append(slices.Clip(svc.env), conn...)
 	return syscall.ForkExec(svc.path, svc.argv, &syscall.ProcAttr{Dir: svc.dir, Env: env, Files: files, Sys: svc.sys})
 }
 
-// connectionEnv returns base plus what the handler of the connection fd
-// should know of it, and the peer as logs show it:
+// connectionEnv returns what the handler of the connection fd should know
+// of it, to follow the service's env, and the peer as logs show it:
 //
 //   - TCP: the addresses, client's (the peer, or the client a PROXY
 //     header named) and local, in the UCSPI convention (PROTO=TCP, TCPREMOTEIP,
@@ -179,9 +181,8 @@ func (s *Server) fork(svc *service, files []uintptr, env []string) (int, error) 
 //     REMOTE_PORT); an IPv4-mapped IPv6 address is shown as IPv4.
 //   - unix: the peer's credentials, as ucspi-unix gives them (PROTO=UNIX,
 //     UNIXREMOTEPID, UNIXREMOTEEUID, UNIXREMOTEEGID).
-func connectionEnv(base []string, fd int, sa unix.Sockaddr, client netip.AddrPort) (env []string, peer string, err error) {
-	env = make([]string, len(base), len(base)+10)
-	copy(env, base)
+func connectionEnv(fd int, sa unix.Sockaddr, client netip.AddrPort) (env []string, peer string, err error) {
+	env = make([]string, 0, 10)
 	if _, ok := sa.(*unix.SockaddrUnix); ok {
 		cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
 		if err != nil {

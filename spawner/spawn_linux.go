@@ -86,7 +86,7 @@ func newExecTemplate(p *service) (*execTemplate, error) {
 }
 
 // spawn starts the template's program with files as its descriptors 0,
-// 1, ... and env, which is the service's env followed by extra, and sets
+// 1, ... and the service's env followed by extra, and sets
 // its soft RLIMIT_NOFILE to nofile unless that is nil. It returns the
 // child's pid, or the errno of the fork or of the exec; a child whose exec
 // failed has been reaped.
