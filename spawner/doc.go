@@ -11,11 +11,13 @@
 // (shutdown.go).
 //
 // Sockets are bound with package net and kept as files (listen_linux.go),
-// so that goinetd can call accept4 itself through the file's RawConn: the
-// new connection is blocking and close-on-exec from birth, never
-// registered with the netpoller, and closed by the parent right after
-// exec. A service that forks per connection has one accept loop per CPU,
-// since a spawn blocks its loop until the child has exec'd (serve.go).
+// so that goinetd can call accept4 itself: the new connection is blocking
+// and close-on-exec from birth, never registered with the netpoller, and
+// closed by the parent right after exec. The sockets of services that
+// fork per connection are taken out of the netpoller too: one OS thread,
+// the spawn loop (loop_linux.go), waits for them in an epoll set of its
+// own, accepts and spawns, and each service's goroutine (serve.go) takes
+// its socket back only to wait for room, a rate pause or a backoff.
 // Wait-mode services hand the socket itself to one child at a time
 // (wait_linux.go); built-in services run in process (builtin.go); a PROXY
 // protocol service reads the balancer's header first (proxy.go).
@@ -40,10 +42,12 @@
 // umask are applied by goinetd re-executed as a trampoline
 // (sandbox_linux.go, trampoline_linux.go).
 //
-// One reaper owns every child (reap_linux.go). SIGCHLD wakes it and it
-// calls wait4(-1, WNOHANG) until no exited child is left; no goroutine or
-// thread waits on a single child, so a held connection costs one entry in
-// the pid table. A spawn reaps a child whose exec failed itself, by pid,
+// One thread is the parent of every child and reaps them all: the spawn
+// loop. Every spawn runs on it, wherever it was asked for, so the kernel
+// aims each SIGCHLD at it; the signal interrupts its epoll_wait, and it
+// calls wait4(-1, WNOHANG) until no exited child is left (reap_linux.go).
+// No goroutine or thread waits on a single child, so a held connection
+// costs one entry in the pid table. A spawn reaps a child whose exec failed itself, by pid,
 // so spawns hold the table's fork lock for reading and the reaper holds it
 // for writing: the reaper never steals that child, and every child it
 // reaps has already been recorded.

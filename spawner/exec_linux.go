@@ -138,7 +138,10 @@ func (s *Server) spawnWait(svc *service, fd int, sl slot, exited chan struct{}) 
 // is freed when the child is reaped, or at once if it cannot start.
 func (s *Server) start(svc *service, files []uintptr, conn []string, peer string, sl slot, exited chan struct{}) error {
 	c := &child{service: svc.Name, peer: peer, started: time.Now(), slot: sl, exited: exited}
-	err := s.children.start(func() (int, error) { return s.fork(svc, files, conn) }, c, svc.Timeout)
+	var err error
+	s.loop.do(func() {
+		err = s.children.start(func() (int, error) { return s.fork(svc, files, conn) }, c, svc.Timeout)
+	})
 	if err != nil {
 		s.children.release(sl)
 	}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/goinetd/goinetd/config"
+	"golang.org/x/sys/unix"
 )
 
 // listener is one bound service and its loop.
@@ -29,6 +30,7 @@ type listener struct {
 	current atomic.Pointer[service] // settings for the next connection
 	adopted bool                    // passed by systemd, not bound here
 	done    chan struct{}           // closed by close
+	loop    *spawnLoop              // which serves it (nowait services); else nil
 
 	once    sync.Once
 	mu      sync.Mutex
@@ -42,6 +44,9 @@ type listener struct {
 func (l *listener) close() {
 	l.once.Do(func() {
 		close(l.done)
+		if l.loop != nil {
+			l.loop.forget(l)
+		}
 		l.file.Close()
 		l.mu.Lock()
 		for _, c := range l.closers {
@@ -81,6 +86,42 @@ func (l *listener) closed() bool {
 // uses os.File.Fd, which would switch the socket to blocking mode.
 func (l *listener) fd(f func(fd int)) error {
 	return l.raw.Control(func(fd uintptr) { f(int(fd)) })
+}
+
+// unpoll takes l's socket out of Go's netpoller, where every connection
+// that arrives would wake a thread for nothing while the spawn loop, in its
+// own epoll set, serves the socket. The file is replaced by a duplicate
+// made while the socket was blocking, which os.NewFile does not register;
+// the socket is non-blocking again afterwards, for accept4.
+func (l *listener) unpoll() error {
+	var dup int
+	var err error
+	if ctlErr := l.fd(func(fd int) {
+		if dup, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0); err != nil {
+			return
+		}
+		if err = unix.SetNonblock(dup, false); err != nil {
+			unix.Close(dup)
+		}
+	}); ctlErr != nil {
+		return ctlErr
+	}
+	if err != nil {
+		return fmt.Errorf("%s: duplicate the socket: %w", l.addr, err)
+	}
+	file := os.NewFile(uintptr(dup), l.file.Name())
+	if err := unix.SetNonblock(dup, true); err != nil {
+		file.Close()
+		return fmt.Errorf("%s: %w", l.addr, err)
+	}
+	raw, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return fmt.Errorf("%s: %w", l.addr, err)
+	}
+	l.file.Close()
+	l.file, l.raw = file, raw
+	return nil
 }
 
 // listen binds svc's socket.

@@ -1,13 +1,9 @@
 package spawner
 
 import (
-	"context"
 	"log/slog"
-	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/goinetd/goinetd/metrics"
@@ -112,21 +108,6 @@ func (cs *children) count() int {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	return len(cs.live)
-}
-
-// reap collects exited children whenever SIGCHLD arrives, until ctx ends.
-func (cs *children) reap(ctx context.Context) {
-	sigchld := make(chan os.Signal, 1)
-	signal.Notify(sigchld, syscall.SIGCHLD)
-	defer signal.Stop(sigchld)
-	for {
-		cs.reapExited()
-		select {
-		case <-sigchld:
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 // exit is one collected child and how it ended.

@@ -170,6 +170,13 @@ func (s *Server) bind(svc *config.Service) (*listener, error) {
 	} else {
 		l, err = listen(svc)
 	}
+	if err == nil && loopKind(svc) == "nowait" {
+		l.loop = s.loop
+		if err = l.unpoll(); err != nil {
+			l.close()
+			err = fmt.Errorf("service %s: %w", svc.Name, err)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

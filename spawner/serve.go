@@ -26,6 +26,23 @@ func (s *Server) serveNoWait(l *listener) {
 		if !s.waitForRoom(l, svc) {
 			return
 		}
+		if noForkUntil.IsZero() && !svc.ProxyProtocol {
+			// The spawn loop serves l until it has to wait.
+			served, err := s.loop.serve(l)
+			if served {
+				wait.reset()
+			}
+			switch {
+			case err == errHandBack:
+			case err == errLoopStopped || l.closed():
+				return
+			case errors.Is(err, errFork):
+				noForkUntil = time.Now().Add(wait.advance())
+			case !s.loopFailed(l, &wait, "accept", err):
+				return
+			}
+			continue
+		}
 		fd, sa, err := s.acceptCounted(l, svc)
 		switch {
 		case err == errFull:
@@ -81,43 +98,48 @@ func (s *Server) loopFailed(l *listener, wait *backoff, what string, err error) 
 // errFull says acceptCounted found no room and accepted nothing.
 var errFull = errors.New("at max_connections")
 
-// acceptCounted takes one connection off l's queue, waiting in the
-// netpoller while there is none, and counts it against svc's and goinetd's
+// acceptCounted takes one connection off l's queue, waiting in the spawn
+// loop while there is none, and counts it against svc's and goinetd's
 // max_connections at the moment it is accepted, under the pid table's
-// lock: however many loops accept on one socket, a connection is never
-// accepted past a limit, so the clients over it wait in the kernel's
-// backlog. If there is no room it accepts nothing and returns errFull.
+// lock: a connection is never accepted past a limit, so the clients over
+// it wait in the kernel's backlog. If there is no room it accepts nothing
+// and returns errFull.
 //
 // The descriptor it returns is blocking and close-on-exec; the caller owns
 // the count (see release). It fails once l is closed.
 func (s *Server) acceptCounted(l *listener, svc *service) (fd int, sa unix.Sockaddr, err error) {
+	for {
+		if ctlErr := l.fd(func(lfd int) { fd, sa, err = s.acceptNow(lfd, svc) }); ctlErr != nil {
+			return -1, nil, ctlErr
+		}
+		if err != unix.EAGAIN {
+			return fd, sa, err
+		}
+		if err := s.loop.watch(l); err != nil {
+			return -1, nil, err
+		}
+	}
+}
+
+// acceptNow is acceptCounted without the wait: it takes the connection
+// queued on the listening socket lfd, or fails with EAGAIN if there is
+// none, or with errFull.
+func (s *Server) acceptNow(lfd int, svc *service) (int, unix.Sockaddr, error) {
 	cs := s.children
-	var acceptErr error
-	err = l.raw.Read(func(lfd uintptr) bool {
-		cs.mu.Lock()
-		defer cs.mu.Unlock()
-		if cs.fullLocked(svc) {
-			acceptErr = errFull
-			return true
-		}
-		for {
-			fd, sa, acceptErr = accept4(int(lfd))
-			if acceptErr != unix.EINTR {
-				break
-			}
-		}
-		if acceptErr == nil {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.fullLocked(svc) {
+		return -1, nil, errFull
+	}
+	for {
+		fd, sa, err := accept4(lfd)
+		if err == nil {
 			cs.reserveLocked(svc)
 		}
-		return acceptErr != unix.EAGAIN
-	})
-	if err != nil {
-		return -1, nil, err
+		if err != unix.EINTR {
+			return fd, sa, err
+		}
 	}
-	if acceptErr != nil {
-		return -1, nil, acceptErr
-	}
-	return fd, sa, nil
 }
 
 // clientGone reports accept errors that concern only the connection being

@@ -1,12 +1,10 @@
 package spawner
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 
 	"github.com/goinetd/goinetd/config"
@@ -36,12 +34,12 @@ type Server struct {
 	vfork  bool
 	nofile *unix.Rlimit
 
-	stopReap context.CancelFunc
-	reaped   chan struct{} // closed when the reaper has returned
+	loop *spawnLoop // starts and reaps every handler
 }
 
 // New returns a Server that logs to log and counts in m (which may be
-// nil), with its reaper running. Call Close or Shutdown to stop it.
+// nil), with its spawn loop, which also reaps, running. Call Close or
+// Shutdown to stop it.
 func New(log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 	devNull, err := unix.Open("/dev/null", unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -59,7 +57,6 @@ func New(log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 		nofile, nofileErr = startingNofile("/proc/self/exe")
 	}
 	reserveThreads(reservedThreads)
-	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		log:         log,
 		metrics:     m,
@@ -76,13 +73,12 @@ func New(log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 		vfork:        haveVfork && nofileErr == nil,
 		nofile:       nofile,
 		builtinConns: make(map[net.Conn]struct{}),
-		stopReap:     cancel,
-		reaped:       make(chan struct{}),
 	}
-	go func() {
-		defer close(s.reaped)
-		s.children.reap(ctx)
-	}()
+	if s.loop, err = startSpawnLoop(s); err != nil {
+		unix.Close(devNull)
+		unix.Close(devNullRead)
+		return nil, fmt.Errorf("start the spawn loop: %w", err)
+	}
 	if haveVfork && nofileErr != nil {
 		log.Info("handlers start through syscall.ForkExec, the slower way, since goinetd cannot learn "+
 			"the RLIMIT_NOFILE it started with, which they must get back", "err", nofileErr)
@@ -108,23 +104,14 @@ func (s *Server) Start(cfg *config.Config) error {
 	return errs
 }
 
-// startLoop records l as serving and runs its loops: one per CPU for a
-// service that forks a child per connection, since a spawn blocks its
-// loop until the child has exec'd, so that spawns on one port run in
-// parallel; one for the others.
+// startLoop records l as serving and runs its loop.
 func (s *Server) startLoop(l *listener) {
 	s.listeners[listenKey(l.service)] = l
-	loops := 1
-	if loopKind(l.service) == "nowait" {
-		loops = runtime.GOMAXPROCS(0)
-	}
-	for range loops {
-		s.loops.Add(1)
-		go func() {
-			defer s.loops.Done()
-			s.serve(l)
-		}()
-	}
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		s.serve(l)
+	}()
 	attrs := []any{"service", l.service.Name, "address", l.addr, "mode", l.service.Mode}
 	if l.service.Builtin != "" {
 		attrs = append(attrs, "builtin", l.service.Builtin)
@@ -153,8 +140,8 @@ func (s *Server) serve(l *listener) {
 }
 
 // Close stops accepting on every service, waits for the accept loops to
-// return and stops the reaper. Running children are left to finish on their
-// own, as classic inetd leaves them.
+// return and stops the spawn loop, which reaps. Running children are left
+// to finish on their own, as classic inetd leaves them.
 func (s *Server) Close() {
 	s.mu.Lock()
 	for _, l := range s.listeners {
@@ -165,8 +152,7 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	s.loops.Wait()
-	s.stopReap()
-	<-s.reaped
+	s.loop.stop()
 	unix.Close(s.devNull)
 	unix.Close(s.devNullRead)
 }

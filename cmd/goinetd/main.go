@@ -82,13 +82,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(path string, level slog.Level, stderr io.Writer) int {
-	// One P, unless GOMAXPROCS says otherwise. goinetd's own work per
-	// connection is short and serial (the handler does the work); with
-	// more Ps the Go scheduler hands goroutines between threads and wakes
-	// spinning ones, which costs more CPU per connection than it saves:
-	// 136 µs against 88 at 8 concurrent clients (bench/README.md).
+	// Two Ps, unless GOMAXPROCS says otherwise: the spawn loop's thread
+	// waits in epoll_wait holding one, and the runtime leaves it there
+	// only while another is idle (spawner/loop_linux.go). More Ps cost
+	// CPU per connection: the scheduler hands goroutines between threads
+	// and wakes spinning ones (bench/README.md).
 	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
+		runtime.GOMAXPROCS(2)
 	}
 	// What goinetd inherited (descriptors, ignored signals) must not
 	// reach handlers.

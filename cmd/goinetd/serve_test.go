@@ -100,6 +100,64 @@ func TestEcho(t *testing.T) {
 	}
 }
 
+// A spawning service's socket is watched by the spawn loop's epoll set
+// alone: in Go's netpoller too, every connection would also wake the
+// thread that waits there, for nothing (spawner/loop_linux.go).
+func TestOnlyTheSpawnLoopWatchesASpawningSocket(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", port))
+	if got := exchange(t, addr(port), "hi"); got != "hi" {
+		t.Fatalf("echo: got %q; want %q", got, "hi")
+	}
+	ino := listeningInode(t, port)
+	sets := 0
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range fds {
+		link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", d.pid(), fd.Name()))
+		if link != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", d.pid(), fd.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if strings.HasPrefix(line, "tfd:") && slices.Contains(strings.Fields(line), "ino:"+ino) {
+				sets++
+			}
+		}
+	}
+	if sets != 1 {
+		t.Errorf("the listening socket (inode %s) is in %d epoll sets; want 1, the spawn loop's", ino, sets)
+	}
+}
+
+// listeningInode returns the inode, in hex as fdinfo shows it, of the TCP
+// socket listening on 127.0.0.1:port.
+func listeningInode(t *testing.T, port int) string {
+	t.Helper()
+	table, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf("0100007F:%04X", port)
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 9 && f[1] == local && f[3] == "0A" {
+			ino, err := strconv.ParseUint(f[9], 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/net/tcp inode %q: %v", f[9], err)
+			}
+			return strconv.FormatUint(ino, 16)
+		}
+	}
+	t.Fatalf("no socket listens on %s in /proc/net/tcp", local)
+	return ""
+}
+
 func TestEchoLargeTransferIsByteIdentical(t *testing.T) {
 	const size = 100 << 20
 	port := freePort(t, "127.0.0.1")

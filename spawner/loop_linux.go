@@ -1,0 +1,320 @@
+package spawner
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The spawn loop is the one OS thread that starts and reaps every handler.
+//
+// Go's scheduler charges a superserver for each time it goes idle and
+// wakes up again, which at one client at a time is once per connection:
+// an accept loop parked in the netpoller lets every P go idle, so the
+// runtime's sysmon thread sleeps, and the next system call made through
+// package syscall wakes it again; os/signal hands each SIGCHLD from the
+// signal handler to a thread of its own and from there to the reaper's
+// goroutine. Together that was about 60 µs per connection, a third of
+// goinetd's CPU at one client (see the README's Performance section).
+//
+// So the services that spawn per connection are served by a goroutine
+// locked to its own thread, which waits in epoll_wait(2) as an ordinary
+// system call. With a second P idle, the runtime leaves that P alone for
+// 10 ms, so the loop wakes with no hand-off. The kernel sends SIGCHLD to the
+// thread that forked the child, if it can: this one. The signal interrupts
+// epoll_wait, and the loop reaps; os/signal is never asked for SIGCHLD.
+// Every other spawn (wait mode, PROXY protocol) is run on this thread too,
+// so every child has it as its parent.
+//
+// A SIGCHLD can still miss the loop: it goes to another thread while this
+// one blocks signals for a vfork, or it arrives after the loop's last
+// wait4 and before it blocks again. The loop reaps after every wake-up,
+// and while any child is live it wakes at least every reapBackstop.
+
+// reapBackstop is how long an exited child may at worst wait to be reaped
+// when its SIGCHLD missed the loop.
+const reapBackstop = 100 * time.Millisecond
+
+// acceptBatch is how many connections the loop takes from one listener
+// before it looks at the others and reaps: enough to drain a burst, few
+// enough that exited children do not pile up under a flood.
+const acceptBatch = 8
+
+// spawnLoop runs the loop. Its methods may be called from any goroutine.
+type spawnLoop struct {
+	s      *Server
+	epfd   int
+	wakefd int // an eventfd in epfd: a write wakes the loop
+	tid    int // the loop's thread
+	done   chan struct{}
+
+	mu       sync.Mutex
+	queue    []func() // run on the loop's thread, in order
+	stopped  bool
+	stopOnce sync.Once
+
+	// Owned by the loop.
+	leases map[int32]*lease // by listening descriptor
+}
+
+// lease is a nowait listener the loop serves until it hands it back to
+// its goroutine, with the reason, because serving it needs a wait the
+// loop does not do (room, a rate pause, a backoff) or it was closed.
+type lease struct {
+	l       *listener
+	fd      int
+	prepaid bool // a rate_limit token is taken for the next accept
+	served  bool // a handler started (a backoff can end)
+	watch   bool // only wait for readability: hand back, with nil, then
+	back    chan error
+}
+
+// errHandBack says the loop gave a listener back for its goroutine to wait
+// for room or for the rate limit, or to serve it itself (PROXY protocol).
+var errHandBack = errors.New("handed back")
+
+// errLoopStopped says the spawn loop is not running.
+var errLoopStopped = errors.New("spawn loop stopped")
+
+// startSpawnLoop starts s's spawn loop.
+func startSpawnLoop(s *Server) (*spawnLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err == nil {
+		err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)})
+	}
+	if err != nil {
+		unix.Close(epfd)
+		if wakefd >= 0 {
+			unix.Close(wakefd)
+		}
+		return nil, err
+	}
+	lp := &spawnLoop{s: s, epfd: epfd, wakefd: wakefd, done: make(chan struct{}), leases: make(map[int32]*lease)}
+	started := make(chan struct{})
+	go lp.run(started)
+	<-started
+	return lp, nil
+}
+
+// run is the loop.
+func (lp *spawnLoop) run(started chan<- struct{}) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread() // the thread stays, idle (see reserveThreads)
+	defer close(lp.done)
+	lp.tid = unix.Gettid()
+	close(started)
+	events := make([]unix.EpollEvent, 16)
+	for {
+		if !lp.runQueued() {
+			lp.runQueued() // what was queued before the stop
+			lp.handBackAll(errLoopStopped)
+			lp.s.children.reapExited()
+			return
+		}
+		lp.s.children.reapExited()
+		timeout := -1
+		if lp.s.children.count() > 0 {
+			timeout = int(reapBackstop / time.Millisecond)
+		}
+		n, err := unix.EpollWait(lp.epfd, events, timeout)
+		if err != nil {
+			continue // EINTR: most likely SIGCHLD
+		}
+		for _, ev := range events[:n] {
+			if int(ev.Fd) == lp.wakefd {
+				var b [8]byte
+				unix.Read(lp.wakefd, b[:])
+			} else if ls := lp.leases[ev.Fd]; ls != nil && ls.watch {
+				lp.handBack(ls, nil)
+			} else if ls != nil {
+				lp.acceptReady(ls)
+			}
+		}
+	}
+}
+
+// runQueued runs what other goroutines queued, and reports false once the
+// loop is to stop.
+func (lp *spawnLoop) runQueued() bool {
+	lp.mu.Lock()
+	queue := lp.queue
+	lp.queue = nil
+	lp.mu.Unlock()
+	for _, f := range queue {
+		f()
+	}
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	return !lp.stopped
+}
+
+// do runs f on the loop's thread and returns once it has run. If the loop
+// is not running, f runs on the caller's.
+func (lp *spawnLoop) do(f func()) {
+	if unix.Gettid() == lp.tid {
+		f()
+		return
+	}
+	ran := make(chan struct{})
+	if !lp.post(func() { f(); close(ran) }) {
+		f()
+		return
+	}
+	<-ran
+}
+
+// post queues f for the loop and wakes it; it reports false if the loop
+// has stopped.
+func (lp *spawnLoop) post(f func()) bool {
+	lp.mu.Lock()
+	if lp.stopped {
+		lp.mu.Unlock()
+		return false
+	}
+	lp.queue = append(lp.queue, f)
+	lp.mu.Unlock()
+	one := uint64(1)
+	unix.Write(lp.wakefd, (*[8]byte)(unsafe.Pointer(&one))[:])
+	return true
+}
+
+// stop ends the loop, once it has run what is queued, reaped what has
+// exited, and handed every listener back; it waits for it.
+func (lp *spawnLoop) stop() {
+	lp.stopOnce.Do(func() {
+		lp.post(func() {
+			lp.mu.Lock()
+			lp.stopped = true
+			lp.mu.Unlock()
+		})
+		<-lp.done
+		unix.Close(lp.epfd)
+		unix.Close(lp.wakefd)
+	})
+}
+
+// serve lets the loop accept and spawn on l, which its caller (l's
+// goroutine) has room and a rate_limit token for, until the loop hands it
+// back. It returns why: errHandBack, an error wrapping errFork after a
+// failed fork, an accept error, or errLoopStopped once l or the loop is
+// closed; and whether a handler started meanwhile.
+func (lp *spawnLoop) serve(l *listener) (served bool, err error) {
+	ls := &lease{l: l, prepaid: true}
+	err = lp.lease(ls)
+	return ls.served, err
+}
+
+// watch waits until l's socket is readable, and fails with errLoopStopped
+// if l or the loop is closed first. A nowait listener is not in Go's
+// netpoller (see listener.unpoll); its goroutine waits here instead.
+func (lp *spawnLoop) watch(l *listener) error {
+	return lp.lease(&lease{l: l, watch: true})
+}
+
+// lease lends ls to the loop and waits for it back.
+func (lp *spawnLoop) lease(ls *lease) error {
+	ls.back = make(chan error, 1)
+	if ls.l.fd(func(fd int) { ls.fd = fd }) != nil {
+		return errLoopStopped
+	}
+	if !lp.post(func() { lp.lend(ls) }) {
+		return errLoopStopped
+	}
+	return <-ls.back
+}
+
+// lend starts serving ls, unless its listener is closed already.
+func (lp *spawnLoop) lend(ls *lease) {
+	if ls.l.closed() {
+		ls.back <- errLoopStopped
+		return
+	}
+	err := unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_ADD, ls.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(ls.fd)})
+	if err != nil {
+		ls.back <- err
+		return
+	}
+	lp.leases[int32(ls.fd)] = ls
+}
+
+// handBack stops serving ls and gives it back to its goroutine with err.
+func (lp *spawnLoop) handBack(ls *lease, err error) {
+	unix.EpollCtl(lp.epfd, unix.EPOLL_CTL_DEL, ls.fd, nil)
+	delete(lp.leases, int32(ls.fd))
+	ls.back <- err
+}
+
+func (lp *spawnLoop) handBackAll(err error) {
+	for _, ls := range lp.leases {
+		lp.handBack(ls, err)
+	}
+}
+
+// forget hands l back if the loop serves it, before l's socket is closed:
+// the loop never accepts on a descriptor that may have been reused.
+func (lp *spawnLoop) forget(l *listener) {
+	lp.do(func() {
+		for _, ls := range lp.leases {
+			if ls.l == l {
+				lp.handBack(ls, errLoopStopped)
+			}
+		}
+	})
+}
+
+// acceptReady takes up to acceptBatch connections from ls's listener and
+// spawns a handler for each, as serveNoWait would, and hands the listener
+// back when it must wait or has failed.
+func (lp *spawnLoop) acceptReady(ls *lease) {
+	s := lp.s
+	for range acceptBatch {
+		svc := ls.l.current.Load()
+		if svc.ProxyProtocol {
+			lp.handBack(ls, errHandBack)
+			return
+		}
+		if !ls.prepaid {
+			if svc.pause() > 0 {
+				lp.handBack(ls, errHandBack)
+				return
+			}
+			ls.prepaid = true
+		}
+		fd, sa, err := s.acceptNow(ls.fd, svc)
+		switch {
+		case err == unix.EAGAIN:
+			return
+		case err == errFull:
+			lp.handBack(ls, errHandBack)
+			return
+		case clientGone(err):
+			continue
+		case err != nil:
+			lp.handBack(ls, err)
+			return
+		}
+		ls.prepaid = false
+		cur := ls.l.current.Load()
+		if cur.ProxyProtocol {
+			// A reload while the connection waited: serve it as
+			// serveNoWait would, off the loop.
+			go s.serveProxied(cur, slot{service: svc.Name}, fd, sa)
+			continue
+		}
+		err = s.serveConn(cur, slot{service: svc.Name}, fd, sa)
+		unix.Close(fd)
+		if errors.Is(err, errFork) {
+			lp.handBack(ls, err)
+			return
+		}
+		ls.served = true
+	}
+}
