@@ -108,6 +108,11 @@ func (t *execTemplate) spawn(files []uintptr, extra []string, nofile *unix.Rlimi
 		a.fds[i] = int32(f)
 	}
 	if !noClone3.Load() {
+		// SIGCHLD stays unblocked: it then waits for this thread, the
+		// spawn loop's, instead of waking another (loop_linux.go). The
+		// child cannot run goinetd's handler for it, which
+		// CLONE_CLEAR_SIGHAND has reset.
+		a.blockAll &^= 1 << (unix.SIGCHLD - 1)
 		a.clone3 = cloneArgs{flags: vforkFlags3, exitSignal: uint64(unix.SIGCHLD)}
 		vforkExec(a)
 		if a.childErr == 0 && clone3Refused(syscall.Errno(a.errno)) {
@@ -115,7 +120,7 @@ func (t *execTemplate) spawn(files []uintptr, extra []string, nofile *unix.Rlimi
 		} else {
 			return a.result()
 		}
-		a.clone3, a.pid, a.errno = cloneArgs{}, 0, 0
+		a.clone3, a.pid, a.errno, a.blockAll = cloneArgs{}, 0, 0, ^uint64(0)
 	}
 	vforkExec(a)
 	return a.result()
