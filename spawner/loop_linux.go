@@ -44,6 +44,13 @@ const reapBackstop = 100 * time.Millisecond
 // enough that exited children do not pile up under a flood.
 const acceptBatch = 8
 
+// yieldEvery is how often the loop passes through Go's scheduler. A
+// goroutine that has not for 10 ms looks stuck to the runtime's monitor
+// thread (sysmon): it takes the loop's P away, or signals its thread,
+// and polls every 20 µs again for a while. Yielding first costs two
+// thread switches every few milliseconds instead.
+const yieldEvery = 5 * time.Millisecond
+
 // spawnLoop runs the loop. Its methods may be called from any goroutine.
 type spawnLoop struct {
 	s      *Server
@@ -112,7 +119,12 @@ func (lp *spawnLoop) run(started chan<- struct{}) {
 	lp.tid = unix.Gettid()
 	close(started)
 	events := make([]unix.EpollEvent, 16)
+	yielded := time.Now()
 	for {
+		if now := time.Now(); now.Sub(yielded) >= yieldEvery {
+			runtime.Gosched()
+			yielded = now
+		}
 		if !lp.runQueued() {
 			lp.runQueued() // what was queued before the stop
 			lp.handBackAll(errLoopStopped)
