@@ -86,7 +86,7 @@ func serve(path string, level slog.Level, stderr io.Writer) int {
 	// waits in epoll_wait holding one, and the runtime leaves it there
 	// only while another is idle (spawner/loop_linux.go). More Ps cost
 	// CPU per connection: the scheduler hands goroutines between threads
-	// and wakes spinning ones (bench/README.md).
+	// and wakes spinning ones (README.md, Performance).
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(2)
 	}
