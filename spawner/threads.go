@@ -14,9 +14,9 @@ import (
 // way, and the Go runtime aborts when it cannot start a thread it wants.
 // The runtime reuses idle threads before it makes new ones, and never
 // destroys them, so goinetd makes enough up front: a thread per P for
-// running goroutines, and spares for goroutines blocked in system calls
-// (a fork in progress on each accept loop, a log write). Twelve keeps the
-// whole daemon under 20 threads.
+// running goroutines, the spawn loop's, and spares for goroutines blocked
+// in system calls (a log write, a wait-mode socket handed over). Twelve
+// keeps the whole daemon under 20 threads.
 const reservedThreads = 12
 
 // reserveThreads makes the runtime start n OS threads now, by locking n

@@ -355,8 +355,24 @@ func TestUDPWaitModeAddressRules(t *testing.T) {
 }
 
 // acceptQueue returns the number of connections waiting in the accept
-// queue of the IPv4 listening socket on port, from /proc/net/tcp.
+// queue of the IPv4 listening socket on port, from /proc/net/tcp, or -1
+// if there is no such socket.
 func acceptQueue(t *testing.T, port int) int {
+	t.Helper()
+	f := listeningSocket(t, port)
+	if f == nil {
+		return -1
+	}
+	// A listening socket shows its accept queue as rx_queue.
+	var tx, rx int
+	fmt.Sscanf(f[4], "%x:%x", &tx, &rx)
+	return rx
+}
+
+// listeningSocket returns the fields of the /proc/net/tcp line of the IPv4
+// socket listening on port (sl local_address rem_address st
+// tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...), or nil.
+func listeningSocket(t *testing.T, port int) []string {
 	t.Helper()
 	b, err := os.ReadFile("/proc/net/tcp")
 	if err != nil {
@@ -365,15 +381,11 @@ func acceptQueue(t *testing.T, port int) int {
 	local := fmt.Sprintf(":%04X", port)
 	for _, line := range strings.Split(string(b), "\n")[1:] {
 		f := strings.Fields(line)
-		// sl local_address rem_address st tx_queue:rx_queue ...; a
-		// listening socket (st 0A) shows its accept queue as rx_queue.
-		if len(f) > 4 && strings.HasSuffix(f[1], local) && f[3] == "0A" {
-			var tx, rx int
-			fmt.Sscanf(f[4], "%x:%x", &tx, &rx)
-			return rx
+		if len(f) > 9 && strings.HasSuffix(f[1], local) && f[3] == "0A" {
+			return f
 		}
 	}
-	return -1
+	return nil
 }
 
 // loopbackIPv6 adds addrs to the loopback interface for the test, or skips

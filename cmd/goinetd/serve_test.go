@@ -136,26 +136,18 @@ func TestOnlyTheSpawnLoopWatchesASpawningSocket(t *testing.T) {
 }
 
 // listeningInode returns the inode, in hex as fdinfo shows it, of the TCP
-// socket listening on 127.0.0.1:port.
+// socket listening on port.
 func listeningInode(t *testing.T, port int) string {
 	t.Helper()
-	table, err := os.ReadFile("/proc/net/tcp")
+	f := listeningSocket(t, port)
+	if f == nil {
+		t.Fatalf("no socket listens on port %d in /proc/net/tcp", port)
+	}
+	ino, err := strconv.ParseUint(f[9], 10, 64)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("/proc/net/tcp inode %q: %v", f[9], err)
 	}
-	local := fmt.Sprintf("0100007F:%04X", port)
-	for _, line := range strings.Split(string(table), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) > 9 && f[1] == local && f[3] == "0A" {
-			ino, err := strconv.ParseUint(f[9], 10, 64)
-			if err != nil {
-				t.Fatalf("/proc/net/tcp inode %q: %v", f[9], err)
-			}
-			return strconv.FormatUint(ino, 16)
-		}
-	}
-	t.Fatalf("no socket listens on %s in /proc/net/tcp", local)
-	return ""
+	return strconv.FormatUint(ino, 16)
 }
 
 func TestEchoLargeTransferIsByteIdentical(t *testing.T) {
