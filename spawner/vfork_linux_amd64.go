@@ -22,9 +22,11 @@ func rawVfork(trap, a1, a2 uintptr) (pid, errno uintptr)
 // The child borrows this goroutine's stack until it execs, so this
 // function may not grow the stack, allocate, or call anything but raw
 // system calls; and nothing that either side needs after the clone lives
-// in its frame, only in *a. Every signal is blocked on this thread from
-// before the clone until the parent resumes, so no Go signal handler ever
-// runs in the child.
+// in its frame, only in *a. The signals in a.blockAll are blocked on this
+// thread from before the clone until the parent resumes, so no Go signal
+// handler ever runs in the child: all of them after clone; all but
+// SIGCHLD after clone3, whose CLONE_CLEAR_SIGHAND leaves the child no
+// handler of goinetd's to run.
 //
 //go:norace
 //go:nosplit
