@@ -51,6 +51,12 @@ const acceptBatch = 8
 // thread switches every few milliseconds instead.
 const yieldEvery = 5 * time.Millisecond
 
+// quietSpell is a wait in epoll_wait long enough that sysmon has taken
+// the loop's P meanwhile (it does after 10 ms, polling at most every 10
+// ms), so that the loop went through the scheduler to get one back: it
+// counts as a yield, and the first connection after it pays for none.
+const quietSpell = 20 * time.Millisecond
+
 // spawnLoop runs the loop. Its methods may be called from any goroutine.
 type spawnLoop struct {
 	s      *Server
@@ -119,11 +125,11 @@ func (lp *spawnLoop) run(started chan<- struct{}) {
 	lp.tid = unix.Gettid()
 	close(started)
 	events := make([]unix.EpollEvent, 16)
-	yielded := time.Now()
+	busySince := time.Now() // when the loop last yielded or slept long
 	for {
-		if now := time.Now(); now.Sub(yielded) >= yieldEvery {
+		if now := time.Now(); now.Sub(busySince) >= yieldEvery {
 			runtime.Gosched()
-			yielded = now
+			busySince = now
 		}
 		if !lp.runQueued() {
 			lp.runQueued() // what was queued before the stop
@@ -136,7 +142,11 @@ func (lp *spawnLoop) run(started chan<- struct{}) {
 		if lp.s.children.count() > 0 {
 			timeout = int(reapBackstop / time.Millisecond)
 		}
+		waited := time.Now()
 		n, err := unix.EpollWait(lp.epfd, events, timeout)
+		if now := time.Now(); now.Sub(waited) >= quietSpell {
+			busySince = now
+		}
 		if err != nil {
 			continue // EINTR: most likely SIGCHLD
 		}
