@@ -47,10 +47,11 @@
 // aims each SIGCHLD at it; the signal interrupts its epoll_wait, and it
 // calls wait4(-1, WNOHANG) until no exited child is left (reap_linux.go).
 // No goroutine or thread waits on a single child, so a held connection
-// costs one entry in the pid table. A spawn reaps a child whose exec failed itself, by pid,
-// so spawns hold the table's fork lock for reading and the reaper holds it
-// for writing: the reaper never steals that child, and every child it
-// reaps has already been recorded.
+// costs one entry in the pid table. A spawn waits, by pid, for a child
+// whose exec failed, and records the others before the loop reaps again:
+// the reaper never steals that child, and every child it reaps has already
+// been recorded. A child is signalled by pid only under the table's reap
+// lock, so its pid cannot have been reused.
 //
 // A failure to fork, exec or accept is logged at a bounded rate
 // (limitlog.go), the client socket is closed, and the loop goes on;

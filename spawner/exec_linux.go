@@ -140,7 +140,10 @@ func (s *Server) start(svc *service, files []uintptr, conn []string, peer string
 	c := &child{service: svc.Name, peer: peer, started: time.Now(), slot: sl, exited: exited}
 	var err error
 	s.loop.do(func() {
-		err = s.children.start(func() (int, error) { return s.fork(svc, files, conn) }, c, svc.Timeout)
+		var pid int
+		if pid, err = s.fork(svc, files, conn); err == nil {
+			s.children.add(pid, c, svc.Timeout)
+		}
 	})
 	if err != nil {
 		s.children.release(sl)

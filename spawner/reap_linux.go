@@ -29,10 +29,14 @@ type children struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 
-	// forkLock is held for reading across each fork and for writing by
-	// the reaper. A spawn waits by pid for a child whose exec failed; the write lock keeps wait4(-1) from stealing that child, and
-	// guarantees that every pid the reaper collects is already in live.
-	forkLock sync.RWMutex
+	// reapLock is held for writing by the reaper and for reading by
+	// whatever signals a child by pid (expire, signalAll): a pid that is
+	// signalled has not been reaped, so it cannot have been reused.
+	// Spawns need no lock: they run on the spawn loop's thread, which
+	// also reaps, so a child whose exec failed is waited for by its pid
+	// before the reaper can look, and every pid the reaper collects is
+	// already in live.
+	reapLock sync.RWMutex
 
 	mu   sync.Mutex
 	live map[int]*child
@@ -59,16 +63,10 @@ func newChildren(log *slog.Logger, m *metrics.Metrics) *children {
 // SIGTERM and SIGKILL.
 const killGrace = 2 * time.Second
 
-// start starts a child with fork, recording c as live under the pid it
-// gets. A timeout above zero ends the child if it runs longer (see
-// expire). On failure the caller still owns c's slot.
-func (cs *children) start(fork func() (int, error), c *child, timeout time.Duration) error {
-	cs.forkLock.RLock()
-	defer cs.forkLock.RUnlock()
-	pid, err := fork()
-	if err != nil {
-		return err
-	}
+// add records c as live under pid, the child just started for it. A
+// timeout above zero ends the child if it runs longer (see expire). Call
+// it on the spawn loop's thread, before the loop reaps again.
+func (cs *children) add(pid int, c *child, timeout time.Duration) {
 	c.pid = pid
 	cs.mu.Lock()
 	cs.live[pid] = c
@@ -76,17 +74,16 @@ func (cs *children) start(fork func() (int, error), c *child, timeout time.Durat
 		c.timer = time.AfterFunc(timeout, func() { cs.expire(c, unix.SIGTERM) })
 	}
 	cs.mu.Unlock()
-	return nil
 }
 
 // expire ends a child that outlived its timeout: SIGTERM to its process
 // group (and to itself, should it have left the group), then SIGKILL after
-// killGrace if it is still there. It holds the fork lock for reading, so
+// killGrace if it is still there. It holds the reap lock for reading, so
 // the reaper cannot collect the child meanwhile and its pid cannot be
 // reused under the signal.
 func (cs *children) expire(c *child, sig unix.Signal) {
-	cs.forkLock.RLock()
-	defer cs.forkLock.RUnlock()
+	cs.reapLock.RLock()
+	defer cs.reapLock.RUnlock()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if cs.live[c.pid] != c {
@@ -121,7 +118,7 @@ type exit struct {
 // logs each.
 func (cs *children) reapExited() {
 	var exits []exit
-	cs.forkLock.Lock()
+	cs.reapLock.Lock()
 	for {
 		var status unix.WaitStatus
 		pid, err := wait4NoHang(&status)
@@ -144,7 +141,7 @@ func (cs *children) reapExited() {
 		cs.mu.Unlock()
 		exits = append(exits, exit{child: c, status: status, ended: time.Now()})
 	}
-	cs.forkLock.Unlock()
+	cs.reapLock.Unlock()
 
 	// Log each exit before freeing its slot, so that the log never shows
 	// a connection that took the slot before the one that left it.

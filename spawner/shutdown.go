@@ -97,11 +97,11 @@ func (cs *children) waitIdle(deadline time.Time) bool {
 }
 
 // signalAll sends sig to every live child's process group (and the child
-// itself) and returns how many it signalled. Like expire, it holds the fork
+// itself) and returns how many it signalled. Like expire, it holds the reap
 // lock for reading so that no pid it signals has been reaped.
 func (cs *children) signalAll(sig unix.Signal) int {
-	cs.forkLock.RLock()
-	defer cs.forkLock.RUnlock()
+	cs.reapLock.RLock()
+	defer cs.reapLock.RUnlock()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	for pid := range cs.live {
