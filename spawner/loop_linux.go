@@ -230,7 +230,7 @@ func (lp *spawnLoop) stop() {
 // closed; and whether a handler started meanwhile.
 func (lp *spawnLoop) serve(l *listener) (served bool, err error) {
 	ls := &lease{l: l, prepaid: true}
-	err = lp.lease(ls)
+	err = lp.lendAndWait(ls)
 	return ls.served, err
 }
 
@@ -238,11 +238,11 @@ func (lp *spawnLoop) serve(l *listener) (served bool, err error) {
 // if l or the loop is closed first. A nowait listener is not in Go's
 // netpoller (see listener.unpoll); its goroutine waits here instead.
 func (lp *spawnLoop) watch(l *listener) error {
-	return lp.lease(&lease{l: l, watch: true})
+	return lp.lendAndWait(&lease{l: l, watch: true})
 }
 
-// lease lends ls to the loop and waits for it back.
-func (lp *spawnLoop) lease(ls *lease) error {
+// lendAndWait lends ls to the loop and waits for it back.
+func (lp *spawnLoop) lendAndWait(ls *lease) error {
 	ls.back = make(chan error, 1)
 	if ls.l.fd(func(fd int) { ls.fd = fd }) != nil {
 		return errLoopStopped
@@ -274,6 +274,7 @@ func (lp *spawnLoop) handBack(ls *lease, err error) {
 	ls.back <- err
 }
 
+// handBackAll hands every listener back with err.
 func (lp *spawnLoop) handBackAll(err error) {
 	for _, ls := range lp.leases {
 		lp.handBack(ls, err)
@@ -324,14 +325,7 @@ func (lp *spawnLoop) acceptReady(ls *lease) {
 			return
 		}
 		ls.prepaid = false
-		cur := ls.l.current.Load()
-		if cur.ProxyProtocol {
-			// A reload while the connection waited: serve it as
-			// serveNoWait would, off the loop.
-			go s.serveProxied(cur, slot{service: svc.Name}, fd, sa)
-			continue
-		}
-		err = s.serveConn(cur, slot{service: svc.Name}, fd, sa)
+		err = s.serveConn(svc, slot{service: svc.Name}, fd, sa)
 		unix.Close(fd)
 		if errors.Is(err, errFork) {
 			lp.handBack(ls, err)
