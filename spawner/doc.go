@@ -34,9 +34,10 @@
 // gets exactly its descriptors 0, 1 and 2 (3 with listen_fds), an
 // environment built from nothing, every signal at its default action and
 // none blocked (clone3's CLONE_CLEAR_SIGHAND resets the handlers), the
-// soft RLIMIT_NOFILE goinetd started with, and a process group of its own. Unlike syscall.ForkExec, which it follows, it needs no
-// pipe to learn of a failed exec: the child, which shares the parent's
-// memory until it execs, leaves the errno there. A handler that runs as
+// soft RLIMIT_NOFILE goinetd started with, and a process group of its
+// own. Unlike syscall.ForkExec, which it follows, it needs no pipe to
+// learn of a failed exec: the child, which shares the parent's memory
+// until it execs, leaves the errno there. A handler that runs as
 // another user or in a chroot, and every handler on an architecture other
 // than amd64, starts through syscall.ForkExec. Its limits, nice value and
 // umask are applied by goinetd re-executed as a trampoline

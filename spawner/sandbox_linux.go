@@ -18,11 +18,12 @@ package spawner
 //   - rlimits, nice and umask (and LISTEN_PID for listen_fds) must be set
 //     in the child too, before its program starts, but neither ForkExec
 //     nor goinetd's own spawn has a hook for them: the code between a
-//     vfork and its exec may only make raw system calls. Setting them from goinetd after fork (prlimit on the pid)
-//     would race with the program; setting them on goinetd around the fork
-//     would race with every other spawn. So for these services the child
-//     execs goinetd itself, as the trampoline (see Trampoline), which runs
-//     as root when a user is set: it sets the limits, the nice value and
+//     vfork and its exec may only make raw system calls. Setting them
+//     from goinetd after fork (prlimit on the pid) would race with the
+//     program; setting them on goinetd around the fork would race with
+//     every other spawn. So for these services the child execs goinetd
+//     itself, as the trampoline (see Trampoline), which runs as root when
+//     a user is set: it sets the limits, the nice value and
 //     the umask, chroots, switches to the handler's credentials last, and
 //     execs the program, which keeps its pid. ForkExec is then given no
 //     credential and no root: the trampoline does both, in that order.
