@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -33,25 +34,45 @@ func TestVforkable(t *testing.T) {
 	}
 }
 
-// TestVforkSpawn starts /bin/sh through goinetd's own spawn, with clone3
-// and with the clone it falls back to, and checks what it got: its
-// arguments, the base and extra environment, the workdir, the soft
-// RLIMIT_NOFILE, a process group of its own and its stdout. (The e2e tests
-// check the rest: descriptors, signals, failures.)
+// TestVforkSpawn starts /bin/sh through goinetd's own spawn, waiting for
+// its exec (spawn) and not (spawnNoWait), each with clone3 and with the
+// clone it falls back to, and checks what it got: its arguments, the base
+// and extra environment, the workdir, the soft RLIMIT_NOFILE, a process
+// group of its own and its stdout. (The e2e tests check the rest:
+// descriptors, signals, failures.)
 func TestVforkSpawn(t *testing.T) {
 	if !haveVfork {
 		t.Skip("no vforkExec on this architecture")
 	}
-	for _, clone3 := range []bool{true, false} {
-		t.Run(fmt.Sprintf("clone3=%v", clone3), func(t *testing.T) {
-			noClone3.Store(!clone3)
-			defer noClone3.Store(false)
-			testVforkSpawn(t)
-		})
+	for _, wait := range []bool{true, false} {
+		for _, clone3 := range []bool{true, false} {
+			t.Run(fmt.Sprintf("wait=%v/clone3=%v", wait, clone3), func(t *testing.T) {
+				noClone3.Store(!clone3)
+				defer noClone3.Store(false)
+				testVforkSpawn(t, wait)
+				if noClone3.Load() != !clone3 {
+					t.Errorf("noClone3 = %v after the spawn; want %v", noClone3.Load(), !clone3)
+				}
+			})
+		}
 	}
 }
 
-func testVforkSpawn(t *testing.T) {
+// spawnEither starts tmpl's program with spawn if wait, with spawnNoWait
+// otherwise; done then reports whether the child has let go of the
+// cloneSpawn, and execErr is what it wrote there.
+func spawnEither(tmpl *execTemplate, wait bool, files []uintptr, extra []string, nofile *unix.Rlimit) (
+	pid int, err error, done func() bool, execErr *uintptr) {
+	if wait {
+		pid, err = tmpl.spawn(files, extra, nofile)
+		return pid, err, func() bool { return true }, new(uintptr)
+	}
+	c, execErr := new(cloneSpawn), new(uintptr)
+	pid, err = tmpl.spawnNoWait(c, files, extra, nofile, execErr)
+	return pid, err, func() bool { return atomic.LoadInt32(&c.tid) == 0 }, execErr
+}
+
+func testVforkSpawn(t *testing.T, wait bool) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +96,7 @@ func testVforkSpawn(t *testing.T) {
 		t.Fatal(err)
 	}
 	lim.Cur = 123
-	pid, err := tmpl.spawn([]uintptr{null.Fd(), w.Fd(), w.Fd()}, []string{"EXTRA=extra"}, &lim)
+	pid, err, done, execErr := spawnEither(tmpl, wait, []uintptr{null.Fd(), w.Fd(), w.Fd()}, []string{"EXTRA=extra"}, &lim)
 	w.Close()
 	if err != nil {
 		t.Fatalf("spawn: %v", err)
@@ -89,9 +110,15 @@ func testVforkSpawn(t *testing.T) {
 	if got := string(out); got != want {
 		t.Errorf("handler saw %q; want %q", got, want)
 	}
+	if !done() || *execErr != 0 {
+		t.Errorf("after the child exec'd and was reaped: memory released %v, exec errno %d; want true, 0", done(), *execErr)
+	}
 }
 
-func TestVforkSpawnExecFailureIsReportedAndReaped(t *testing.T) {
+// TestVforkSpawnExecFailureIsReported checks that a failed exec is
+// reported: by spawn at once, its child reaped; by spawnNoWait through
+// execErr, written before the child exits 127.
+func TestVforkSpawnExecFailureIsReported(t *testing.T) {
 	if !haveVfork {
 		t.Skip("no vforkExec on this architecture")
 	}
@@ -105,11 +132,49 @@ func TestVforkSpawnExecFailureIsReportedAndReaped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer null.Close()
-	if _, err := tmpl.spawn([]uintptr{null.Fd(), null.Fd(), null.Fd()}, nil, nil); !errors.Is(err, unix.ENOENT) {
+	files := []uintptr{null.Fd(), null.Fd(), null.Fd()}
+	if _, err := tmpl.spawn(files, nil, nil); !errors.Is(err, unix.ENOENT) {
 		t.Errorf("spawn of a missing program: %v; want ENOENT", err)
 	}
 	if pid, err := unix.Wait4(-1, nil, unix.WNOHANG, nil); err != unix.ECHILD {
 		t.Errorf("after a failed exec, wait4 found child %d (%v); want none left", pid, err)
+	}
+
+	pid, err, done, execErr := spawnEither(tmpl, false, files, nil, nil)
+	if err != nil {
+		t.Fatalf("spawnNoWait of a missing program: %v; want the child started", err)
+	}
+	var status unix.WaitStatus
+	if _, err := unix.Wait4(pid, &status, 0, nil); err != nil || status.ExitStatus() != 127 {
+		t.Fatalf("wait for %d: %v, status %v; want exit 127", pid, err, status)
+	}
+	if syscall.Errno(*execErr) != unix.ENOENT || !done() {
+		t.Errorf("after the failed exec: errno %v, memory released %v; want ENOENT, true", syscall.Errno(*execErr), done())
+	}
+}
+
+// TestClonePoolIsBounded checks that the pool reuses the memory of
+// children that have exec'd, and gives none out beyond maxCloning.
+func TestClonePoolIsBounded(t *testing.T) {
+	var p clonePool
+	var got []*cloneSpawn
+	for range maxCloning {
+		c := p.get()
+		if c == nil {
+			t.Fatalf("get returned nil with %d of %d in use", len(got), maxCloning)
+		}
+		c.tid = 1 // as spawnNoWait sets it: a child uses c
+		got = append(got, c)
+	}
+	if c := p.get(); c != nil {
+		t.Fatalf("get with %d children between clone and exec: got memory; want nil", maxCloning)
+	}
+	got[3].tid = 0 // that child exec'd
+	if c := p.get(); c != got[3] {
+		t.Errorf("get after one child exec'd: got %p; want its memory %p again", c, got[3])
+	}
+	if n := len(p.busy) + len(p.free); n != maxCloning {
+		t.Errorf("pool holds %d; want %d", n, maxCloning)
 	}
 }
 

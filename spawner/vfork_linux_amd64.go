@@ -15,9 +15,9 @@ const haveVfork = true
 // memory and stack (vfork_linux_amd64.s).
 func rawVfork(trap, a1, a2 uintptr) (pid, errno uintptr)
 
-// vforkExec starts a child as a.spawn describes, and sets a.pid or
-// a.errno (the clone's errno, or the exec's, passed back by a child whose
-// exec failed through a.childErr).
+// vforkExec starts a child as a describes and waits for its exec, and
+// sets a.pid or a.errno (the clone's errno, or the exec's, which a child
+// whose exec failed left in *a.execErr, which must be a.childErr).
 //
 // The child borrows this goroutine's stack until it execs, so this
 // function may not grow the stack, allocate, or call anything but raw
@@ -49,8 +49,18 @@ func vforkExec(a *vforkArgs) {
 		}
 		return
 	}
+	execChild(a)
+}
 
-	// The child.
+// execChild is the child's side of vforkExec and cloneExec: it sets the
+// child up as a describes and execs the program, or writes the errno to
+// *a.execErr and exits 127. It runs on a stack of its own, or on the
+// waiting parent's, in memory it shares with goinetd: it may not grow the
+// stack, allocate, or write anything but its stack and *a.execErr.
+//
+//go:norace
+//go:nosplit
+func execChild(a *vforkArgs) {
 	var e syscall.Errno
 	if _, _, e = syscall.RawSyscall(unix.SYS_SETPGID, 0, 0, 0); e != 0 {
 		goto fail
@@ -89,8 +99,48 @@ func vforkExec(a *vforkArgs) {
 	_, _, e = syscall.RawSyscall(unix.SYS_EXECVE, uintptr(unsafe.Pointer(a.path)),
 		uintptr(unsafe.Pointer(a.argv)), uintptr(unsafe.Pointer(a.envv)))
 fail:
-	a.childErr = uintptr(e)
+	*a.execErr = uintptr(e)
 	for {
 		syscall.RawSyscall(unix.SYS_EXIT, 127, 0, 0)
 	}
+}
+
+// rawCloneVM is clone or clone3 (trap) for a child that shares the
+// caller's memory but runs on the stack below top and calls the Go
+// function whose code is at fn with args (vfork_linux_amd64.s).
+func rawCloneVM(trap, a1, a2, a3, top, fn, args uintptr) (pid, errno uintptr)
+
+// execChildCode is the address of execChild's code, which rawCloneVM
+// calls: a Go function value points to it.
+var execChildCode = func() uintptr {
+	f := execChild
+	return **(**uintptr)(unsafe.Pointer(&f))
+}()
+
+// cloneExec starts a child as c.args describes, on c's stack, and returns
+// as soon as it exists, with c.args.pid or c.args.errno (the clone's) set.
+// The child keeps using c, and writes a failed exec's errno to
+// *c.args.execErr, until the kernel clears c.tid, when it has exec'd or
+// exited. The signals in c.args.blockAll are blocked on this thread for
+// the clone, and so in the child until it unblocks them to exec; nosplit
+// keeps the goroutine from being preempted meanwhile.
+//
+//go:nosplit
+func cloneExec(c *cloneSpawn) {
+	a := &c.args
+	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK,
+		uintptr(unsafe.Pointer(&a.blockAll)), uintptr(unsafe.Pointer(&a.oldMask)), 8, 0, 0)
+	base := (uintptr(unsafe.Pointer(&c.stack[0])) + 15) &^ 15
+	top := (uintptr(unsafe.Pointer(&c.stack[0])) + uintptr(len(c.stack)) - 64) &^ 15
+	if a.clone3.flags != 0 {
+		a.clone3.stack, a.clone3.stackSize = uint64(base), uint64(top-base)
+		a.clone3.childTID = uint64(uintptr(unsafe.Pointer(&c.tid)))
+		a.pid, a.errno = rawCloneVM(unix.SYS_CLONE3, uintptr(unsafe.Pointer(&a.clone3)), unsafe.Sizeof(a.clone3), 0,
+			top, execChildCode, uintptr(unsafe.Pointer(a)))
+	} else {
+		a.pid, a.errno = rawCloneVM(unix.SYS_CLONE, unix.CLONE_VM|unix.CLONE_CHILD_CLEARTID|uintptr(unix.SIGCHLD), top,
+			uintptr(unsafe.Pointer(&c.tid)), top, execChildCode, uintptr(unsafe.Pointer(a)))
+	}
+	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK,
+		uintptr(unsafe.Pointer(&a.oldMask)), 0, 8, 0, 0)
 }

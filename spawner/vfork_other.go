@@ -7,3 +7,5 @@ package spawner
 const haveVfork = false
 
 func vforkExec(*vforkArgs) { panic("goinetd: vforkExec on an architecture without it") }
+
+func cloneExec(*cloneSpawn) { panic("goinetd: cloneExec on an architecture without it") }
