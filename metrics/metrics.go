@@ -125,6 +125,16 @@ func (m *Metrics) Started(service string) {
 	}
 }
 
+// ExecFailedLate records that a handler of service counted by Started
+// could not exec after all: goinetd started it without waiting for its
+// exec, and learnt of the failure when it reaped it.
+func (m *Metrics) ExecFailedLate(service string) {
+	if m != nil {
+		m.running.WithLabelValues(service).Dec()
+		m.spawnFailures.WithLabelValues(service, "exec").Inc()
+	}
+}
+
 // Exited records a reaped handler of service: its outcome and how long it
 // ran.
 func (m *Metrics) Exited(service, outcome string, d time.Duration) {

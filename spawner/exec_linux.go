@@ -137,11 +137,11 @@ func (s *Server) spawnWait(svc *service, fd int, sl slot, exited chan struct{}) 
 // connection counted in sl, and logs a failure. The slot
 // is freed when the child is reaped, or at once if it cannot start.
 func (s *Server) start(svc *service, files []uintptr, conn []string, peer string, sl slot, exited chan struct{}) error {
-	c := &child{service: svc.Name, peer: peer, started: time.Now(), slot: sl, exited: exited}
+	c := &child{svc: svc, peer: peer, started: time.Now(), slot: sl, exited: exited}
 	var err error
 	s.loop.do(func() {
 		var pid int
-		if pid, err = s.fork(svc, files, conn); err == nil {
+		if pid, err = s.fork(svc, files, conn, c); err == nil {
 			s.children.add(pid, c, svc.Timeout)
 		}
 	})
@@ -166,12 +166,17 @@ func (s *Server) start(svc *service, files []uintptr, conn []string, peer string
 	}
 }
 
-// fork starts svc's program with files as its descriptors 0, 1, 2 (and
-// 3) and svc.env followed by the connection's variables conn: through
-// vforkExec when it can, through syscall.ForkExec otherwise. It returns the
+// fork starts svc's program for c with files as its descriptors 0, 1, 2
+// (and 3) and svc.env followed by the connection's variables conn: through
+// vforkExec when it can, through syscall.ForkExec otherwise; without
+// waiting for the exec if the spawn loop says so (spawnLoop.noWait), and
+// then a failed exec is left in c.execErr for the reaper. It returns the
 // child's pid, or the errno of the fork or the exec.
-func (s *Server) fork(svc *service, files []uintptr, conn []string) (int, error) {
+func (s *Server) fork(svc *service, files []uintptr, conn []string, c *child) (int, error) {
 	if svc.exec != nil && vforkable(files) {
+		if cl := s.loop.noWait(); cl != nil {
+			return svc.exec.spawnNoWait(cl, files, conn, s.nofile, &c.execErr)
+		}
 		return svc.exec.spawn(files, conn, s.nofile)
 	}
 	env := append(slices.Clip(svc.env), conn...)

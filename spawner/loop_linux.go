@@ -72,6 +72,8 @@ type spawnLoop struct {
 
 	// Owned by the loop.
 	leases map[int32]*lease // by listening descriptor
+	burst  bool             // spawning for a connection that was not the first of its wake-up
+	clones clonePool
 }
 
 // lease is a nowait listener the loop serves until it hands it back to
@@ -298,7 +300,7 @@ func (lp *spawnLoop) forget(l *listener) {
 // back when it must wait or has failed.
 func (lp *spawnLoop) acceptReady(ls *lease) {
 	s := lp.s
-	for range acceptBatch {
+	for i := range acceptBatch {
 		svc := ls.l.current.Load()
 		if svc.ProxyProtocol {
 			lp.handBack(ls, errHandBack)
@@ -325,7 +327,9 @@ func (lp *spawnLoop) acceptReady(ls *lease) {
 			return
 		}
 		ls.prepaid = false
+		lp.burst = i > 0
 		err = s.serveConn(svc, slot{service: svc.Name}, fd, sa)
+		lp.burst = false
 		unix.Close(fd)
 		if errors.Is(err, errFork) {
 			lp.handBack(ls, err)
@@ -333,4 +337,17 @@ func (lp *spawnLoop) acceptReady(ls *lease) {
 		}
 		ls.served = true
 	}
+}
+
+// noWait returns the memory for a spawn that need not wait for its
+// child's exec (spawnNoWait), or nil if the spawn is to wait. It need not
+// when the loop spawns for the second or a later connection of one
+// wake-up: others are queued behind it, and the child's exec can overlap
+// with their accepts. A lone connection waits: there is nothing to overlap
+// (and its spawn failure is logged at once). Call it on the loop's thread.
+func (lp *spawnLoop) noWait() *cloneSpawn {
+	if !lp.burst {
+		return nil
+	}
+	return lp.clones.get()
 }

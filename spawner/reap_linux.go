@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/goinetd/goinetd/metrics"
@@ -13,11 +14,15 @@ import (
 // child is one live handler.
 type child struct {
 	pid     int
-	service string
+	svc     *service
 	peer    string // as logs show it; empty for a wait-mode child
 	started time.Time
 	slot    slot          // freed when the child is reaped
 	exited  chan struct{} // if not nil, closed when the child is reaped
+
+	// The errno of a failed exec, which a child started without waiting
+	// for its exec (spawnNoWait) writes before it exits; 0 otherwise.
+	execErr uintptr
 
 	// The timeout's timer, and whether it fired. Guarded by children.mu.
 	timer    *time.Timer
@@ -93,11 +98,11 @@ func (cs *children) expire(c *child, sig unix.Signal) {
 	unix.Kill(c.pid, sig)
 	if sig == unix.SIGTERM {
 		c.timedOut = true
-		cs.log.Warn("timeout: terminating handler", "service", c.service, "peer", c.peer, "pid", c.pid,
+		cs.log.Warn("timeout: terminating handler", "service", c.svc.Name, "peer", c.peer, "pid", c.pid,
 			"after", time.Since(c.started).Round(time.Millisecond), "kill_in", killGrace)
 		c.timer = time.AfterFunc(killGrace, func() { cs.expire(c, unix.SIGKILL) })
 	} else {
-		cs.log.Warn("timeout: killing handler", "service", c.service, "peer", c.peer, "pid", c.pid)
+		cs.log.Warn("timeout: killing handler", "service", c.svc.Name, "peer", c.peer, "pid", c.pid)
 	}
 }
 
@@ -147,7 +152,7 @@ func (cs *children) reapExited() {
 	// a connection that took the slot before the one that left it.
 	for _, e := range exits {
 		cs.logExit(e)
-		if e.service != "" {
+		if e.svc != nil {
 			cs.release(e.slot)
 		}
 		if e.exited != nil {
@@ -157,11 +162,18 @@ func (cs *children) reapExited() {
 }
 
 func (cs *children) logExit(e exit) {
-	if e.service == "" {
+	if e.svc == nil {
 		cs.log.Warn("reaped a child goinetd did not start", "pid", e.pid)
 		return
 	}
-	attrs := []any{"service", e.service, "pid", e.pid}
+	if e.execErr != 0 {
+		// Logged as start would have, had it waited for the exec.
+		cs.metrics.ExecFailedLate(e.svc.Name)
+		e.svc.execFailed.log(cs.log, slog.LevelError, "spawn failed", "service", e.svc.Name, "peer", e.peer,
+			"stage", "exec", "program", e.svc.Program, "pid", e.pid, "err", syscall.Errno(e.execErr))
+		return
+	}
+	attrs := []any{"service", e.svc.Name, "pid", e.pid}
 	if e.peer != "" {
 		attrs = append(attrs, "peer", e.peer)
 	}
@@ -179,7 +191,7 @@ func (cs *children) logExit(e exit) {
 	if e.timedOut {
 		outcome = "timeout"
 	}
-	cs.metrics.Exited(e.service, outcome, e.ended.Sub(e.started))
+	cs.metrics.Exited(e.svc.Name, outcome, e.ended.Sub(e.started))
 	if e.timedOut {
 		attrs = append(attrs, "timeout", true)
 	}

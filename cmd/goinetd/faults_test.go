@@ -52,6 +52,63 @@ program = %q
 	}
 }
 
+// TestBurstToMissingProgramLogsEveryFailure queues clients while goinetd
+// is stopped, so that its spawn loop takes them in one wake-up and starts
+// all but the first without waiting for the exec: those exec failures are
+// learnt when the children are reaped, and each must still close its
+// client and be logged and counted as a spawn failure.
+func TestBurstToMissingProgramLogsEveryFailure(t *testing.T) {
+	port, mport := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	handler := filepath.Join(t.TempDir(), "handler")
+	copyFile(t, filepath.Join(bin, "echo"), handler)
+	d := startDaemon(t, jsonLog+fmt.Sprintf(`metrics = "127.0.0.1:%d"
+[services.gone]
+address = "127.0.0.1"
+port = %d
+program = %q
+`, mport, port, handler))
+	if err := os.Remove(handler); err != nil {
+		t.Fatal(err)
+	}
+
+	const burst = 12
+	if err := unix.Kill(d.pid(), unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Kill(d.pid(), unix.SIGCONT) })
+	var clients []*net.TCPConn
+	for range burst {
+		clients = append(clients, dial(t, "", addr(port))) // the kernel completes it into the backlog
+	}
+	if err := unix.Kill(d.pid(), unix.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		expectClosed(t, c)
+	}
+	failed := func(r record) bool {
+		return r.msg() == "spawn failed" && r.str("service") == "gone" && r.str("stage") == "exec" &&
+			r.str("err") == "no such file or directory"
+	}
+	waitFor(t, fmt.Sprintf("%d spawn failures logged", burst), func() bool { return occurrences(d, failed) >= burst })
+	if n := occurrences(d, failed); n != burst {
+		t.Errorf("%d spawn failures logged for %d clients; want one each", n, burst)
+	}
+	// A child that was started without waiting for its exec is logged as
+	// spawned first: some were, or this test did not test that path.
+	late := len(d.logs.records(func(r record) bool { return r.msg() == "spawned" && r.str("service") == "gone" }))
+	if late == 0 {
+		t.Error("no child of the burst was started without waiting for its exec")
+	}
+	if ended := d.logs.records(func(r record) bool { return r.msg() == "connection ended" && r.str("service") == "gone" }); len(ended) > 0 {
+		t.Errorf("a failed exec logged as a connection that ended: %v", ended[0])
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
+	waitMetric(t, url, `goinetd_spawn_failures_total{service="gone",stage="exec"}`, burst)
+	waitMetric(t, url, `goinetd_children_running{service="gone"}`, 0)
+	t.Logf("%d clients in one burst: %d learnt their exec failed at reap", burst, late)
+}
+
 func TestForkFailureClosesClientAndRecovers(t *testing.T) {
 	cgroup := pidsCgroup(t)
 	port := freePort(t, "127.0.0.1")
@@ -85,17 +142,9 @@ func TestForkFailureClosesClientAndRecovers(t *testing.T) {
 	// while forks back off, at a bounded rate; held-back records are
 	// counted in the next one's "repeated".
 	counted := func() int {
-		n := 0
-		for _, r := range d.logs.records(func(r record) bool {
+		return occurrences(d, func(r record) bool {
 			return r.msg() == "spawn failed" || r.msg() == "refused" && r.str("reason") == "fork_backoff"
-		}) {
-			if rep, err := strconv.Atoi(r.str("repeated")); err == nil {
-				n += rep
-			} else {
-				n++
-			}
-		}
-		return n
+		})
 	}
 	waitFor(t, "every refused client to be logged", func() bool { return counted() == refused })
 

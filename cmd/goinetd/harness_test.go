@@ -377,3 +377,19 @@ func exchange(t *testing.T, addr, data string) string {
 	}
 	return string(b)
 }
+
+// occurrences counts the events behind the records that match. A failure
+// that repeats is logged at most once a second (see limitedLog): the first
+// record stands for one event, and the next one, with repeated=N, for the
+// N held back meanwhile.
+func occurrences(d *daemon, match func(record) bool) int {
+	n := 0
+	for _, r := range d.logs.records(match) {
+		if k, err := strconv.Atoi(r.str("repeated")); err == nil {
+			n += k
+		} else {
+			n++
+		}
+	}
+	return n
+}

@@ -326,22 +326,6 @@ func zombies(pid int) int {
 	return n
 }
 
-// occurrences counts the events behind the records that match. A failure
-// that repeats is logged at most once a second (see limitedLog): the first
-// record stands for one event, and the next one, with repeated=N, for the
-// N held back meanwhile.
-func occurrences(d *daemon, match func(record) bool) int {
-	n := 0
-	for _, r := range d.logs.records(match) {
-		if k, err := strconv.Atoi(r.str("repeated")); err == nil {
-			n += k
-		} else {
-			n++
-		}
-	}
-	return n
-}
-
 // waitIdle waits until goinetd has no child left, live or zombie.
 func waitIdle(t *testing.T, d *daemon) {
 	t.Helper()
