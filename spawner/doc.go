@@ -37,10 +37,10 @@
 // soft RLIMIT_NOFILE goinetd started with, and a process group of its
 // own. Unlike syscall.ForkExec, which it follows, it needs no pipe to
 // learn of a failed exec: the child, which shares the parent's memory
-// until it execs, leaves the errno there. When the spawn loop drains a
-// burst of connections, it does not wait for those children's exec: they
-// run on small stacks of their own (spawnNoWait), and a failed exec is
-// logged when the child is reaped. A handler that runs as
+// until it execs, leaves the errno there. When waiting for the exec gains
+// the spawn loop nothing (it drains a burst, or no other handler runs),
+// the child runs on a small stack of its own instead (spawnNoWait), and a
+// failed exec is logged when the child is reaped. A handler that runs as
 // another user or in a chroot, and every handler on an architecture other
 // than amd64, starts through syscall.ForkExec. Its limits, nice value and
 // umask are applied by goinetd re-executed as a trampoline

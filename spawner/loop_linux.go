@@ -71,9 +71,9 @@ type spawnLoop struct {
 	stopOnce sync.Once
 
 	// Owned by the loop.
-	leases map[int32]*lease // by listening descriptor
-	burst  bool             // spawning for a connection that was not the first of its wake-up
-	clones clonePool
+	leases     map[int32]*lease // by listening descriptor
+	noExecWait bool             // the spawn under way need not wait for its child's exec (see noWait)
+	clones     clonePool
 }
 
 // lease is a nowait listener the loop serves until it hands it back to
@@ -327,9 +327,9 @@ func (lp *spawnLoop) acceptReady(ls *lease) {
 			return
 		}
 		ls.prepaid = false
-		lp.burst = i > 0
+		lp.noExecWait = i > 0 || lp.idle()
 		err = s.serveConn(svc, slot{service: svc.Name}, fd, sa)
-		lp.burst = false
+		lp.noExecWait = false
 		unix.Close(fd)
 		if errors.Is(err, errFork) {
 			lp.handBack(ls, err)
@@ -340,14 +340,34 @@ func (lp *spawnLoop) acceptReady(ls *lease) {
 }
 
 // noWait returns the memory for a spawn that need not wait for its
-// child's exec (spawnNoWait), or nil if the spawn is to wait. It need not
-// when the loop spawns for the second or a later connection of one
-// wake-up: others are queued behind it, and the child's exec can overlap
-// with their accepts. A lone connection waits: there is nothing to overlap
-// (and its spawn failure is logged at once). Call it on the loop's thread.
+// child's exec (spawnNoWait), or nil if the spawn is to wait. Call it on
+// the loop's thread.
+//
+// The loop sleeps through a spawn that waits (a vfork) and wakes when
+// the child has exec'd, often to more connections that arrived meanwhile:
+// under steady load that batches its wake-ups. A spawn need not wait when
+// that gains nothing: when the loop took a second or later connection in
+// one wake-up, others are queued behind it already; when no other handler
+// runs, no other client is likely to arrive during the exec. Then the
+// loop goes on at once, and sleeps only in epoll_wait.
 func (lp *spawnLoop) noWait() *cloneSpawn {
-	if !lp.burst {
+	if !lp.noExecWait {
 		return nil
 	}
 	return lp.clones.get()
+}
+
+// idle reports whether no handler runs, once the one that ran last is
+// reaped if it has exited: with one client at a time, its handler has
+// often exited and its client connected again before the loop saw the
+// SIGCHLD.
+func (lp *spawnLoop) idle() bool {
+	switch lp.s.children.count() {
+	case 0:
+		return true
+	case 1:
+		lp.s.children.reapExited()
+		return lp.s.children.count() == 0
+	}
+	return false
 }

@@ -20,8 +20,8 @@ import (
 // On the 2-vCPU machine of the README (medians of 3, 2026-11-30): ForkExec
 // 76 µs, vfork with clone3 44 µs, vfork with clone 46 µs (clone3's
 // CLONE_CLEAR_SIGHAND saves the child 64 system calls), and without
-// waiting for the exec (spawnNoWait, which the spawn loop uses in a
-// burst) 25 µs either way.
+// waiting for the exec (spawnNoWait, which the spawn loop uses when
+// waiting gains nothing) 25 µs either way.
 func BenchmarkSpawn(b *testing.B) {
 	null, err := os.Open(os.DevNull)
 	if err != nil {
@@ -83,8 +83,8 @@ func BenchmarkSpawn(b *testing.B) {
 	}
 }
 
-// spawnNoWait starts tmpl's program as the spawn loop does in a burst:
-// without waiting for its exec while pool has room, waiting otherwise.
+// spawnNoWait starts tmpl's program as the spawn loop does when waiting
+// gains nothing: without waiting for its exec while pool has room.
 func spawnNoWait(tmpl *execTemplate, pool *clonePool, files []uintptr, extra []string) (int, error) {
 	if c := pool.get(); c != nil {
 		return tmpl.spawnNoWait(c, files, extra, nil, new(uintptr))

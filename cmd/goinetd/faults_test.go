@@ -54,9 +54,9 @@ program = %q
 
 // TestBurstToMissingProgramLogsEveryFailure queues clients while goinetd
 // is stopped, so that its spawn loop takes them in one wake-up and starts
-// all but the first without waiting for the exec: those exec failures are
-// learnt when the children are reaped, and each must still close its
-// client and be logged and counted as a spawn failure.
+// them without waiting for the exec (all but the first at least): those
+// exec failures are learnt when the children are reaped, and each must
+// still close its client and be logged and counted as a spawn failure.
 func TestBurstToMissingProgramLogsEveryFailure(t *testing.T) {
 	port, mport := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
 	handler := filepath.Join(t.TempDir(), "handler")
