@@ -357,17 +357,19 @@ func (lp *spawnLoop) noWait() *cloneSpawn {
 	return lp.clones.get()
 }
 
-// idle reports whether no handler runs, once the one that ran last is
-// reaped if it has exited: with one client at a time, its handler has
-// often exited and its client connected again before the loop saw the
-// SIGCHLD.
+// idle reports whether no handler runs but, perhaps, one that has exited
+// unseen: with one client at a time, its handler has often exited and its
+// client connected again before the loop saw the SIGCHLD. That child is
+// left for the reaper, after this spawn, so that its record is not
+// written on the new client's path.
 func (lp *spawnLoop) idle() bool {
 	switch lp.s.children.count() {
 	case 0:
 		return true
 	case 1:
-		lp.s.children.reapExited()
-		return lp.s.children.count() == 0
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		return err == nil && info.Signo == int32(unix.SIGCHLD)
 	}
 	return false
 }
