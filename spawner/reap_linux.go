@@ -1,6 +1,7 @@
 package spawner
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -173,19 +174,21 @@ func (cs *children) logExit(e exit) {
 			"stage", "exec", "program", e.svc.Program, "pid", e.pid, "err", syscall.Errno(e.execErr))
 		return
 	}
-	attrs := []any{"service", e.svc.Name, "pid", e.pid}
+	// Typed attributes in an array on the stack: no allocation per record.
+	var buf [6]slog.Attr
+	attrs := append(buf[:0], slog.String("service", e.svc.Name), slog.Int("pid", e.pid))
 	if e.peer != "" {
-		attrs = append(attrs, "peer", e.peer)
+		attrs = append(attrs, slog.String("peer", e.peer))
 	}
 	outcome := "success"
 	switch {
 	case e.status.Exited():
-		attrs = append(attrs, "exit", e.status.ExitStatus())
+		attrs = append(attrs, slog.Int("exit", e.status.ExitStatus()))
 		if e.status.ExitStatus() != 0 {
 			outcome = "failure"
 		}
 	case e.status.Signaled():
-		attrs = append(attrs, "signal", unix.SignalName(e.status.Signal()))
+		attrs = append(attrs, slog.String("signal", unix.SignalName(e.status.Signal())))
 		outcome = "signal"
 	}
 	if e.timedOut {
@@ -193,8 +196,8 @@ func (cs *children) logExit(e exit) {
 	}
 	cs.metrics.Exited(e.svc.Name, outcome, e.ended.Sub(e.started))
 	if e.timedOut {
-		attrs = append(attrs, "timeout", true)
+		attrs = append(attrs, slog.Bool("timeout", true))
 	}
-	attrs = append(attrs, "duration", e.ended.Sub(e.started))
-	cs.log.Info("connection ended", attrs...)
+	attrs = append(attrs, slog.Duration("duration", e.ended.Sub(e.started)))
+	cs.log.LogAttrs(context.Background(), slog.LevelInfo, "connection ended", attrs...)
 }
