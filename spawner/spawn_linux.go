@@ -111,22 +111,7 @@ func (t *execTemplate) spawn(files []uintptr, extra []string, nofile *unix.Rlimi
 		return 0, err
 	}
 	a.execErr = &a.childErr
-	if !noClone3.Load() {
-		// SIGCHLD stays unblocked: it then waits for this thread, the
-		// spawn loop's, instead of waking another (loop_linux.go). The
-		// child cannot run goinetd's handler for it, which
-		// CLONE_CLEAR_SIGHAND has reset.
-		a.blockAll &^= 1 << (unix.SIGCHLD - 1)
-		a.clone3 = cloneArgs{flags: vforkFlags3, exitSignal: uint64(unix.SIGCHLD)}
-		vforkExec(a)
-		if a.childErr == 0 && clone3Refused(syscall.Errno(a.errno)) {
-			noClone3.Store(true)
-		} else {
-			return a.result()
-		}
-		a.clone3, a.pid, a.errno, a.blockAll = cloneArgs{}, 0, 0, ^uint64(0)
-	}
-	vforkExec(a)
+	cloneWith(a, vforkFlags3, func() { vforkExec(a) })
 	return a.result()
 }
 
@@ -142,23 +127,33 @@ func (t *execTemplate) spawnNoWait(c *cloneSpawn, files []uintptr, extra []strin
 	}
 	a.execErr = execErr
 	atomic.StoreInt32(&c.tid, 1)
-	if !noClone3.Load() {
-		a.blockAll &^= 1 << (unix.SIGCHLD - 1) // as in spawn
-		a.clone3 = cloneArgs{flags: cloneFlags3, exitSignal: uint64(unix.SIGCHLD)}
-		cloneExec(c)
-		if clone3Refused(syscall.Errno(a.errno)) {
-			noClone3.Store(true)
-			a.clone3, a.pid, a.errno, a.blockAll = cloneArgs{}, 0, 0, ^uint64(0)
-			cloneExec(c)
-		}
-	} else {
-		cloneExec(c)
-	}
+	cloneWith(a, cloneFlags3, func() { cloneExec(c) })
 	if a.errno != 0 {
 		atomic.StoreInt32(&c.tid, 0) // no child uses c
 		return 0, syscall.Errno(a.errno)
 	}
 	return int(a.pid), nil
+}
+
+// cloneWith runs clone (vforkExec or cloneExec of a) with clone3 and
+// flags3, unless clone3 has been refused before; if clone3 is refused now,
+// it remembers that and runs clone again with clone. Under clone3 SIGCHLD
+// stays unblocked: it then waits for this thread, the spawn loop's,
+// instead of waking another (loop_linux.go); the child cannot run
+// goinetd's handler for it, which CLONE_CLEAR_SIGHAND has reset.
+func cloneWith(a *vforkArgs, flags3 uint64, clone func()) {
+	if !noClone3.Load() {
+		a.blockAll &^= 1 << (unix.SIGCHLD - 1)
+		a.clone3 = cloneArgs{flags: flags3, exitSignal: uint64(unix.SIGCHLD)}
+		clone()
+		// An errno the child passed back is its exec's, not clone3's.
+		if a.childErr != 0 || !clone3Refused(syscall.Errno(a.errno)) {
+			return
+		}
+		noClone3.Store(true)
+		a.clone3, a.pid, a.errno, a.blockAll = cloneArgs{}, 0, 0, ^uint64(0)
+	}
+	clone()
 }
 
 // fill sets a up to start the template's program as spawn describes: all
