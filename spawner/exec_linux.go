@@ -141,7 +141,7 @@ func (s *Server) start(svc *service, files []uintptr, conn []string, peer string
 	var err error
 	s.loop.do(func() {
 		var pid int
-		if pid, err = s.fork(svc, files, conn, c); err == nil {
+		if pid, err = s.fork(svc, files, conn, &c.execErr); err == nil {
 			s.children.add(pid, c, svc.Timeout)
 		}
 	})
@@ -166,16 +166,16 @@ func (s *Server) start(svc *service, files []uintptr, conn []string, peer string
 	}
 }
 
-// fork starts svc's program for c with files as its descriptors 0, 1, 2
-// (and 3) and svc.env followed by the connection's variables conn: through
+// fork starts svc's program with files as its descriptors 0, 1, 2 (and
+// 3) and svc.env followed by the connection's variables conn: through
 // vforkExec when it can, through syscall.ForkExec otherwise; without
 // waiting for the exec if the spawn loop says so (spawnLoop.noWait), and
-// then a failed exec is left in c.execErr for the reaper. It returns the
-// child's pid, or the errno of the fork or the exec.
-func (s *Server) fork(svc *service, files []uintptr, conn []string, c *child) (int, error) {
+// then a failed exec's errno is written to *execErr for the reaper. It
+// returns the child's pid, or the errno of the fork or the exec.
+func (s *Server) fork(svc *service, files []uintptr, conn []string, execErr *uintptr) (int, error) {
 	if svc.exec != nil && vforkable(files) {
 		if cl := s.loop.noWait(); cl != nil {
-			return svc.exec.spawnNoWait(cl, files, conn, s.nofile, &c.execErr)
+			return svc.exec.spawnNoWait(cl, files, conn, s.nofile, execErr)
 		}
 		return svc.exec.spawn(files, conn, s.nofile)
 	}
