@@ -51,8 +51,8 @@ func BenchmarkSpawn(b *testing.B) {
 		}},
 		{"vfork-clone3", func() (int, error) { noClone3.Store(false); return tmpl.spawn(files, extra, nil) }},
 		{"vfork-clone", func() (int, error) { noClone3.Store(true); return tmpl.spawn(files, extra, nil) }},
-		{"nowait-clone3", func() (int, error) { noClone3.Store(false); return spawnNoWait(tmpl, &pool, files, extra) }},
-		{"nowait-clone", func() (int, error) { noClone3.Store(true); return spawnNoWait(tmpl, &pool, files, extra) }},
+		{"nowait-clone3", func() (int, error) { noClone3.Store(false); return spawnFromPool(tmpl, &pool, files, extra) }},
+		{"nowait-clone", func() (int, error) { noClone3.Store(true); return spawnFromPool(tmpl, &pool, files, extra) }},
 	}
 	defer noClone3.Store(false)
 	for _, w := range ways {
@@ -83,9 +83,9 @@ func BenchmarkSpawn(b *testing.B) {
 	}
 }
 
-// spawnNoWait starts tmpl's program as the spawn loop does when waiting
+// spawnFromPool starts tmpl's program as the spawn loop does when waiting
 // gains nothing: without waiting for its exec while pool has room.
-func spawnNoWait(tmpl *execTemplate, pool *clonePool, files []uintptr, extra []string) (int, error) {
+func spawnFromPool(tmpl *execTemplate, pool *clonePool, files []uintptr, extra []string) (int, error) {
 	if c := pool.get(); c != nil {
 		return tmpl.spawnNoWait(c, files, extra, nil, new(uintptr))
 	}

@@ -60,16 +60,17 @@ func TestVforkSpawn(t *testing.T) {
 
 // spawnEither starts tmpl's program with spawn if wait, with spawnNoWait
 // otherwise; done then reports whether the child has let go of the
-// cloneSpawn, and execErr is what it wrote there.
+// cloneSpawn, and execErr is where it writes a failed exec's errno.
 func spawnEither(tmpl *execTemplate, wait bool, files []uintptr, extra []string, nofile *unix.Rlimit) (
-	pid int, err error, done func() bool, execErr *uintptr) {
+	pid int, done func() bool, execErr *uintptr, err error) {
+	execErr = new(uintptr)
 	if wait {
 		pid, err = tmpl.spawn(files, extra, nofile)
-		return pid, err, func() bool { return true }, new(uintptr)
+		return pid, func() bool { return true }, execErr, err
 	}
-	c, execErr := new(cloneSpawn), new(uintptr)
+	c := new(cloneSpawn)
 	pid, err = tmpl.spawnNoWait(c, files, extra, nofile, execErr)
-	return pid, err, func() bool { return atomic.LoadInt32(&c.tid) == 0 }, execErr
+	return pid, func() bool { return atomic.LoadInt32(&c.tid) == 0 }, execErr, err
 }
 
 func testVforkSpawn(t *testing.T, wait bool) {
@@ -96,7 +97,7 @@ func testVforkSpawn(t *testing.T, wait bool) {
 		t.Fatal(err)
 	}
 	lim.Cur = 123
-	pid, err, done, execErr := spawnEither(tmpl, wait, []uintptr{null.Fd(), w.Fd(), w.Fd()}, []string{"EXTRA=extra"}, &lim)
+	pid, done, execErr, err := spawnEither(tmpl, wait, []uintptr{null.Fd(), w.Fd(), w.Fd()}, []string{"EXTRA=extra"}, &lim)
 	w.Close()
 	if err != nil {
 		t.Fatalf("spawn: %v", err)
@@ -140,7 +141,7 @@ func TestVforkSpawnExecFailureIsReported(t *testing.T) {
 		t.Errorf("after a failed exec, wait4 found child %d (%v); want none left", pid, err)
 	}
 
-	pid, err, done, execErr := spawnEither(tmpl, false, files, nil, nil)
+	pid, done, execErr, err := spawnEither(tmpl, false, files, nil, nil)
 	if err != nil {
 		t.Fatalf("spawnNoWait of a missing program: %v; want the child started", err)
 	}
