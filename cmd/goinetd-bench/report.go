@@ -115,6 +115,41 @@ func (res *results) best(g group, level int) (value map[string]float64, who map[
 	return value, who
 }
 
+// roundRatios returns a's figure over b's at level, round by round, for
+// the rounds that measured both: with servers interleaved, a round's
+// ratio cancels what the machine did during that round.
+func (res *results) roundRatios(a, b string, level int, get func(levelResult) float64) []float64 {
+	of := make(map[int]float64)
+	for _, r := range res.Runs {
+		if r.Server == b && r.Level == level {
+			of[r.Round] = get(r)
+		}
+	}
+	var ratios []float64
+	for _, r := range res.Runs {
+		v, ok := of[r.Round]
+		if r.Server == a && r.Level == level && ok && v != 0 && !math.IsNaN(v) && !math.IsNaN(get(r)) {
+			ratios = append(ratios, get(r)/v)
+		}
+	}
+	return ratios
+}
+
+// fmtRoundRatios formats round-by-round ratios of a lower-is-better
+// figure: their median, and in how many rounds the first server was worse.
+func fmtRoundRatios(ratios []float64) string {
+	if len(ratios) == 0 {
+		return "–"
+	}
+	worse := 0
+	for _, r := range ratios {
+		if r > 1 {
+			worse++
+		}
+	}
+	return fmt.Sprintf("%.2f×, worse in %d of %d", median(ratios), worse, len(ratios))
+}
+
 func (res *results) groups() []group {
 	var gs []group
 	for _, sp := range res.Specs {
@@ -237,15 +272,16 @@ func (res *results) renderGlance(w io.Writer) {
 	}
 	fmt.Fprintf(w, "## goinetd at a glance\n\n")
 	writeRow(w, []string{"conc", "conn/s goinetd ÷ best peer", "CPU µs/conn goinetd / best peer / floor",
-		"p99 ms goinetd ÷ best peer", "conn/s goinetd ÷ floor", "conn/s goinetd-echo ÷ go-echo (target ≥ 0.80)"})
-	writeRow(w, []string{"---:", "---", "---", "---", "---", "---"})
+		"p99 ms goinetd ÷ best peer", "p99 round by round: median ratio, rounds worse",
+		"conn/s goinetd ÷ floor", "conn/s goinetd-echo ÷ go-echo (target ≥ 0.80)"})
+	writeRow(w, []string{"---:", "---", "---", "---", "---", "---", "---"})
 	for _, level := range res.Levels {
 		g, _ := res.medianLevel("goinetd", level)
 		fl, _ := res.medianLevel("floor", level)
 		bestVal, bestWho := res.best(groupSpawn, level)
 		ge, _ := res.medianLevel("goinetd-echo", level)
 		gb, _ := res.medianLevel("go-echo", level)
-		row := []string{strconv.Itoa(level), "–", "–", "–", "–", "–"}
+		row := []string{strconv.Itoa(level), "–", "–", "–", "–", "–", "–"}
 		if g != nil {
 			if b, ok := bestVal["conn/s"]; ok {
 				row[1] = fmt.Sprintf("%s ÷ %s (%s) = %s", fmtCount(g["conn/s"]), fmtCount(b), bestWho["conn/s"], fmtPlainRatio(g["conn/s"], b))
@@ -264,13 +300,14 @@ func (res *results) renderGlance(w io.Writer) {
 			row[2] = cpu
 			if b, ok := bestVal["p99 ms"]; ok {
 				row[3] = fmt.Sprintf("%s ÷ %s (%s) = %s", fmtMs(g["p99 ms"]), fmtMs(b), bestWho["p99 ms"], fmtPlainRatio(g["p99 ms"], b))
+				row[4] = fmtRoundRatios(res.roundRatios("goinetd", bestWho["p99 ms"], level, func(r levelResult) float64 { return r.P99ms }))
 			}
 			if fl != nil {
-				row[4] = fmt.Sprintf("%s ÷ %s = %s", fmtCount(g["conn/s"]), fmtCount(fl["conn/s"]), fmtPlainRatio(g["conn/s"], fl["conn/s"]))
+				row[5] = fmt.Sprintf("%s ÷ %s = %s", fmtCount(g["conn/s"]), fmtCount(fl["conn/s"]), fmtPlainRatio(g["conn/s"], fl["conn/s"]))
 			}
 		}
 		if ge != nil && gb != nil {
-			row[5] = fmt.Sprintf("%s ÷ %s = %s", fmtCount(ge["conn/s"]), fmtCount(gb["conn/s"]), fmtPlainRatio(ge["conn/s"], gb["conn/s"]))
+			row[6] = fmt.Sprintf("%s ÷ %s = %s", fmtCount(ge["conn/s"]), fmtCount(gb["conn/s"]), fmtPlainRatio(ge["conn/s"], gb["conn/s"]))
 		}
 		writeRow(w, row)
 	}

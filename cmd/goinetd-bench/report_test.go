@@ -120,7 +120,7 @@ func TestRender(t *testing.T) {
 		"## in-process echo",
 		"| 1 | goinetd-echo | 8,000 (0.80×) |",
 		"## goinetd at a glance",
-		"| 1 | 1,500 ÷ 1,200 (peer-a) = 1.25× | 100 / 120 (peer-b) / 50.0 | 2.00 ÷ 3.00 (peer-b) = 0.67× | 1,500 ÷ 2,000 = 0.75× | 8,000 ÷ 10,000 = 0.80× |",
+		"| 1 | 1,500 ÷ 1,200 (peer-a) = 1.25× | 100 / 120 (peer-b) / 50.0 | 2.00 ÷ 3.00 (peer-b) = 0.67× | 0.67×, worse in 0 of 3 | 1,500 ÷ 2,000 = 0.75× | 8,000 ÷ 10,000 = 0.80× |",
 		"## Held connections",
 		"| goinetd | 1,000 | 9 | 12.0 | 1,000 | 9 |",
 		"| peer-b | 1 | read: ECONNRESET | 2 |",
@@ -144,6 +144,31 @@ func TestRender(t *testing.T) {
 		} else if n != cells {
 			t.Errorf("row %q has %d cells; want %d, as its header", line, n, cells)
 		}
+	}
+}
+
+func TestRoundRatios(t *testing.T) {
+	res := sampleResults()
+	p99 := func(r levelResult) float64 { return r.P99ms }
+	// goinetd's p99 is 2/3 of peer-b's in every round of the sample; make
+	// it worse in round 3 only, so that the median and the count differ.
+	for i, r := range res.Runs {
+		if r.Server == "goinetd" && r.Level == 1 && r.Round == 3 {
+			res.Runs[i].P99ms = 3 * 1.2 * 1.1
+		}
+	}
+	got := res.roundRatios("goinetd", "peer-b", 1, p99)
+	if len(got) != 3 {
+		t.Fatalf("ratios: got %v; want one per round", got)
+	}
+	if s := fmtRoundRatios(got); s != "0.67×, worse in 1 of 3" {
+		t.Errorf("got %q; want %q", s, "0.67×, worse in 1 of 3")
+	}
+	if got := res.roundRatios("goinetd", "peer-b", 32, p99); len(got) != 0 {
+		t.Errorf("a level not run: got %v; want none", got)
+	}
+	if s := fmtRoundRatios(nil); s != "–" {
+		t.Errorf("no rounds: got %q; want –", s)
 	}
 }
 
