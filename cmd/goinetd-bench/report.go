@@ -127,8 +127,10 @@ func (res *results) roundRatios(a, b string, level int, get func(levelResult) fl
 	}
 	var ratios []float64
 	for _, r := range res.Runs {
-		v, ok := of[r.Round]
-		if r.Server == a && r.Level == level && ok && v != 0 && !math.IsNaN(v) && !math.IsNaN(get(r)) {
+		if r.Server != a || r.Level != level {
+			continue
+		}
+		if v, ok := of[r.Round]; ok && v != 0 && !math.IsNaN(v) && !math.IsNaN(get(r)) {
 			ratios = append(ratios, get(r)/v)
 		}
 	}
