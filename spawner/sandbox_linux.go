@@ -23,10 +23,10 @@ package spawner
 //     program; setting them on goinetd around the fork would race with
 //     every other spawn. So for these services the child execs goinetd
 //     itself, as the trampoline (see Trampoline), which runs as root when
-//     a user is set: it sets the limits, the nice value and
-//     the umask, chroots, switches to the handler's credentials last, and
-//     execs the program, which keeps its pid. ForkExec is then given no
-//     credential and no root: the trampoline does both, in that order.
+//     a user is set: it sets the limits, the nice value and the umask,
+//     chroots, switches to the handler's credentials last, and execs the
+//     program, which keeps its pid. ForkExec is then given no credential
+//     and no root: the trampoline does both, in that order.
 //
 // The trampoline costs one more execve per handler start, of goinetd's
 // binary: a Go program starting, a few milliseconds (about 4 ms on a small
