@@ -31,6 +31,10 @@ type Config struct {
 	Includes []string
 	Server   Server
 	Services []*Service // every [services.NAME] table, disabled ones too, sorted by name
+	// Warnings are the settings that are valid but risky or probably not
+	// meant, in file and line order. `goinetd check` prints them, and
+	// startup and reload log them; none stops the config from loading.
+	Warnings []*Problem
 }
 
 // Enabled returns the services that are not disabled, sorted by name.

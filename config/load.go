@@ -106,10 +106,11 @@ func Parse(data []byte, file, dir string) (*Config, error) {
 	}
 	slices.SortFunc(cfg.Services, func(a, b *Service) int { return strings.Compare(a.Name, b.Name) })
 
-	validate(cfg, from)
+	validate(cfg, main, from)
 	if err := allProblems(files); err != nil {
 		return nil, err
 	}
+	cfg.Warnings = allWarnings(files)
 	return cfg, nil
 }
 

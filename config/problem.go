@@ -65,11 +65,13 @@ var (
 // intRanges are the ranges of integer keys, named in out-of-range messages.
 var intRanges = map[string]string{"port": "1-65535"}
 
-// problems collects every Problem of one file.
+// problems collects every Problem of one file: the errors, which make the
+// file invalid, and the warnings, which do not.
 type problems struct {
-	file  string
-	lines map[string]int // key path -> line, for every key decoded so far
-	list  []*Problem
+	file     string
+	lines    map[string]int // key path -> line, for every key decoded so far
+	list     []*Problem
+	warnings []*Problem
 }
 
 // add records a problem with key. Its line is the key's, or if the key is
@@ -77,13 +79,24 @@ type problems struct {
 // problem is recorded once: a bad [defaults] value is checked for each
 // service that inherits it.
 func (ps *problems) add(key, format string, args ...any) {
+	ps.list = ps.record(ps.list, key, format, args...)
+}
+
+// warn records a warning with key, placed as add places a problem: a
+// setting that works but is probably not what the operator wants (a
+// risk, a default that will bite). Warnings never make a config invalid.
+func (ps *problems) warn(key, format string, args ...any) {
+	ps.warnings = ps.record(ps.warnings, key, format, args...)
+}
+
+func (ps *problems) record(list []*Problem, key, format string, args ...any) []*Problem {
 	p := &Problem{File: ps.file, Line: ps.line(key), Key: key, Msg: fmt.Sprintf(format, args...)}
-	for _, q := range ps.list {
+	for _, q := range list {
 		if *q == *p {
-			return
+			return list
 		}
 	}
-	ps.list = append(ps.list, p)
+	return append(list, p)
 }
 
 func (ps *problems) line(key string) int {
@@ -146,6 +159,17 @@ func allProblems(files []*problems) error {
 	}
 	merr.ErrorFormat = onePerLine
 	return merr
+}
+
+// allWarnings returns every warning of files, file by file, each in line
+// order.
+func allWarnings(files []*problems) []*Problem {
+	var all []*Problem
+	for _, ps := range files {
+		sort.SliceStable(ps.warnings, func(i, j int) bool { return ps.warnings[i].Line < ps.warnings[j].Line })
+		all = append(all, ps.warnings...)
+	}
+	return all
 }
 
 func onePerLine(errs []error) string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -20,11 +21,30 @@ var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 // validate fills in defaults and checks what no single key can check alone,
 // for services that came from the files in from. Disabled services are
 // checked as written but their programs, folders and ports are not.
-func validate(cfg *Config, from map[*Service]*where) {
+func validate(cfg *Config, main *problems, from map[*Service]*where) {
+	validateServer(&cfg.Server, main)
 	for _, s := range cfg.Services {
 		validateService(s, from[s])
 	}
 	checkConflicts(cfg, from)
+}
+
+// validateServer checks the [server] table as a whole.
+func validateServer(s *Server, main *problems) {
+	if s.Metrics != "" && !isLoopback(s.Metrics) {
+		main.warn("server.metrics", "%q is reachable beyond this host: the metrics endpoint is not authenticated; bind it to 127.0.0.1 or [::1], or make sure a firewall keeps it on an admin network", s.Metrics)
+	}
+}
+
+// isLoopback reports whether hostPort, a valid "host:port", names a
+// loopback address or localhost.
+func isLoopback(hostPort string) bool {
+	host, _, _ := net.SplitHostPort(hostPort)
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // where tells in which file, and under which key, a service's settings
@@ -61,6 +81,16 @@ func (w *where) add(name, format string, args ...any) {
 		return
 	}
 	w.file.add(w.ownKey(name), format, args...)
+}
+
+// warn records a warning about the service's setting name, where add
+// would record a problem with it.
+func (w *where) warn(name, format string, args ...any) {
+	if !w.own(name) && w.main.lines[toml.Key{"defaults", name}.String()] > 0 {
+		w.main.warn(toml.Key{"defaults", name}.String(), format, args...)
+		return
+	}
+	w.file.warn(w.ownKey(name), format, args...)
 }
 
 // addTable records a problem with the service as a whole.

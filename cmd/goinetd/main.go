@@ -106,6 +106,7 @@ func serve(path string, level slog.Level, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(cfg.Server.LogFormat, level, stderr)
+	logWarnings(log, cfg)
 	m := metrics.New()
 	exporter := metrics.NewExporter(m, log)
 	if err := exporter.Serve(cfg.Server.Metrics); err != nil {
@@ -172,6 +173,7 @@ func reload(log *slog.Logger, srv *spawner.Server, path string, cur *config.Conf
 		notify(log, "READY=1\nSTATUS=reload failed; "+status(cur))
 		return cur
 	}
+	logWarnings(log, next)
 	ch := srv.Apply(next)
 	failed := make([]string, 0, len(ch.Failed))
 	for name := range ch.Failed {
@@ -182,6 +184,13 @@ func reload(log *slog.Logger, srv *spawner.Server, path string, cur *config.Conf
 		"rebound", ch.Rebound, "kept", ch.Kept, "failed", failed)
 	notify(log, "READY=1\nSTATUS="+status(next))
 	return next
+}
+
+// logWarnings logs each of cfg's warnings, as check prints them.
+func logWarnings(log *slog.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		log.Warn("config warning", "warning", w.Error())
+	}
 }
 
 // status is the one-line summary systemctl status shows.
@@ -214,6 +223,9 @@ func check(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "warning: %v\n", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok, %d services (%d enabled)\n", cfg.File, len(cfg.Services), len(cfg.Enabled()))
 	for _, inc := range cfg.Includes {

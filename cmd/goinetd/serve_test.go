@@ -564,6 +564,24 @@ disabled = true
 	}
 }
 
+// TestCheckWarns checks that a valid but risky config passes check (exit
+// 0) with each warning on stderr, naming file, line and key.
+func TestCheckWarns(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "warn.toml")
+	os.WriteFile(path, []byte("[server]\nmetrics = \"0.0.0.0:9102\"\n"+echoService("echo", "127.0.0.1", 7)), 0o644)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "-config", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check of a risky config: exit %d; want 0; stderr %q", code, stderr.String())
+	}
+	want := "warning: " + path + ":2: server.metrics: \"0.0.0.0:9102\" is reachable beyond this host"
+	if !strings.HasPrefix(stderr.String(), want) {
+		t.Errorf("got stderr %q; want it to start with %q", stderr.String(), want)
+	}
+	if !strings.Contains(stdout.String(), ": ok, 1 services") {
+		t.Errorf("got stdout %q; want the ok summary", stdout.String())
+	}
+}
+
 func TestVersion(t *testing.T) {
 	out, err := exec.Command(filepath.Join(bin, "goinetd"), "-version").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "goinetd ") {
