@@ -8,9 +8,10 @@ LDFLAGS := -X main.version=$(VERSION)
 
 .PHONY: build run test stress bench deps lint
 
-## build: goinetd and the bundled handlers into bin/
+## build: goinetd and the bundled handlers into bin/, statically linked
+## (no cgo), so the same file runs on any Linux of its architecture
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/goinetd ./services/echo ./services/lastaccess
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/goinetd ./services/echo ./services/lastaccess
 
 ## run: build, then serve inetd.toml in the foreground (Ctrl-C stops it)
 run: build
@@ -122,6 +123,9 @@ workdir = "$(STATEDIR)"
 endef
 
 .PHONY: install uninstall
+
+# An installed goinetd takes $(CONFDIR)/inetd.toml when no -c is given.
+install: LDFLAGS += -X main.sysconfdir=$(SYSCONFDIR)
 
 ## install: build, then install goinetd, its handlers, units, man pages and,
 ## if there is none yet, a config

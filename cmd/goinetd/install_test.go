@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -181,6 +182,28 @@ func TestInstallLayout(t *testing.T) {
 	out, _, err := runBounded(t, nil, filepath.Join(dest, installedGoinetd), "-version")
 	if err != nil || !strings.HasPrefix(out, "goinetd ") {
 		t.Errorf("installed goinetd -version: got %q, %v; want \"goinetd VERSION\"", out, err)
+	}
+
+	// Statically linked: no program interpreter, so it runs on any Linux.
+	if f, err := elf.Open(filepath.Join(dest, installedGoinetd)); err != nil {
+		t.Error(err)
+	} else {
+		if interp := f.Section(".interp"); interp != nil {
+			t.Errorf("installed goinetd: got an .interp section (dynamically linked); want a static binary")
+		}
+		f.Close()
+	}
+
+	// Without -c, the installed goinetd takes the installed config path
+	// (SYSCONFDIR is /etc: DESTDIR only stages the files).
+	t.Chdir(t.TempDir())
+	out, errOut, _ := runBounded(t, nil, filepath.Join(dest, installedGoinetd), "check")
+	if _, err := os.Stat("/etc/goinetd/inetd.toml"); err == nil {
+		if !strings.HasPrefix(out, "/etc/goinetd/inetd.toml: ") {
+			t.Errorf("installed goinetd check: got %q, %q; want the check of /etc/goinetd/inetd.toml", out, errOut)
+		}
+	} else if !strings.Contains(errOut, "none at /etc/goinetd/inetd.toml or inetd.toml") {
+		t.Errorf("installed goinetd check: got stderr %q; want it to name /etc/goinetd/inetd.toml", errOut)
 	}
 }
 
@@ -448,12 +471,12 @@ func TestInstalledManPages(t *testing.T) {
 
 	// Every flag goinetd's usage lists is in goinetd(8), as roff spells it.
 	goinetd8 := strings.ReplaceAll(readText(t, pages[0]), `\-`, "-")
-	_, usage, _ := runBounded(t, nil, filepath.Join(dest, installedGoinetd), "-h")
+	usage, _, _ := runBounded(t, nil, filepath.Join(dest, installedGoinetd), "-h")
 	flags := regexp.MustCompile(`(?m)^\s+(-[a-z-]+)`).FindAllStringSubmatch(usage, -1)
 	if len(flags) == 0 {
 		t.Errorf("goinetd -h lists no flags:\n%s", usage)
 	}
-	for _, f := range append(flags, []string{"", "check"}) {
+	for _, f := range append(flags, []string{"", "check"}, []string{"", "help"}) {
 		if !strings.Contains(goinetd8, ".B "+f[1]) && !strings.Contains(goinetd8, ".BI "+f[1]) &&
 			!strings.Contains(goinetd8, ".RB [ "+f[1]) {
 			t.Errorf("goinetd.8 does not document %s", f[1])

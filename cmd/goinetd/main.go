@@ -5,8 +5,9 @@
 //
 // Usage:
 //
-//	goinetd [-config FILE] [-log-level LEVEL]   serve in the foreground
-//	goinetd check [-config FILE]                validate FILE and summarise it
+//	goinetd [-c FILE] [-log-level LEVEL]   serve in the foreground
+//	goinetd check [-c FILE | FILE]         validate FILE and summarise it
+//	goinetd help
 //	goinetd -version
 //
 // SIGHUP reloads the config as a transaction. SIGTERM and SIGINT stop
@@ -16,7 +17,7 @@
 package main
 
 import (
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -52,33 +53,30 @@ func main() {
 }
 
 // run is goinetd with its arguments and output streams; it returns the
-// exit status.
+// exit status: 2 for a command line it does not understand.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "check" {
-		return check(args[1:], stdout, stderr)
-	}
-	flags := flag.NewFlagSet("goinetd", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	configPath := flags.String("config", "inetd.toml", "the config `file`")
-	level := flags.String("log-level", "info", "log records at this `level` and above: debug, info, warn, error")
-	showVersion := flags.Bool("version", false, "print the version and exit")
-	if err := flags.Parse(args); err != nil {
+	cmd, err := parseArgs(args, stderr)
+	switch {
+	case errors.Is(err, errUsage):
+		return 2 // the flag package has said what is wrong
+	case errors.Is(err, errNoConfig):
+		fmt.Fprintf(stderr, "goinetd: %v\n", err)
+		return 1
+	case err != nil:
+		fmt.Fprintf(stderr, "goinetd: %v\n", err)
 		return 2
 	}
-	if flags.NArg() > 0 {
-		fmt.Fprintf(stderr, "goinetd: unexpected argument %q (did you mean \"goinetd check\"?)\n", flags.Arg(0))
-		return 2
-	}
-	if *showVersion {
+	switch cmd.name {
+	case "help":
+		printUsage(stdout)
+		return 0
+	case "version":
 		fmt.Fprintf(stdout, "goinetd %s\n", version)
 		return 0
+	case "check":
+		return check(cmd.configPath, stdout, stderr)
 	}
-	var logLevel slog.Level
-	if err := logLevel.UnmarshalText([]byte(*level)); err != nil {
-		fmt.Fprintf(stderr, "goinetd: -log-level: %v\n", err)
-		return 2
-	}
-	return serve(*configPath, logLevel, stderr)
+	return serve(cmd.configPath, cmd.level, stderr)
 }
 
 func serve(path string, level slog.Level, stderr io.Writer) int {
@@ -210,16 +208,10 @@ func notify(log *slog.Logger, state string) {
 	}
 }
 
-// check validates the config and prints a summary per service, or every
-// problem.
-func check(args []string, stdout, stderr io.Writer) int {
-	flags := flag.NewFlagSet("goinetd check", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	configPath := flags.String("config", "inetd.toml", "the config `file`")
-	if err := flags.Parse(args); err != nil {
-		return 2
-	}
-	cfg, err := config.Load(*configPath)
+// check validates the config at path and prints a summary per service,
+// or every problem; warnings go to stderr and do not fail it.
+func check(path string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCommandLine runs goinetd's command line as an operator types it:
+// check checks the file it is given however it is given, and anything
+// goinetd does not understand exits 2 saying what it accepts, never
+// falling back to the default file.
+func TestCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[services.a]\nport = 70000\nbuiltin = \"echo\"\n"), 0o644)
+	good := filepath.Join(dir, "good.toml")
+	os.WriteFile(good, []byte(echoService("echo", "127.0.0.1", 7)), 0o644)
+	// A valid ./inetd.toml, which a silent fallback would check instead.
+	os.WriteFile(filepath.Join(dir, "inetd.toml"), []byte(echoService("fallback", "127.0.0.1", 8)), 0o644)
+	t.Chdir(dir)
+
+	badProblem := bad + ":2: services.a.port: 70000 is out of range 1-65535"
+	for _, tc := range []struct {
+		args       []string
+		code       int
+		stdout     string // a substring of standard output
+		stderr     string // a substring of standard error
+		noFallback bool   // output must not mention the default inetd.toml
+	}{
+		{args: []string{"check", bad}, code: 1, stderr: badProblem},
+		{args: []string{"check", "-config", bad}, code: 1, stderr: badProblem},
+		{args: []string{"check", "-c", bad}, code: 1, stderr: badProblem},
+		{args: []string{"-config", bad, "check"}, code: 1, stderr: badProblem},
+		{args: []string{"-c", bad, "check"}, code: 1, stderr: badProblem},
+		{args: []string{"-c", bad, "check", bad}, code: 1, stderr: badProblem},
+		{args: []string{"check", good}, code: 0, stdout: good + ": ok, 1 services", noFallback: true},
+		{args: []string{"check"}, code: 0, stdout: "inetd.toml: ok, 1 services"},
+		{args: []string{"check", good, bad}, code: 2, stderr: "check takes one config file"},
+		{args: []string{"-c", good, "check", bad}, code: 2, stderr: "check takes one config file"},
+		{args: []string{"check", "-x", good}, code: 2, stderr: "usage: goinetd check"},
+		{args: []string{"chekc", good}, code: 2, stderr: `unknown command "chekc": goinetd accepts check, help`},
+		{args: []string{good}, code: 2, stderr: "unknown command"},
+		{args: []string{"-x"}, code: 2, stderr: "flag provided but not defined: -x"},
+		{args: []string{"-log-level", "loud", "check"}, code: 2, stderr: "-log-level"},
+		{args: []string{"-h"}, code: 0, stdout: "goinetd check [-c FILE | FILE]"},
+		{args: []string{"help"}, code: 0, stdout: "goinetd(8)"},
+		{args: []string{"check", "-h"}, code: 0, stdout: "Usage:"},
+		{args: []string{"help", "check"}, code: 2, stderr: "help takes no argument"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(tc.args, &stdout, &stderr)
+		name := strings.Join(tc.args, " ")
+		if code != tc.code {
+			t.Errorf("goinetd %s: got exit %d; want %d (stdout %q, stderr %q)", name, code, tc.code, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(stdout.String(), tc.stdout) {
+			t.Errorf("goinetd %s: got stdout %q; want it to contain %q", name, stdout.String(), tc.stdout)
+		}
+		if !strings.Contains(stderr.String(), tc.stderr) {
+			t.Errorf("goinetd %s: got stderr %q; want it to contain %q", name, stderr.String(), tc.stderr)
+		}
+		if tc.noFallback && strings.Contains(stdout.String(), "fallback") {
+			t.Errorf("goinetd %s: got stdout %q; want no sign of ./inetd.toml", name, stdout.String())
+		}
+	}
+}
+
+// TestNoDefaultConfig checks that goinetd without a config, in a folder
+// without inetd.toml, says which paths it tried and how to pass one.
+func TestNoDefaultConfig(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, args := range [][]string{nil, {"check"}} {
+		var stdout, stderr bytes.Buffer
+		code := run(args, &stdout, &stderr)
+		want := "goinetd: no config file given, and none at inetd.toml; pass one with -c FILE\n"
+		if code != 1 || stderr.String() != want {
+			t.Errorf("goinetd %v: got exit %d, stderr %q; want exit 1, %q", args, code, stderr.String(), want)
+		}
+	}
+}
