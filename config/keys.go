@@ -15,11 +15,9 @@ import (
 )
 
 // tableKeys is what one kind of table accepts: a function per key that
-// checks the key's TOML value and stores it, and the keys that a later
-// version of goinetd will accept.
+// checks the key's TOML value and stores it.
 type tableKeys struct {
-	set    map[string]func(value any) error
-	notYet []string
+	set map[string]func(value any) error
 }
 
 func serverKeys(s *Server) tableKeys {
@@ -81,7 +79,6 @@ func serviceKeys(s *Service) tableKeys {
 			"stderr":   func(v any) error { return oneOf(v, &s.Stderr, StderrLog, StderrSocket, StderrNull) },
 			"disabled": func(v any) error { return parseBool(v, &s.Disabled) },
 		},
-		notYet: nil,
 	}
 }
 
@@ -171,10 +168,39 @@ func parseHostPort(v any, dst *string) error {
 	}
 	_, port, err := net.SplitHostPort(s)
 	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
+		if i := strings.LastIndexByte(s, ':'); i > 0 {
+			if a, err := netip.ParseAddr(s[:i]); err == nil && a.Is6() {
+				return fmt.Errorf("%q is not an address like \"127.0.0.1:9102\": an IPv6 address goes in brackets, %q", s, "["+s[:i]+"]"+s[i:])
+			}
+		}
 		return fmt.Errorf("%q is not an address like \"127.0.0.1:9102\"", s)
 	}
 	*dst = s
 	return nil
+}
+
+// addressHint says what is wrong with s, which is not an IP address, if it
+// is a near miss: an address with brackets or a port, or a host name.
+func addressHint(s string) string {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return fmt.Sprintf(": the port goes in \"port\" (address = %q, port = %d)", ap.Addr().String(), ap.Port())
+	}
+	if inner, ok := strings.CutPrefix(s, "["); ok {
+		if inner, ok := strings.CutSuffix(inner, "]"); ok {
+			if _, err := netip.ParseAddr(inner); err == nil {
+				return fmt.Sprintf(": drop the brackets (%q)", inner)
+			}
+		}
+	}
+	if i := strings.LastIndexByte(s, ':'); i > 0 {
+		host, port := s[:i], s[i+1:]
+		if _, err := netip.ParseAddr(host); err == nil {
+			if n, err := strconv.Atoi(port); err == nil && n > 0 && n <= 65535 {
+				return fmt.Sprintf(": the port goes in \"port\" (address = %q, port = %d)", host, n)
+			}
+		}
+	}
+	return " (host names are not resolved; give the address)"
 }
 
 // parseAddress accepts an IPv4 or IPv6 address; an IPv4-mapped IPv6 address
@@ -185,13 +211,8 @@ func parseAddress(v any, dst *netip.Addr) error {
 		return err
 	}
 	a, err := netip.ParseAddr(s)
-	_, portErr := netip.ParseAddrPort(s)
-	switch {
-	case err == nil:
-	case portErr == nil || strings.Count(s, ":") == 1:
-		return fmt.Errorf("%q is not an IP address: the port goes in \"port\"", s)
-	default:
-		return fmt.Errorf("%q is not an IP address (host names are not resolved)", s)
+	if err != nil {
+		return fmt.Errorf("%q is not an IP address%s", s, addressHint(s))
 	}
 	*dst = a.Unmap()
 	return nil

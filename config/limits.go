@@ -46,12 +46,17 @@ func parsePrefixes(v any, dst *[]netip.Prefix) error {
 		return err
 	}
 	out := make([]netip.Prefix, 0, len(items))
+	var bad []error
 	for i, s := range items {
 		p, err := parsePrefix(s)
 		if err != nil {
-			return fmt.Errorf("item %d: %w", i+1, err)
+			bad = append(bad, fmt.Errorf("item %d: %w", i+1, err))
+			continue
 		}
 		out = append(out, p)
+	}
+	if len(bad) > 0 {
+		return errors.Join(bad...)
 	}
 	*dst = out
 	return nil

@@ -14,11 +14,13 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
+// topKeys are the keys of a config file's top level.
+var topKeys = []string{"defaults", "include", "server", "services"}
+
 // Load reads, decodes and validates the config file at path.
 //
-// Decoding is strict: a key goinetd does not know is an error, and a key
-// whose behaviour is not implemented yet is rejected as "not supported yet",
-// never silently ignored. On failure the error lists every problem, one per
+// Decoding is strict: a key goinetd does not know is an error, never
+// silently ignored. On failure the error lists every problem, one per
 // line (each a *Problem), and the Config is nil.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -60,7 +62,7 @@ func Parse(data []byte, file, dir string) (*Config, error) {
 		case "services":
 		default:
 			main.lines[key] = d.line(top[key])
-			d.unknown(toml.Key{key}, nil)
+			d.unknown(toml.Key{key}, topKeys)
 		}
 	}
 
@@ -250,7 +252,7 @@ func (d *decoder) decodeTable(prim toml.Primitive, path toml.Key, keys tableKeys
 		d.ps.lines[key.String()] = d.line(t[name])
 		set, ok := keys.set[name]
 		if !ok {
-			d.unknown(key, keys.notYet)
+			d.unknown(key, sortedKeys(keys.set))
 			continue
 		}
 		// A key may have several problems (env, with a bad variable
@@ -301,15 +303,16 @@ func (d *decoder) line(prim toml.Primitive) int {
 	return first
 }
 
-// unknown records a key that goinetd does not read, saying so if a later
-// version will.
-func (d *decoder) unknown(key toml.Key, notYet []string) {
-	if slices.Contains(notYet, key[len(key)-1]) {
-		d.ps.add(key.String(), "not supported yet")
+// unknown records a key that goinetd does not read, with the known key of
+// its table that it was probably meant to be.
+func (d *decoder) unknown(key toml.Key, known []string) {
+	name := key[len(key)-1]
+	if name == "include" {
+		d.ps.add(key.String(), "unknown key; include goes at the top of the file, before any [table]")
 		return
 	}
-	if key[len(key)-1] == "include" {
-		d.ps.add(key.String(), "unknown key; include goes at the top of the file, before any [table]")
+	if guess := closestKey(name, known); guess != "" {
+		d.ps.add(key.String(), "unknown key; did you mean %s?", guess)
 		return
 	}
 	d.ps.add(key.String(), "unknown key")
