@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 
@@ -16,7 +17,8 @@ type Changes struct {
 	Added   []string // newly bound
 	Removed []string // no longer served; their children run on
 	Rebound []string // same address, but a different kind of loop: closed and bound again
-	Kept    []string // socket kept; new settings apply to new connections
+	Changed []string // socket kept, some setting differs; it applies to new connections
+	Kept    []string // socket and settings unchanged
 	Failed  map[string]error
 }
 
@@ -74,9 +76,13 @@ func (s *Server) apply(cfg *config.Config, strict bool) Changes {
 			if err != nil {
 				ch.Failed[svc.Name] = fmt.Errorf("service %s: %w (keeping its old settings)", svc.Name, err)
 			} else {
+				if reflect.DeepEqual(l.current.Load().Service, svc) {
+					ch.Kept = append(ch.Kept, svc.Name)
+				} else {
+					ch.Changed = append(ch.Changed, svc.Name)
+				}
 				l.current.Store(p)
 				s.updateSocketFile(l, svc)
-				ch.Kept = append(ch.Kept, svc.Name)
 			}
 			next[key] = l
 			continue
@@ -148,7 +154,7 @@ func (s *Server) apply(cfg *config.Config, strict bool) Changes {
 		}
 	}
 	s.children.maxTotal.Store(int64(cfg.Server.MaxConnections))
-	for _, list := range [][]string{ch.Added, ch.Removed, ch.Rebound, ch.Kept} {
+	for _, list := range [][]string{ch.Added, ch.Removed, ch.Rebound, ch.Changed, ch.Kept} {
 		slices.Sort(list)
 	}
 	// Failures are not added.

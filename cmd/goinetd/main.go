@@ -179,7 +179,7 @@ func reload(log *slog.Logger, srv *spawner.Server, path string, cur *config.Conf
 	}
 	slices.Sort(failed)
 	log.Info("reloaded", "config", path, "added", ch.Added, "removed", ch.Removed,
-		"rebound", ch.Rebound, "kept", ch.Kept, "failed", failed)
+		"changed", ch.Changed, "rebound", ch.Rebound, "failed", failed, "unchanged", len(ch.Kept))
 	notify(log, "READY=1\nSTATUS="+status(next))
 	return next
 }

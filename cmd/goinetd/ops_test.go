@@ -130,9 +130,24 @@ func TestReloadUnderLoadRefusesNothing(t *testing.T) {
 		t.Errorf("service b, removed by the last reload, still accepts")
 	}
 	last := d.waitLogs(reloads, func(r record) bool { return r.msg() == "reloaded" })[reloads-1]
+	// "kept" keeps its socket, but its program changed.
 	if !slices.Equal(list(last, "added"), []string{"a"}) || !slices.Equal(list(last, "removed"), []string{"b"}) ||
-		!slices.Equal(list(last, "kept"), []string{"kept"}) {
-		t.Errorf("last reload record %v: want a added, b removed, kept kept", last)
+		!slices.Equal(list(last, "changed"), []string{"kept"}) || last["unchanged"] != 0.0 {
+		t.Errorf("last reload record %v: want a added, b removed, kept changed, 0 unchanged", last)
+	}
+}
+
+// TestReloadSaysWhatChanged checks that a reload names each service whose
+// settings changed (its args here) and counts those that did not.
+func TestReloadSaysWhatChanged(t *testing.T) {
+	p1, p2, p3 := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	same := echoService("same", "127.0.0.1", p1) + echoService("also", "127.0.0.1", p2)
+	d := startDaemon(t, jsonLog+same+programService("cat", p3, "/bin/cat", []string{"-u"}))
+	d.writeConfig(jsonLog + same + programService("cat", p3, "/bin/cat", nil))
+	r := d.reload(1)
+	if r.msg() != "reloaded" || !slices.Equal(list(r, "changed"), []string{"cat"}) || r["unchanged"] != 2.0 ||
+		len(list(r, "added"))+len(list(r, "removed"))+len(list(r, "rebound"))+len(list(r, "failed")) != 0 {
+		t.Errorf("got reload record %v; want changed [cat], 2 unchanged, nothing else", r)
 	}
 }
 
