@@ -172,6 +172,10 @@ func reload(log *slog.Logger, srv *spawner.Server, path string, cur *config.Conf
 		return cur
 	}
 	logWarnings(log, next)
+	if next.Server.LogFormat != cur.Server.LogFormat {
+		log.Warn("reload: a setting needs a restart; keeping the running one", "key", "server.log_format",
+			"running", cur.Server.LogFormat, "configured", next.Server.LogFormat)
+	}
 	ch := srv.Apply(next)
 	failed := make([]string, 0, len(ch.Failed))
 	for name := range ch.Failed {

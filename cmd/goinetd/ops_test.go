@@ -151,6 +151,19 @@ func TestReloadSaysWhatChanged(t *testing.T) {
 	}
 }
 
+// TestReloadNamesWhatNeedsARestart checks that a [server] key a reload
+// cannot apply is named in a warning, not silently ignored.
+func TestReloadNamesWhatNeedsARestart(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", port))
+	d.writeConfig("[server]\nlog_format = \"text\"\n" + echoService("echo", "127.0.0.1", port))
+	d.reload(1)
+	w := d.waitLogs(1, func(r record) bool { return r.msg() == "reload: a setting needs a restart; keeping the running one" })[0]
+	if w["key"] != "server.log_format" || w["running"] != "json" || w["configured"] != "text" {
+		t.Errorf("got %v; want key server.log_format, running json, configured text", w)
+	}
+}
+
 func TestReloadWithABadConfigKeepsServing(t *testing.T) {
 	port := freePort(t, "127.0.0.1")
 	good := jsonLog + echoService("echo", "127.0.0.1", port)
