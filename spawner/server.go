@@ -157,8 +157,9 @@ func (s *Server) Close() {
 	unix.Close(s.devNullRead)
 }
 
-// Running returns the number of live children.
-func (s *Server) Running() int { return s.children.count() }
+// Connections returns the number of live connections: handlers running
+// and built-in connections open.
+func (s *Server) Connections() int { return s.children.active() }
 
 func oneErrorPerLine(errs []error) string {
 	var b []byte

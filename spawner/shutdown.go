@@ -6,8 +6,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Shutdown stops the server gracefully and reports whether every
-// connection ended on its own within grace:
+// Stopped is how a Shutdown ended the live connections (handlers and
+// built-in connections) it found.
+type Stopped struct {
+	Ended     int // ended by themselves within the grace period
+	Signalled int // signalled (handlers) or closed (built-in connections) after it
+	Left      int // left running: grace 0, as classic inetd leaves them
+}
+
+// Shutdown stops the server gracefully:
 //
 //  1. every listener is closed at once, so nothing new is accepted;
 //  2. it waits up to grace for the live connections (children and built-in
@@ -18,36 +25,37 @@ import (
 //     reaper to collect it.
 //
 // Each step is logged. With grace 0 it only closes the listeners and
-// returns true at once, leaving the children running, as classic inetd
-// does. The Server is closed afterwards either way.
-func (s *Server) Shutdown(grace time.Duration) (inTime bool) {
+// returns at once, leaving the children running. The Server is closed
+// afterwards either way.
+func (s *Server) Shutdown(grace time.Duration) Stopped {
 	defer s.Close()
 	s.closeListeners()
 	live := s.children.active()
 	if grace <= 0 {
-		s.log.Info("stopped accepting; handlers are left to finish", "running", live)
-		return true
+		s.log.Info("stopped accepting; handlers are left to finish", "connections", live)
+		return Stopped{Left: live}
 	}
 	if live == 0 {
-		return true
+		return Stopped{}
 	}
-	s.log.Info("stopped accepting; waiting for connections to end", "running", live, "grace", grace)
+	s.log.Info("stopped accepting; waiting for connections to end", "connections", live, "grace", grace)
 	if s.children.waitIdle(time.Now().Add(grace)) {
 		s.log.Info("every connection ended")
-		return true
+		return Stopped{Ended: live}
 	}
 
+	remaining := s.children.active()
 	n := s.children.signalAll(unix.SIGTERM)
 	s.closeBuiltinConns()
-	s.log.Warn("grace period over: terminating handlers", "handlers", n)
+	s.log.Warn("grace period over: terminating handlers", "handlers", n, "connections", remaining)
 	if !s.children.waitIdle(time.Now().Add(killGrace)) {
 		n := s.children.signalAll(unix.SIGKILL)
 		s.log.Warn("killing handlers that outlived SIGTERM", "handlers", n)
 		if !s.children.waitIdle(time.Now().Add(killGrace)) {
-			s.log.Error("handlers still running after SIGKILL", "running", s.children.active())
+			s.log.Error("handlers still running after SIGKILL", "connections", s.children.active())
 		}
 	}
-	return false
+	return Stopped{Ended: live - remaining, Signalled: remaining}
 }
 
 // closeListeners closes every listener; their loops return.

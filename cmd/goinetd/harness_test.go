@@ -317,6 +317,29 @@ func (d *daemon) waitLogs(n int, match func(record) bool) []record {
 	}
 }
 
+// lastRecord waits until goinetd's log ends (it has exited) and returns
+// its last JSON record.
+func (d *daemon) lastRecord() record {
+	d.t.Helper()
+	deadline := time.After(waitTimeout)
+	for {
+		d.logs.mu.Lock()
+		changed, eof, parsed := d.logs.changed, d.logs.eof, d.logs.parsed
+		d.logs.mu.Unlock()
+		if eof {
+			if len(parsed) == 0 {
+				d.t.Fatalf("goinetd logged no JSON record; log:\n%s", d.logs)
+			}
+			return parsed[len(parsed)-1]
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			d.t.Fatalf("timed out after %v waiting for goinetd's log to end; log:\n%s", waitTimeout, d.logs)
+		}
+	}
+}
+
 // portsHandedOut counts freePort's calls, so that each gets a new port.
 var portsHandedOut atomic.Uint32
 

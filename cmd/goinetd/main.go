@@ -12,8 +12,7 @@
 //
 // SIGHUP reloads the config as a transaction. SIGTERM and SIGINT stop
 // accepting at once, wait up to [server] shutdown_grace for handlers to
-// finish, then end them; the exit status is 0 if every one finished in
-// time, 1 if some had to be terminated.
+// finish, then end them; a requested stop exits 0 either way.
 package main
 
 import (
@@ -146,10 +145,11 @@ func serve(path string, level slog.Level, stderr io.Writer) int {
 		}
 		notify(log, "STOPPING=1")
 		grace := cfg.Server.ShutdownGrace
-		log.Info("stopping", "signal", sig.String(), "running", srv.Running(), "shutdown_grace", grace)
-		if !srv.Shutdown(grace) {
-			return 1 // some handlers had to be terminated
-		}
+		log.Info("stopping", "signal", sig.String(), "connections", srv.Connections(), "shutdown_grace", grace)
+		st := srv.Shutdown(grace)
+		// A requested stop succeeds even if handlers had to be ended:
+		// service managers read any other status as a failure.
+		log.Info("stopped", "ended", st.Ended, "signalled", st.Signalled, "left_running", st.Left)
 		return 0
 	}
 	return 0

@@ -263,6 +263,9 @@ func TestStopWaitsForHandlersWithinGrace(t *testing.T) {
 		t.Errorf("exit status when every handler finished in time: got %d; want 0", code)
 	}
 	d.waitLog(func(r record) bool { return r.msg() == "every connection ended" })
+	if last := d.lastRecord(); last.msg() != "stopped" || last["ended"] != 1.0 || last["signalled"] != 0.0 {
+		t.Errorf("got last record %v; want stopped with 1 ended, 0 signalled", last)
+	}
 }
 
 func TestStopTerminatesThenKillsAfterGrace(t *testing.T) {
@@ -283,8 +286,13 @@ args = ["-c", "trap '' TERM; echo up; exec sleep 60"]
 	a, b := dial(t, "", addr(term)), dial(t, "", addr(kill))
 	readLine(t, a)
 	readLine(t, b)
-	if code := d.stop(syscall.SIGTERM); code != 1 {
-		t.Errorf("exit status when handlers had to be ended: got %d; want 1", code)
+	// A requested stop is a success for the service manager, even when
+	// handlers had to be ended.
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status when handlers had to be ended: got %d; want 0", code)
+	}
+	if last := d.lastRecord(); last.msg() != "stopped" || last["ended"] != 0.0 || last["signalled"] != 2.0 {
+		t.Errorf("got last record %v; want stopped with 0 ended, 2 signalled", last)
 	}
 	for _, msg := range []string{"grace period over: terminating handlers", "killing handlers that outlived SIGTERM"} {
 		d.waitLog(func(r record) bool { return r.msg() == msg })
