@@ -48,6 +48,16 @@ func (c *Config) Enabled() []*Service {
 	return on
 }
 
+// Serves reports whether c has an enabled service called name.
+func (c *Config) Serves(name string) bool {
+	for _, s := range c.Services {
+		if s.Name == name {
+			return !s.Disabled
+		}
+	}
+	return false
+}
+
 // Server holds the [server] table.
 type Server struct {
 	LogFormat LogFormat
@@ -59,6 +69,10 @@ type Server struct {
 	ShutdownGrace time.Duration
 	// Metrics is the host:port of the Prometheus listener; empty: none.
 	Metrics string
+	// RequireAllServices makes startup fail, serving nothing, if any
+	// service cannot be bound; otherwise goinetd serves the others and
+	// retries the failed binds.
+	RequireAllServices bool
 }
 
 // Service is one [services.NAME] table with [defaults] applied.
@@ -69,6 +83,9 @@ type Service struct {
 	// interface, IPv4 and IPv6. tcp and udp only.
 	Address netip.Addr
 	Port    uint16 // tcp and udp only
+	// FreeBind binds Address even if it is not (yet) on the host
+	// (IP_FREEBIND), as for a floating address. tcp and udp only.
+	FreeBind bool
 	// Path is the absolute path of a unix service's socket, created with
 	// SocketMode and owned by SocketUID and SocketGID (-1: goinetd's).
 	Path       string

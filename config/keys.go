@@ -27,6 +27,8 @@ func serverKeys(s *Server) tableKeys {
 			"max_connections": func(v any) error { return parseCount(v, &s.MaxConnections, 1) },
 			"shutdown_grace":  func(v any) error { return parseGrace(v, &s.ShutdownGrace) },
 			"metrics":         func(v any) error { return parseHostPort(v, &s.Metrics) },
+
+			"require_all_services": func(v any) error { return parseBool(v, &s.RequireAllServices) },
 		},
 	}
 }
@@ -36,6 +38,7 @@ func serviceKeys(s *Service) tableKeys {
 		set: map[string]func(any) error{
 			"protocol":     func(v any) error { return oneOf(v, &s.Protocol, TCP, UDP, Unix) },
 			"address":      func(v any) error { return parseAddress(v, &s.Address) },
+			"freebind":     func(v any) error { return parseBool(v, &s.FreeBind) },
 			"port":         func(v any) error { return parsePort(v, &s.Port) },
 			"path":         func(v any) error { return parsePath(v, &s.Path) },
 			"socket_mode":  func(v any) error { return parseFileMode(v, &s.SocketMode) },

@@ -134,7 +134,7 @@ func validateService(s *Service, w *where) {
 				"so udp services run in \"wait\" mode", s.Mode)
 		}
 	case Unix:
-		notFor("a unix service (it has a path)", "port", "address")
+		notFor("a unix service (it has a path)", "port", "address", "freebind")
 		checkSocketPath(s, w)
 	}
 	if s.SocketMode == 0 && !w.set("socket_mode") {

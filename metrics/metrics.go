@@ -8,6 +8,7 @@ package metrics
 
 import (
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,9 @@ type Metrics struct {
 	running       *prometheus.GaugeVec
 	exits         *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
+
+	serviceUp *prometheus.GaugeVec
+	buildInfo *prometheus.GaugeVec
 
 	reloads        *prometheus.CounterVec
 	lastReload     prometheus.Gauge
@@ -66,6 +70,14 @@ func New() *Metrics {
 			Help:    "How long connections lasted, from spawn to reap (built-ins: from accept to close).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12), // 1 ms to about 70 min
 		}, []string{"service"}),
+		serviceUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "goinetd_service_up",
+			Help: "Whether a service is listening (1), or could not be bound and is being retried (0).",
+		}, []string{"service"}),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "goinetd_build_info",
+			Help: "Always 1; its labels are goinetd's version and the Go version it was built with.",
+		}, []string{"version", "goversion"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goinetd_config_reloads_total",
 			Help: "Config reloads, by result: success or failure (the config was invalid and the old one kept serving).",
@@ -80,7 +92,7 @@ func New() *Metrics {
 		}),
 	}
 	m.reg.MustRegister(m.accepted, m.refused, m.paused, m.spawnFailures, m.running, m.exits, m.duration,
-		m.reloads, m.lastReload, m.lastReloadGood,
+		m.serviceUp, m.buildInfo, m.reloads, m.lastReload, m.lastReloadGood,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -149,6 +161,34 @@ func (m *Metrics) Exited(service, outcome string, d time.Duration) {
 func (m *Metrics) Ended(service string, d time.Duration) {
 	if m != nil {
 		m.duration.WithLabelValues(service).Observe(d.Seconds())
+	}
+}
+
+// BuildInfo records goinetd's version and the Go version it was built
+// with.
+func (m *Metrics) BuildInfo(version string) {
+	if m != nil {
+		m.buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+	}
+}
+
+// ServiceUp records whether service is listening.
+func (m *Metrics) ServiceUp(service string, up bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.serviceUp.WithLabelValues(service).Set(v)
+}
+
+// ServiceRemoved drops the series of a service that is no longer
+// configured.
+func (m *Metrics) ServiceRemoved(service string) {
+	if m != nil {
+		m.serviceUp.DeleteLabelValues(service)
 	}
 }
 

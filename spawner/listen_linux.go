@@ -163,6 +163,9 @@ func listenInet(svc *config.Service, network string) (*os.File, string, error) {
 	}
 	addr := svc.ListenAddress()
 	var lc net.ListenConfig
+	if svc.FreeBind {
+		lc.Control = freeBind
+	}
 	var sock interface {
 		File() (*os.File, error)
 		Close() error
@@ -188,6 +191,26 @@ func listenInet(svc *config.Service, network string) (*os.File, string, error) {
 		return nil, "", fmt.Errorf("listen on %s %s: %w", network, addr, err)
 	}
 	return file, bound, nil
+}
+
+// freeBind sets IP_FREEBIND (IPV6_FREEBIND on an IPv6 socket) before the
+// bind, so that an address not on the host yet can be bound.
+func freeBind(network, _ string, c syscall.RawConn) error {
+	var err error
+	ctlErr := c.Control(func(fd uintptr) {
+		if network == "tcp6" || network == "udp6" {
+			err = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
+		} else {
+			err = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+		}
+	})
+	if ctlErr != nil {
+		return ctlErr
+	}
+	if err != nil {
+		return fmt.Errorf("set IP_FREEBIND: %w", err)
+	}
+	return nil
 }
 
 // listenUnix binds a unix stream socket at svc.Path with svc's mode and

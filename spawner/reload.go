@@ -153,6 +153,10 @@ func (s *Server) apply(cfg *config.Config, strict bool) Changes {
 			s.log.Error("cannot serve service", "service", name, "err", err)
 		}
 	}
+	for _, name := range ch.Removed {
+		s.metrics.ServiceRemoved(name)
+	}
+	s.retryLater(cfg, ch)
 	s.children.maxTotal.Store(int64(cfg.Server.MaxConnections))
 	for _, list := range [][]string{ch.Added, ch.Removed, ch.Rebound, ch.Changed, ch.Kept} {
 		slices.Sort(list)

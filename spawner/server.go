@@ -35,6 +35,9 @@ type Server struct {
 	nofile *unix.Rlimit
 
 	loop *spawnLoop // starts and reaps every handler
+
+	retry   bindRetry // services whose bind failed, tried again
+	onBound func()    // called after a retried bind succeeds
 }
 
 // New returns a Server that logs to log and counts in m (which may be
@@ -87,15 +90,27 @@ func New(log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 }
 
 // Start binds every enabled service of cfg and starts accepting on them.
-// If any service cannot be bound, nothing is served: the listeners already
-// bound are closed and the error names each failed service and address.
+// A service that cannot be bound is logged and its bind retried (see
+// retry.go) while the others serve; Start fails only if cfg has enabled
+// services and none could be bound. With [server] require_all_services,
+// any failure fails it. On failure nothing is served: what was bound is
+// closed, and the error names each failed service and address.
 func (s *Server) Start(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch := s.apply(cfg, true)
+	strict := cfg.Server.RequireAllServices
+	ch := s.apply(cfg, strict)
 	if len(ch.Failed) == 0 {
 		return nil
 	}
+	if !strict && len(s.listeners) > 0 {
+		return nil
+	}
+	for _, l := range s.listeners {
+		l.close()
+		delete(s.listeners, listenKey(l.service))
+	}
+	s.stopRetries()
 	var errs *multierror.Error
 	for _, name := range sortedNames(ch.Failed) {
 		errs = multierror.Append(errs, ch.Failed[name])
@@ -103,6 +118,10 @@ func (s *Server) Start(cfg *config.Config) error {
 	errs.ErrorFormat = oneErrorPerLine
 	return errs
 }
+
+// OnBound sets f to be called, on a goroutine of its own, each time a bind
+// that had failed succeeds on a retry. Call it before Start.
+func (s *Server) OnBound(f func()) { s.onBound = f }
 
 // startLoop records l as serving and runs its loop.
 func (s *Server) startLoop(l *listener) {
@@ -122,6 +141,7 @@ func (s *Server) startLoop(l *listener) {
 		attrs = append(attrs, "socket", "passed by systemd")
 	}
 	s.log.Info("listening", attrs...)
+	s.metrics.ServiceUp(l.service.Name, true)
 }
 
 // serve runs the loop that fits l's service until l is closed.
@@ -144,6 +164,7 @@ func (s *Server) serve(l *listener) {
 // to finish on their own, as classic inetd leaves them.
 func (s *Server) Close() {
 	s.mu.Lock()
+	s.stopRetries()
 	for _, l := range s.listeners {
 		l.close()
 	}

@@ -26,6 +26,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/coreos/go-systemd/v22/activation"
@@ -105,6 +106,7 @@ func serve(path string, level slog.Level, stderr io.Writer) int {
 	log := newLogger(cfg.Server.LogFormat, level, stderr)
 	logWarnings(log, cfg)
 	m := metrics.New()
+	m.BuildInfo(version)
 	exporter := metrics.NewExporter(m, log)
 	if err := exporter.Serve(cfg.Server.Metrics); err != nil {
 		log.Error("cannot serve metrics", "err", err)
@@ -119,6 +121,9 @@ func serve(path string, level slog.Level, stderr io.Writer) int {
 	// Sockets systemd passed (goinetd.socket) are used instead of binding,
 	// by the service each is named after; LISTEN_* leave the environment.
 	srv.Adopt(activation.Files(true))
+	var served atomic.Pointer[config.Config] // for the status after a retried bind
+	served.Store(cfg)
+	srv.OnBound(func() { notify(log, "STATUS="+status(served.Load(), srv.Pending())) })
 	if err := srv.Start(cfg); err != nil {
 		log.Error("cannot serve "+cfg.File, "err", err)
 		srv.Close()
@@ -129,7 +134,7 @@ func serve(path string, level slog.Level, stderr io.Writer) int {
 	}
 	log.Info("serving", "config", cfg.File, "services", len(cfg.Enabled()), "version", version)
 	m.Loaded(false, true)
-	notify(log, "READY=1\nSTATUS="+status(cfg))
+	notify(log, "READY=1\nSTATUS="+status(cfg, srv.Pending()))
 
 	for sig := range signals {
 		if sig == syscall.SIGHUP {
@@ -141,6 +146,7 @@ func serve(path string, level slog.Level, stderr io.Writer) int {
 				}
 			}
 			cfg = next
+			served.Store(cfg)
 			continue
 		}
 		notify(log, "STOPPING=1")
@@ -168,7 +174,7 @@ func reload(log *slog.Logger, srv *spawner.Server, path string, cur *config.Conf
 			log.Error("reload: config problem", "problem", problem)
 		}
 		log.Error("reload failed; still serving the config loaded before", "config", path)
-		notify(log, "READY=1\nSTATUS=reload failed; "+status(cur))
+		notify(log, "READY=1\nSTATUS=reload failed; "+status(cur, srv.Pending()))
 		return cur
 	}
 	logWarnings(log, next)
@@ -184,7 +190,7 @@ func reload(log *slog.Logger, srv *spawner.Server, path string, cur *config.Conf
 	slices.Sort(failed)
 	log.Info("reloaded", "config", path, "added", ch.Added, "removed", ch.Removed,
 		"changed", ch.Changed, "rebound", ch.Rebound, "failed", failed, "unchanged", len(ch.Kept))
-	notify(log, "READY=1\nSTATUS="+status(next))
+	notify(log, "READY=1\nSTATUS="+status(next, srv.Pending()))
 	return next
 }
 
@@ -195,13 +201,20 @@ func logWarnings(log *slog.Logger, cfg *config.Config) {
 	}
 }
 
-// status is the one-line summary systemctl status shows.
-func status(cfg *config.Config) string {
+// status is the one-line summary systemctl status shows: the services of
+// cfg being served, and those in failed, whose bind is being retried.
+func status(cfg *config.Config, failed []string) string {
 	var names []string
 	for _, s := range cfg.Enabled() {
-		names = append(names, s.Name)
+		if !slices.Contains(failed, s.Name) {
+			names = append(names, s.Name)
+		}
 	}
-	return fmt.Sprintf("serving %d services: %s", len(names), strings.Join(names, ", "))
+	line := fmt.Sprintf("serving %d services: %s", len(names), strings.Join(names, ", "))
+	if len(failed) > 0 {
+		line += fmt.Sprintf("; cannot bind %d, retrying: %s", len(failed), strings.Join(failed, ", "))
+	}
+	return line
 }
 
 // notify sends state to systemd if goinetd runs under Type=notify

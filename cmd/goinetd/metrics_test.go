@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -71,6 +72,8 @@ func TestMetrics(t *testing.T) {
 	expectClosed(t, dial(t, "", addr(broken)))
 	exchange(t, addr(builtin), "")
 
+	waitMetric(t, url, `goinetd_build_info{goversion="`+runtime.Version()+`",version="dev"}`, 1)
+	waitMetric(t, url, `goinetd_service_up{service="echo"}`, 1)
 	waitMetric(t, url, `goinetd_connections_accepted_total{service="echo"}`, 2)
 	waitMetric(t, url, `goinetd_children_running{service="echo"}`, 1)
 	waitMetric(t, url, `goinetd_child_exits_total{outcome="success",service="echo"}`, 1)

@@ -508,9 +508,10 @@ func TestBindFailureNamesServiceAndAddress(t *testing.T) {
 	defer taken.Close()
 	busy := taken.Addr().(*net.TCPAddr).Port
 	free := freePort(t, "127.0.0.1")
-	d := launch(t, jsonLog+echoService("a-free", "127.0.0.1", free)+echoService("b-busy", "127.0.0.1", busy))
+	strict := "[server]\nlog_format = \"json\"\nrequire_all_services = true\n"
+	d := launch(t, strict+echoService("a-free", "127.0.0.1", free)+echoService("b-busy", "127.0.0.1", busy))
 	if code := d.wait(); code != 1 {
-		t.Fatalf("exit status: got %d; want 1", code)
+		t.Fatalf("exit status with require_all_services: got %d; want 1", code)
 	}
 	want := fmt.Sprintf("service b-busy: listen on tcp4 127.0.0.1:%d: bind: address already in use", busy)
 	if !strings.Contains(d.logs.String(), want) {
@@ -521,6 +522,88 @@ func TestBindFailureNamesServiceAndAddress(t *testing.T) {
 		t.Fatalf("the service that did bind was not released: %v", err)
 	}
 	ln.Close()
+}
+
+// TestStartServesWhatItCan checks that a port that cannot be bound at
+// startup does not keep the others from serving, that goinetd says which
+// one failed, and that it binds it once the port is free.
+func TestStartServesWhatItCan(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := taken.Addr().(*net.TCPAddr).Port
+	free, mport := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	d := startDaemon(t, fmt.Sprintf("[server]\nlog_format = \"json\"\nmetrics = \"127.0.0.1:%d\"\n", mport)+
+		echoService("a-free", "127.0.0.1", free)+echoService("b-busy", "127.0.0.1", busy))
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
+	failed := d.waitLog(func(r record) bool { return r.msg() == "cannot serve service" })
+	if failed.str("service") != "b-busy" || !strings.Contains(failed.str("err"), "address already in use") {
+		t.Errorf("got %v; want b-busy named with address already in use", failed)
+	}
+	if got := exchange(t, addr(free), "a"); got != "a" {
+		t.Errorf("the service that could be bound: got %q; want the echo", got)
+	}
+	waitMetric(t, url, `goinetd_service_up{service="a-free"}`, 1)
+	waitMetric(t, url, `goinetd_service_up{service="b-busy"}`, 0)
+
+	taken.Close()
+	d.waitLog(func(r record) bool { return r.msg() == "listening" && r.str("service") == "b-busy" })
+	if got := exchange(t, addr(busy), "b"); got != "b" {
+		t.Errorf("the service bound on a retry: got %q; want the echo", got)
+	}
+	waitMetric(t, url, `goinetd_service_up{service="b-busy"}`, 1)
+}
+
+// TestStartFailsWhenNothingCanBeServed checks that goinetd exits 1 when
+// no service at all could be bound.
+func TestStartFailsWhenNothingCanBeServed(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	d := launch(t, jsonLog+echoService("busy", "127.0.0.1", taken.Addr().(*net.TCPAddr).Port))
+	if code := d.wait(); code != 1 {
+		t.Fatalf("exit status: got %d; want 1", code)
+	}
+	if want := "address already in use"; !strings.Contains(d.logs.String(), want) {
+		t.Errorf("log %q lacks %q", d.logs, want)
+	}
+}
+
+// TestFreeBind checks that freebind binds an address that is not on the
+// host (TEST-NET-1, nothing is sent to it), and that without it the bind
+// fails and the other services serve.
+func TestFreeBind(t *testing.T) {
+	vip, novip := nonLocalAddress(t, "198.51.100.7"), nonLocalAddress(t, "198.51.100.8")
+	port, other := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+echoService("vip", vip, port, "freebind = true")+
+		echoService("novip", novip, port)+echoService("local", "127.0.0.1", other))
+	up := d.waitLog(func(r record) bool { return r.msg() == "listening" && r.str("service") == "vip" })
+	if want := net.JoinHostPort(vip, strconv.Itoa(port)); up.str("address") != want {
+		t.Errorf("got %v; want vip listening on %s", up, want)
+	}
+	failed := d.waitLog(func(r record) bool { return r.msg() == "cannot serve service" })
+	if failed.str("service") != "novip" || !strings.Contains(failed.str("err"), "cannot assign requested address") {
+		t.Errorf("got %v; want novip refused by the kernel", failed)
+	}
+	if got := exchange(t, addr(other), "x"); got != "x" {
+		t.Errorf("the local service: got %q; want the echo", got)
+	}
+}
+
+// nonLocalAddress returns a, an address for documentation, after checking
+// that it is not on this host (a plain bind to it fails), or skips.
+func nonLocalAddress(t *testing.T, a string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(a, "0"))
+	if err == nil {
+		ln.Close()
+		t.Skipf("%s is an address of this host; the test needs one that is not", a)
+	}
+	return a
 }
 
 func TestCheck(t *testing.T) {
