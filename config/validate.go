@@ -279,6 +279,30 @@ func validateSandbox(s *Service, w *where) {
 			}
 		}
 	}
+	if c := s.Credential; c != nil && !s.Disabled && rootOK {
+		who := fmt.Sprintf("user %q", c.User)
+		if c.User == "" {
+			who = "the handler"
+		}
+		if err := AccessDenied(root, s.Workdir, c, maySearch); err != nil {
+			w.warn(workdirKey(w), "%s cannot enter %s, so no connection will start: %v; set workdir to a folder it can enter, or allow it (chmod o+x)", who, s.Workdir, err)
+		}
+		if s.Program != "" {
+			if err := AccessDenied(root, s.Program, c, mayExec); err != nil {
+				w.warn("program", "%s cannot run %s: %v", who, s.Program, err)
+			}
+		}
+	}
+}
+
+// workdirKey is the key a problem with the handler's working folder is
+// reported under: workdir if it is set, else user, which made the default
+// folder a problem.
+func workdirKey(w *where) string {
+	if w.set("workdir") {
+		return "workdir"
+	}
+	return "user"
 }
 
 // checkSocketPath resolves a unix service's path and checks that a socket
