@@ -83,7 +83,7 @@ func serviceKeys(s *Service) tableKeys {
 			"stderr_line_rate":    func(v any) error { return parseLogRate(v, &s.StderrLineRate, false) },
 			"stderr_byte_rate":    func(v any) error { return parseLogRate(v, &s.StderrByteRate, true) },
 			"connection_log_rate": func(v any) error { return parseLogRate(v, &s.ConnectionLogRate, false) },
-			"disabled": func(v any) error { return parseBool(v, &s.Disabled) },
+			"disabled":            func(v any) error { return parseBool(v, &s.Disabled) },
 		},
 		notYet: nil,
 	}
