@@ -79,11 +79,11 @@ func serviceKeys(s *Service) tableKeys {
 			"workdir":  func(v any) error { return parsePath(v, &s.Workdir) },
 			"env":      func(v any) error { return parseEnv(v, &s.Env) },
 			"stderr":   func(v any) error { return oneOf(v, &s.Stderr, StderrLog, StderrSocket, StderrNull) },
+			"disabled": func(v any) error { return parseBool(v, &s.Disabled) },
 
 			"stderr_line_rate":    func(v any) error { return parseLogRate(v, &s.StderrLineRate, false) },
 			"stderr_byte_rate":    func(v any) error { return parseLogRate(v, &s.StderrByteRate, true) },
 			"connection_log_rate": func(v any) error { return parseLogRate(v, &s.ConnectionLogRate, false) },
-			"disabled":            func(v any) error { return parseBool(v, &s.Disabled) },
 		},
 		notYet: nil,
 	}
