@@ -112,6 +112,9 @@ type Service struct {
 	// Admission, decided before any child is started.
 	Limits
 
+	// What the service may add to goinetd's log.
+	LogLimits
+
 	// Sandbox of the child.
 	Sandbox
 }
@@ -145,6 +148,20 @@ type Limits struct {
 	ProxyProtocol bool
 	ProxyFrom     []netip.Prefix
 	ProxyTimeout  time.Duration
+}
+
+// LogLimits bound the records one service adds to goinetd's log, so that
+// clients and handlers cannot flood it; a zero Rate is no bound. What a
+// bound holds back is counted, and the count logged once per period.
+type LogLimits struct {
+	// StderrLineRate and StderrByteRate bound the lines of the handlers'
+	// stderr that are logged. When both are set, the bytes are counted
+	// over the line rate's period.
+	StderrLineRate Rate
+	StderrByteRate Rate
+	// ConnectionLogRate bounds the records written per connection
+	// ("connection ended", and a handler's timeout).
+	ConnectionLogRate Rate
 }
 
 // Rate is N events per Per; the zero Rate means no limit.
@@ -299,6 +316,18 @@ const DefaultProxyTimeout = 3 * time.Second
 // DefaultRatePause is how long a rate limit pauses a service or a source
 // unless rate_pause says otherwise.
 const DefaultRatePause = 10 * time.Second
+
+// The log limits of a service unless stderr_line_rate, stderr_byte_rate
+// and connection_log_rate say otherwise.
+var (
+	DefaultStderrLineRate    = Rate{N: 100, Per: time.Second}
+	DefaultStderrByteRate    = Rate{N: 32 << 10, Per: time.Second}
+	DefaultConnectionLogRate = Rate{N: 100, Per: time.Second}
+)
+
+// MaxStderrRecord is the longest text of one stderr record; the rest of a
+// longer line is dropped, and the record marked truncated.
+const MaxStderrRecord = 4 << 10
 
 // MaxSocketPath is the longest unix socket path the kernel accepts.
 const MaxSocketPath = 107

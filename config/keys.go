@@ -81,6 +81,10 @@ func serviceKeys(s *Service) tableKeys {
 			"env":      func(v any) error { return parseEnv(v, &s.Env) },
 			"stderr":   func(v any) error { return oneOf(v, &s.Stderr, StderrLog, StderrSocket, StderrNull) },
 			"disabled": func(v any) error { return parseBool(v, &s.Disabled) },
+
+			"stderr_line_rate":    func(v any) error { return parseLogRate(v, &s.StderrLineRate, false) },
+			"stderr_byte_rate":    func(v any) error { return parseLogRate(v, &s.StderrByteRate, true) },
+			"connection_log_rate": func(v any) error { return parseLogRate(v, &s.ConnectionLogRate, false) },
 		},
 	}
 }

@@ -135,6 +135,43 @@ func parseRate(v any, dst *Rate) error {
 	return nil
 }
 
+// parseLogRate accepts a rate like parseRate, whose count is a size
+// ("32KiB/s") with bytes, or 0 for no limit ("0", 0 or "0/s").
+func parseLogRate(v any, dst *Rate, bytes bool) error {
+	example := `"100/s"`
+	if bytes {
+		example = `"32KiB/s"`
+	}
+	if n, ok := v.(int64); ok && n == 0 {
+		*dst = Rate{}
+		return nil
+	}
+	s, err := parseString(v)
+	if err != nil {
+		return fmt.Errorf("must be a rate like %s, or 0 for no limit, not %s", example, describe(v))
+	}
+	if s == "0" {
+		*dst = Rate{}
+		return nil
+	}
+	count, per, _ := strings.Cut(s, "/")
+	var period Rate
+	var n uint64
+	if bytes {
+		n, err = parseSize(count)
+	} else {
+		n, err = strconv.ParseUint(count, 10, 64)
+	}
+	if err != nil || n > 1<<31-1 || parseRate("1/"+per, &period) != nil {
+		return fmt.Errorf("%q is not a rate like %s, or 0 for no limit", s, example)
+	}
+	*dst = Rate{}
+	if n > 0 {
+		*dst = Rate{N: int(n), Per: period.Per}
+	}
+	return nil
+}
+
 // parseCredential resolves a user, with its primary group and its
 // supplementary groups. Only root may run handlers as another user.
 func parseCredential(v any, dst **Credential) error {

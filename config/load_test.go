@@ -32,6 +32,7 @@ func newService(name string, port uint16, program, dir string) *Service {
 		SocketUID:  -1,
 		SocketGID:  -1,
 		Limits:     Limits{SourcePrefixV6: 64, RatePause: DefaultRatePause, ProxyTimeout: DefaultProxyTimeout},
+		LogLimits:  LogLimits{DefaultStderrLineRate, DefaultStderrByteRate, DefaultConnectionLogRate},
 	}
 }
 
@@ -211,6 +212,22 @@ func TestLoadGood(t *testing.T) {
 			})},
 		},
 	}
+	tests = append(tests, struct {
+		file     string
+		server   Server
+		services []*Service
+	}{
+		file:   "log-limits.toml",
+		server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
+		services: []*Service{
+			with(sh("loud", 9), func(s *Service) {
+				s.LogLimits = LogLimits{ConnectionLogRate: Rate{N: 1000, Per: time.Second}}
+			}),
+			with(sh("quiet", 7), func(s *Service) {
+				s.LogLimits = LogLimits{StderrLineRate: Rate{N: 20, Per: time.Minute}, StderrByteRate: Rate{N: 1 << 20, Per: time.Hour}}
+			}),
+		},
+	})
 	files, err := filepath.Glob("testdata/good/*.toml")
 	if err != nil {
 		t.Fatal(err)

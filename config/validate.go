@@ -145,7 +145,7 @@ func validateService(s *Service, w *where) {
 	case s.Builtin != "" && s.Program != "":
 		w.add("builtin", "a service runs a program or a builtin, not both")
 	case s.Builtin != "":
-		notFor("a builtin service", "args", "workdir", "env", "stderr", "listen_fds")
+		notFor("a builtin service", "args", "workdir", "env", "stderr", "stderr_line_rate", "stderr_byte_rate", "listen_fds")
 		if s.Mode == Wait && s.Protocol != UDP {
 			w.add("mode", "a builtin %s service serves each connection in goinetd: it runs in \"nowait\" mode", s.Protocol)
 		}
@@ -162,7 +162,33 @@ func validateService(s *Service, w *where) {
 	}
 
 	validateLimits(s, w)
+	validateLogLimits(s, w)
 	validateSandbox(s, w)
+}
+
+// validateLogLimits fills in the default log limits, which only an
+// explicit 0 lifts, and checks that the stderr ones apply.
+func validateLogLimits(s *Service, w *where) {
+	for _, d := range []struct {
+		key   string
+		rate  *Rate
+		value Rate
+	}{
+		{"stderr_line_rate", &s.StderrLineRate, DefaultStderrLineRate},
+		{"stderr_byte_rate", &s.StderrByteRate, DefaultStderrByteRate},
+		{"connection_log_rate", &s.ConnectionLogRate, DefaultConnectionLogRate},
+	} {
+		if !w.set(d.key) {
+			*d.rate = d.value
+		}
+	}
+	if s.Builtin == "" && s.Stderr != StderrLog {
+		for _, name := range []string{"stderr_line_rate", "stderr_byte_rate"} {
+			if w.own(name) {
+				w.add(name, "applies only with stderr = \"log\": goinetd does not read the handlers' stderr otherwise")
+			}
+		}
+	}
 }
 
 // validateLimits checks where admission keys apply. A client of a unix

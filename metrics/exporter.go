@@ -6,6 +6,24 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"golang.org/x/net/netutil"
+)
+
+// The metrics server's bounds. A scraper makes one short request every
+// few seconds; anything else that holds a connection is cut off, so that
+// the endpoint can never take the descriptors goinetd's services need.
+const (
+	// MaxConnections is how many connections the endpoint serves at
+	// once; more wait in the listen backlog, unaccepted, holding no
+	// descriptor of goinetd's.
+	MaxConnections = 16
+	// IdleTimeout closes a kept-alive connection that sends no new
+	// request. A request must arrive within readTimeout and its response
+	// be written within writeTimeout.
+	IdleTimeout  = 5 * time.Second
+	readTimeout  = 5 * time.Second
+	writeTimeout = 10 * time.Second
 )
 
 // Exporter serves Metrics at /metrics on the address [server] metrics
@@ -39,8 +57,17 @@ func (e *Exporter) Serve(addr string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", e.m.Handler())
-	e.addr, e.srv = addr, &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go e.srv.Serve(ln)
+	e.addr, e.srv = addr, &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: readTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       IdleTimeout,
+		// net/http's own messages (accept errors, panics) as records of
+		// goinetd's log, in its format.
+		ErrorLog: slog.NewLogLogger(e.log.With("metrics", ln.Addr().String()).Handler(), slog.LevelWarn),
+	}
+	go e.srv.Serve(netutil.LimitListener(ln, MaxConnections))
 	e.log.Info("serving metrics", "address", ln.Addr().String())
 	return nil
 }

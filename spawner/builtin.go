@@ -93,14 +93,18 @@ func (s *Server) serveBuiltinConn(l *listener, svc *service, conn net.Conn) {
 			conn.SetDeadline(started.Add(svc.Timeout))
 		}
 		err := builtin.Serve(svc.Builtin, conn, time.Now)
+		ended := time.Now()
+		s.metrics.Ended(svc.Name, ended.Sub(started))
+		if !svc.connLog.allow(ended, 0) {
+			return
+		}
 		attrs := []any{"service", svc.Name, "peer", peerName, "builtin", svc.Builtin}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			attrs = append(attrs, "timeout", true)
 		} else if err != nil {
 			attrs = append(attrs, "err", err)
 		}
-		s.metrics.Ended(svc.Name, time.Since(started))
-		s.log.Info("connection ended", append(attrs, "duration", time.Since(started))...)
+		s.log.Info("connection ended", append(attrs, "duration", ended.Sub(started))...)
 	}()
 }
 

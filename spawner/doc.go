@@ -62,7 +62,9 @@
 // resource errors (EAGAIN, EMFILE, ENFILE, ENOBUFS, ENOMEM) back off from
 // 5 ms doubling to 1 s, so an exhausted host never makes goinetd spin.
 // Handlers' stderr reaches the log through one datagram socket per service
-// (stderr_linux.go).
+// (stderr_linux.go). What clients and handlers can repeat at will, the
+// connection records and the stderr lines, is logged within a budget per
+// service (logBudget, in limitlog.go), which counts what it holds back.
 //
 // A Server reaps every child of its process, so a process has at most one.
 package spawner

@@ -30,6 +30,7 @@ type service struct {
 	stderrFD int                  // fd 2 of the child, unless stderr is "socket"
 
 	acceptFailed, forkFailed, execFailed, quickExit limitedLog
+	connLog                                         *logBudget // connection records; nil: unbounded
 }
 
 // errFork marks a spawn that failed because the host is out of processes
@@ -38,7 +39,7 @@ var errFork = errors.New("fork failed")
 
 // prepare builds the spawn template of svc.
 func (s *Server) prepare(svc *config.Service) (*service, error) {
-	p := &service{Service: svc, gate: newGate(svc.Limits), stderrFD: -1}
+	p := &service{Service: svc, gate: newGate(svc.Limits), stderrFD: -1, connLog: connectionLog(s.log, svc)}
 	if svc.Builtin != "" {
 		return p, nil
 	}
@@ -61,6 +62,7 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 		if err != nil {
 			return nil, err
 		}
+		e.limit(svc)
 		p.stderrFD = e.writeFD
 	}
 	return p, nil

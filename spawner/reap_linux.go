@@ -97,12 +97,15 @@ func (cs *children) expire(c *child, sig unix.Signal) {
 	}
 	unix.Kill(-c.pid, sig)
 	unix.Kill(c.pid, sig)
+	logged := c.svc.connLog.allow(time.Now(), 0)
 	if sig == unix.SIGTERM {
 		c.timedOut = true
-		cs.log.Warn("timeout: terminating handler", "service", c.svc.Name, "peer", c.peer, "pid", c.pid,
-			"after", time.Since(c.started).Round(time.Millisecond), "kill_in", killGrace)
+		if logged {
+			cs.log.Warn("timeout: terminating handler", "service", c.svc.Name, "peer", c.peer, "pid", c.pid,
+				"after", time.Since(c.started).Round(time.Millisecond), "kill_in", killGrace)
+		}
 		c.timer = time.AfterFunc(killGrace, func() { cs.expire(c, unix.SIGKILL) })
-	} else {
+	} else if logged {
 		cs.log.Warn("timeout: killing handler", "service", c.svc.Name, "peer", c.peer, "pid", c.pid)
 	}
 }
@@ -197,6 +200,9 @@ func (cs *children) logExit(e exit) {
 	cs.metrics.Exited(e.svc.Name, outcome, e.ended.Sub(e.started))
 	if e.timedOut {
 		attrs = append(attrs, slog.Bool("timeout", true))
+	}
+	if !e.svc.connLog.allow(e.ended, 0) {
+		return
 	}
 	attrs = append(attrs, slog.Duration("duration", e.ended.Sub(e.started)))
 	cs.log.LogAttrs(context.Background(), slog.LevelInfo, "connection ended", attrs...)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/goinetd/goinetd/metrics"
+	"golang.org/x/sys/unix"
 )
 
 // scrape returns the value of the metric series (name and labels as the
@@ -102,5 +107,142 @@ func TestMetrics(t *testing.T) {
 
 	if code := d.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("exit status: %d", code)
+	}
+}
+
+// metricsRequest is a scrape that keeps its connection alive.
+const metricsRequest = "GET /metrics HTTP/1.1\r\nHost: goinetd\r\n\r\n"
+
+// TestIdleMetricsConnectionsCannotStarveServices holds many kept-alive
+// connections to the metrics endpoint of a goinetd short of descriptors:
+// the endpoint takes only a few of them, the rest wait in its backlog, and
+// the echo service still answers.
+func TestIdleMetricsConnectionsCannotStarveServices(t *testing.T) {
+	mport, echo := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+fmt.Sprintf("metrics = \"127.0.0.1:%d\"\n", mport)+echoService("echo", "127.0.0.1", echo))
+	if got := exchange(t, addr(echo), "warm"); got != "warm" {
+		t.Fatalf("echo: got %q; want %q", got, "warm")
+	}
+	// Room for 100 more descriptors: fewer than the clients below.
+	const room, clients = 100, 200
+	var old unix.Rlimit
+	if err := unix.Prlimit(d.pid(), unix.RLIMIT_NOFILE, nil, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := unix.Rlimit{Cur: uint64(lowestFreeFD(t, d.pid()) + room), Max: old.Max}
+	if err := unix.Prlimit(d.pid(), unix.RLIMIT_NOFILE, &low, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Prlimit(d.pid(), unix.RLIMIT_NOFILE, &old, nil)
+
+	// Every client scrapes once and keeps its connection; those served
+	// get their answer, and then idle.
+	for range clients {
+		c := dial(t, "", fmt.Sprintf("127.0.0.1:%d", mport))
+		if _, err := io.WriteString(c, metricsRequest); err != nil {
+			t.Fatalf("write to metrics: %v", err)
+		}
+	}
+	waitFor(t, fmt.Sprintf("the metrics endpoint to hold %d connections", metrics.MaxConnections), func() bool {
+		return countSockets(t, d.pid(), mport) >= metrics.MaxConnections
+	})
+	c := dial(t, "", addr(echo))
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "still there")
+	c.CloseWrite()
+	b, err := io.ReadAll(c)
+	if string(b) != "still there" {
+		t.Fatalf("echo with %d idle metrics connections open: got %q, %v; want %q", clients, b, err, "still there")
+	}
+	if n := countSockets(t, d.pid(), mport); n > metrics.MaxConnections {
+		t.Errorf("goinetd holds %d metrics connections; want at most %d", n, metrics.MaxConnections)
+	}
+}
+
+// countSockets counts pid's TCP sockets connected on local port port, from
+// /proc/PID/net/tcp and its descriptors.
+func countSockets(t *testing.T, pid, port int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[string]bool{}
+	local := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		// Established (01) or closing on the server's side, not listening (0A).
+		if len(f) > 9 && strings.HasSuffix(f[1], local) && f[3] != "0A" {
+			inodes[f[9]] = true
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if ino, ok := strings.CutPrefix(target, "socket:["); ok && inodes[strings.TrimSuffix(ino, "]")] {
+			n++
+		}
+	}
+	return n
+}
+
+// TestMetricsClosesIdleConnections: a kept-alive connection that sends no
+// second request is closed by goinetd after metrics.IdleTimeout.
+func TestMetricsClosesIdleConnections(t *testing.T) {
+	mport, echo := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	startDaemon(t, jsonLog+fmt.Sprintf("metrics = \"127.0.0.1:%d\"\n", mport)+echoService("echo", "127.0.0.1", echo))
+	c := dial(t, "", fmt.Sprintf("127.0.0.1:%d", mport))
+	if _, err := io.WriteString(c, metricsRequest); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("scrape: got status %d, close %v; want 200 and a kept-alive connection", resp.StatusCode, resp.Close)
+	}
+	idle := time.Now()
+	c.SetReadDeadline(idle.Add(metrics.IdleTimeout + waitTimeout))
+	if n, err := r.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("idle metrics connection after %v: got %d bytes, %v; want EOF after %v",
+			time.Since(idle).Round(time.Millisecond), n, err, metrics.IdleTimeout)
+	}
+	t.Logf("idle metrics connection closed after %v", time.Since(idle).Round(time.Millisecond))
+}
+
+// TestMetricsServerErrorsAreJSON: what net/http logs itself (here, the
+// accept errors of a goinetd out of descriptors) is a record of goinetd's
+// log in its format, not a plain line.
+func TestMetricsServerErrorsAreJSON(t *testing.T) {
+	mport, echo := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+fmt.Sprintf("metrics = \"127.0.0.1:%d\"\n", mport)+echoService("echo", "127.0.0.1", echo))
+	var old unix.Rlimit
+	if err := unix.Prlimit(d.pid(), unix.RLIMIT_NOFILE, nil, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := unix.Rlimit{Cur: uint64(lowestFreeFD(t, d.pid())), Max: old.Max}
+	if err := unix.Prlimit(d.pid(), unix.RLIMIT_NOFILE, &low, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Prlimit(d.pid(), unix.RLIMIT_NOFILE, &old, nil)
+	dial(t, "", fmt.Sprintf("127.0.0.1:%d", mport)) // accept fails with EMFILE
+
+	r := d.waitLog(func(r record) bool { return strings.HasPrefix(r.msg(), "http: Accept error") })
+	if r.str("level") != "WARN" || r.str("metrics") != fmt.Sprintf("127.0.0.1:%d", mport) {
+		t.Errorf("net/http's record %v: got level %q, metrics %q; want WARN and the endpoint's address",
+			r, r.str("level"), r.str("metrics"))
+	}
+	for _, line := range strings.Split(d.logs.String(), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("log line %q: got plain text; want a JSON record", line)
+		}
 	}
 }

@@ -398,7 +398,7 @@ func TestExitsAreLogged(t *testing.T) {
 func TestManyHeldConnectionsFewThreadsNoZombies(t *testing.T) {
 	const conns = 500
 	port := freePort(t, "127.0.0.1")
-	d := startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", port))
+	d := startDaemon(t, jsonLog+logEveryConnection+echoService("echo", "127.0.0.1", port))
 
 	clients := make([]net.Conn, 0, conns)
 	for range conns {

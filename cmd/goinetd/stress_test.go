@@ -541,7 +541,7 @@ func TestStressBadHandlers(t *testing.T) {
 		freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
 	program := filepath.Join(t.TempDir(), "removed")
 	copyFile(t, filepath.Join(bin, "echo"), program)
-	d := startDaemon(t, jsonLog+echoService("good", "127.0.0.1", good)+
+	d := startDaemon(t, jsonLog+logEveryConnection+echoService("good", "127.0.0.1", good)+
 		programService("removed", removed, program, nil)+
 		// No core file: the shell drops its own limit before it crashes.
 		programService("segv", segv, "/bin/sh", []string{"-c", "ulimit -c 0; kill -SEGV $$"})+
@@ -628,7 +628,7 @@ func TestStressFloods(t *testing.T) {
 	)
 	good, drop, held, heldBuiltin, hose, hoseBuiltin := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"),
 		freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
-	d := startDaemon(t, jsonLog+echoService("good", "127.0.0.1", good)+echoService("drop", "127.0.0.1", drop)+
+	d := startDaemon(t, jsonLog+logEveryConnection+echoService("good", "127.0.0.1", good)+echoService("drop", "127.0.0.1", drop)+
 		programService("held", held, "/bin/cat", nil)+
 		fmt.Sprintf("[services.heldbuiltin]\naddress = \"127.0.0.1\"\nport = %d\nbuiltin = \"echo\"\n", heldBuiltin)+
 		programService("hose", hose, "/usr/bin/yes", nil)+
@@ -780,7 +780,7 @@ func TestStressSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logFile.Close()
-	d := launch(t, jsonLog+programService("soak", port, "/bin/cat", nil), func(c *exec.Cmd) {
+	d := launch(t, jsonLog+logEveryConnection+programService("soak", port, "/bin/cat", nil), func(c *exec.Cmd) {
 		c.Args = append(c.Args, "-log-level", "info")
 		c.Stderr = logFile
 	})
@@ -894,7 +894,7 @@ func TestStressReloadAndStopUnderLoad(t *testing.T) {
 	reloads := scaled(t, 20)
 	const clients = 8
 	port := freePort(t, "127.0.0.1")
-	server := "[server]\nlog_format = \"json\"\nshutdown_grace = \"1m\"\n"
+	server := "[server]\nlog_format = \"json\"\nshutdown_grace = \"1m\"\n" + logEveryConnection
 	// Both configs keep the service on its port, with another handler.
 	configA := server + echoService("svc", "127.0.0.1", port)
 	configB := server + programService("svc", port, "/bin/cat", nil)
@@ -998,7 +998,7 @@ func TestStressLastaccess(t *testing.T) {
 	port := freePort(t, "127.0.0.1")
 	dir := t.TempDir()
 	db := filepath.Join(dir, "records")
-	d := startDaemon(t, jsonLog+programService("lastaccess", port, filepath.Join(bin, "lastaccess"), []string{"-db", db}))
+	d := startDaemon(t, jsonLog+logEveryConnection+programService("lastaccess", port, filepath.Join(bin, "lastaccess"), []string{"-db", db}))
 
 	// 127.0.0.2-101 and 127.0.1.2-101: all of 127/8 is loopback.
 	addrs := make([]string, sources)
