@@ -80,6 +80,8 @@ func serviceKeys(s *Service) tableKeys {
 			"env":      func(v any) error { return parseEnv(v, &s.Env) },
 			"stderr":   func(v any) error { return oneOf(v, &s.Stderr, StderrLog, StderrSocket, StderrNull) },
 			"disabled": func(v any) error { return parseBool(v, &s.Disabled) },
+
+			"kill_group_on_exit": func(v any) error { return parseBool(v, &s.KillGroupOnExit) },
 		},
 		notYet: nil,
 	}
