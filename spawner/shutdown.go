@@ -15,11 +15,15 @@ import (
 //  3. then it sends SIGTERM to each remaining child's process group and
 //     closes the remaining built-in connections;
 //  4. after killGrace it sends SIGKILL to what is left, and waits for the
-//     reaper to collect it.
+//     reaper to collect it;
+//  5. the processes handlers left behind that are still goinetd's children
+//     get SIGTERM, and SIGKILL after killGrace (see endLeftovers).
 //
-// Each step is logged. With grace 0 it only closes the listeners and
-// returns true at once, leaving the children running, as classic inetd
-// does. The Server is closed afterwards either way.
+// A child signalled in step 3 or 4 has its process group killed when it is
+// reaped, so what ignored SIGTERM ends with it. Each step is logged. With
+// grace 0 it only closes the listeners and returns true at once, leaving
+// the children and what they started running, as classic inetd does. The
+// Server is closed afterwards either way.
 func (s *Server) Shutdown(grace time.Duration) (inTime bool) {
 	defer s.Close()
 	s.closeListeners()
@@ -28,9 +32,13 @@ func (s *Server) Shutdown(grace time.Duration) (inTime bool) {
 		s.log.Info("stopped accepting; handlers are left to finish", "running", live)
 		return true
 	}
-	if live == 0 {
-		return true
-	}
+	inTime = live == 0 || s.endConnections(grace, live)
+	s.endLeftovers()
+	return inTime
+}
+
+// endConnections is steps 2 to 4 of Shutdown, for live connections.
+func (s *Server) endConnections(grace time.Duration, live int) (inTime bool) {
 	s.log.Info("stopped accepting; waiting for connections to end", "running", live, "grace", grace)
 	if s.children.waitIdle(time.Now().Add(grace)) {
 		s.log.Info("every connection ended")
@@ -97,16 +105,18 @@ func (cs *children) waitIdle(deadline time.Time) bool {
 }
 
 // signalAll sends sig to every live child's process group (and the child
-// itself) and returns how many it signalled. Like expire, it holds the reap
-// lock for reading so that no pid it signals has been reaped.
+// itself), marks each to have its group killed when it is reaped, and
+// returns how many it signalled. Like expire, it holds the reap lock for
+// reading so that no pid it signals has been reaped.
 func (cs *children) signalAll(sig unix.Signal) int {
 	cs.reapLock.RLock()
 	defer cs.reapLock.RUnlock()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	for pid := range cs.live {
+	for pid, c := range cs.live {
 		unix.Kill(-pid, sig)
 		unix.Kill(pid, sig)
+		c.killGroup = true
 	}
 	return len(cs.live)
 }
