@@ -198,6 +198,10 @@ type Sandbox struct {
 	// Chroot, if not empty, is the root the handler runs in; Program and
 	// Workdir are then paths inside it.
 	Chroot string
+	// KillGroupOnExit makes goinetd SIGKILL the handler's process group
+	// when the handler exits, so that nothing it started outlives its
+	// connection. Default: on in nowait mode, off in wait mode.
+	KillGroupOnExit bool
 
 	group *int // the group key, merged into Credential by validate
 }

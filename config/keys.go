@@ -85,6 +85,8 @@ func serviceKeys(s *Service) tableKeys {
 			"stderr_line_rate":    func(v any) error { return parseLogRate(v, &s.StderrLineRate, false) },
 			"stderr_byte_rate":    func(v any) error { return parseLogRate(v, &s.StderrByteRate, true) },
 			"connection_log_rate": func(v any) error { return parseLogRate(v, &s.ConnectionLogRate, false) },
+
+			"kill_group_on_exit": func(v any) error { return parseBool(v, &s.KillGroupOnExit) },
 		},
 	}
 }

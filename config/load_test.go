@@ -33,6 +33,7 @@ func newService(name string, port uint16, program, dir string) *Service {
 		SocketGID:  -1,
 		Limits:     Limits{SourcePrefixV6: 64, RatePause: DefaultRatePause, ProxyTimeout: DefaultProxyTimeout},
 		LogLimits:  LogLimits{DefaultStderrLineRate, DefaultStderrByteRate, DefaultConnectionLogRate},
+		Sandbox:    Sandbox{KillGroupOnExit: program != ""}, // the nowait default
 	}
 }
 
@@ -97,8 +98,17 @@ func TestLoadGood(t *testing.T) {
 							{"nproc", unix.RLIMIT_NPROC, unix.RLIM_INFINITY},
 						},
 						Nice: &nice, Umask: &umask,
+						KillGroupOnExit: true,
 					}
 				}),
+			},
+		},
+		{
+			file:   "kill-group.toml",
+			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
+			services: []*Service{
+				with(sh("ends-children", 8), func(s *Service) { s.Mode, s.KillGroupOnExit = Wait, true }),
+				with(sh("lets-children-live", 7), func(s *Service) { s.KillGroupOnExit = false }),
 			},
 		},
 		{
@@ -110,11 +120,11 @@ func TestLoadGood(t *testing.T) {
 				}),
 				with(newService("daytime", 13, "", ""), func(s *Service) { s.Builtin = "daytime" }),
 				with(newService("local", 0, "/bin/sh", dir), func(s *Service) {
-					s.Protocol, s.Mode = Unix, Wait
+					s.Protocol, s.Mode, s.KillGroupOnExit = Unix, Wait, false
 					s.Path, s.SocketMode = "/tmp/goinetd-test-local.sock", 0o600
 				}),
-				with(sh("proxy", 8080), func(s *Service) { s.Mode, s.ListenFDs = Wait, true }),
-				with(sh("tftp", 69), func(s *Service) { s.Protocol, s.Mode = UDP, Wait }),
+				with(sh("proxy", 8080), func(s *Service) { s.Mode, s.ListenFDs, s.KillGroupOnExit = Wait, true, false }),
+				with(sh("tftp", 69), func(s *Service) { s.Protocol, s.Mode, s.KillGroupOnExit = UDP, Wait, false }),
 			},
 		},
 		{

@@ -249,13 +249,18 @@ func validateSandbox(s *Service, w *where) {
 	if s.Builtin != "" {
 		// A built-in runs in goinetd: none of this applies. Keys inherited
 		// from [defaults] are ignored for it; its own are errors.
-		for _, name := range []string{"user", "group", "pass_env", "rlimits", "nice", "umask", "chroot"} {
+		for _, name := range []string{"user", "group", "pass_env", "rlimits", "nice", "umask", "chroot", "kill_group_on_exit"} {
 			if w.own(name) {
 				w.add(name, "does not apply to a builtin service")
 			}
 		}
 		s.Sandbox = Sandbox{}
 		return
+	}
+	if !w.set("kill_group_on_exit") {
+		// As systemd ends a per-connection unit's whole cgroup; a wait-mode
+		// handler is a server that may fork on purpose.
+		s.KillGroupOnExit = s.Mode == NoWait
 	}
 	if s.group != nil {
 		c := Credential{UID: uint32(os.Geteuid()), GID: uint32(*s.group)}

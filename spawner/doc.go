@@ -53,9 +53,17 @@
 // No goroutine or thread waits on a single child, so a held connection
 // costs one entry in the pid table. A spawn waits, by pid, for a child
 // whose exec failed, and records the others before the loop reaps again:
-// the reaper never steals that child, and every child it reaps has already
-// been recorded. A child is signalled by pid only under the table's reap
-// lock, so its pid cannot have been reused.
+// the reaper never steals that child, and every handler it reaps has
+// already been recorded. A child is signalled by pid only under the
+// table's reap lock, so its pid cannot have been reused.
+//
+// goinetd is a child subreaper, so what a handler leaves running is
+// reparented to goinetd: the reaper collects it too, with no slot to free
+// and no record above debug level. With kill_group_on_exit, or once a
+// timeout or a stop has signalled it, a handler's process group gets
+// SIGKILL right after the reaper collects the handler: the group's id
+// cannot be reused while the group has a member. A stop ends what is left
+// (leftovers_linux.go).
 //
 // A failure to fork, exec or accept is logged at a bounded rate
 // (limitlog.go), the client socket is closed, and the loop goes on;

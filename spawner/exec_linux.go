@@ -139,7 +139,7 @@ func (s *Server) spawnWait(svc *service, fd int, sl slot, exited chan struct{}) 
 // connection counted in sl, and logs a failure. The slot
 // is freed when the child is reaped, or at once if it cannot start.
 func (s *Server) start(svc *service, files []uintptr, conn []string, peer string, sl slot, exited chan struct{}) error {
-	c := &child{svc: svc, peer: peer, started: time.Now(), slot: sl, exited: exited}
+	c := &child{svc: svc, peer: peer, started: time.Now(), slot: sl, exited: exited, killGroup: svc.KillGroupOnExit}
 	var err error
 	s.loop.do(func() {
 		var pid int

@@ -32,8 +32,10 @@ import (
 //
 // A SIGCHLD can still miss the loop: it goes to another thread while this
 // one blocks signals for a vfork, or it arrives after the loop's last
-// wait4 and before it blocks again. The loop reaps after every wake-up,
-// and while any child is live it wakes at least every reapBackstop.
+// wait4 and before it blocks again; the SIGCHLD of a process a handler
+// left behind, reparented to goinetd, goes to whichever thread the kernel
+// picks (see leftovers_linux.go). The loop reaps after every wake-up, and
+// while goinetd has any child it wakes at least every reapBackstop.
 
 // reapBackstop is how long an exited child may at worst wait to be reaped
 // when its SIGCHLD missed the loop.
@@ -140,9 +142,8 @@ func (lp *spawnLoop) run(started chan<- struct{}) {
 			lp.s.children.reapExited()
 			return
 		}
-		lp.s.children.reapExited()
 		timeout := -1
-		if lp.s.children.count() > 0 {
+		if childless := lp.s.children.reapExited(); !childless {
 			timeout = int(reapBackstop / time.Millisecond)
 		}
 		waited := time.Now()

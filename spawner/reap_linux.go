@@ -28,6 +28,10 @@ type child struct {
 	// The timeout's timer, and whether it fired. Guarded by children.mu.
 	timer    *time.Timer
 	timedOut bool
+	// killGroup says to SIGKILL the child's process group as soon as the
+	// child is reaped (see reapExited): its service's kill_group_on_exit,
+	// or a timeout or a stop that signalled it. Guarded by children.mu.
+	killGroup bool
 }
 
 // children is the pid table of live handlers, and their reaper.
@@ -52,6 +56,12 @@ type children struct {
 	perSource  map[slot]int
 	released   chan struct{} // closed and replaced by every release
 	maxTotal   atomic.Int64  // [server] max_connections; 0: none
+
+	// What handlers left behind (leftovers_linux.go): whether the
+	// reaper's last wait4 found no child at all, and a channel closed and
+	// replaced whenever it reaps a process that is not a handler.
+	childless      atomic.Bool
+	leftoverReaped chan struct{}
 }
 
 func newChildren(log *slog.Logger, m *metrics.Metrics) *children {
@@ -62,6 +72,8 @@ func newChildren(log *slog.Logger, m *metrics.Metrics) *children {
 		perService: make(map[string]int),
 		perSource:  make(map[slot]int),
 		released:   make(chan struct{}),
+
+		leftoverReaped: make(chan struct{}),
 	}
 }
 
@@ -97,6 +109,7 @@ func (cs *children) expire(c *child, sig unix.Signal) {
 	}
 	unix.Kill(-c.pid, sig)
 	unix.Kill(c.pid, sig)
+	c.killGroup = true // what ignores SIGTERM ends with the child
 	logged := c.svc.connLog.allow(time.Now(), 0)
 	if sig == unix.SIGTERM {
 		c.timedOut = true
@@ -124,13 +137,17 @@ type exit struct {
 }
 
 // reapExited waits for every child that has exited, without blocking, and
-// logs each.
-func (cs *children) reapExited() {
+// logs each; it ends the process group of a child whose killGroup is set.
+// It reports whether goinetd has no child left at all, handler or
+// leftover (wait4 fails with ECHILD).
+func (cs *children) reapExited() (childless bool) {
 	var exits []exit
+	var err error
 	cs.reapLock.Lock()
 	for {
 		var status unix.WaitStatus
-		pid, err := wait4NoHang(&status)
+		var pid int
+		pid, err = wait4NoHang(&status)
 		if err == unix.EINTR {
 			continue
 		}
@@ -139,35 +156,77 @@ func (cs *children) reapExited() {
 		}
 		cs.mu.Lock()
 		c := cs.live[pid]
+		killGroup := false
 		if c != nil {
 			delete(cs.live, pid)
 			if c.timer != nil {
 				c.timer.Stop()
 			}
+			killGroup = c.killGroup
 		} else {
-			c = &child{pid: pid}
+			c = &child{pid: pid} // a process a handler left behind
 		}
 		cs.mu.Unlock()
+		if killGroup {
+			killProcessGroup(pid)
+		}
 		exits = append(exits, exit{child: c, status: status, ended: time.Now()})
 	}
+	childless = err == unix.ECHILD
+	cs.childless.Store(childless)
 	cs.reapLock.Unlock()
 
 	// Log each exit before freeing its slot, so that the log never shows
 	// a connection that took the slot before the one that left it.
+	leftovers := false
 	for _, e := range exits {
 		cs.logExit(e)
 		if e.svc != nil {
 			cs.release(e.slot)
+		} else {
+			leftovers = true
 		}
 		if e.exited != nil {
 			close(e.exited)
 		}
 	}
+	if leftovers {
+		cs.mu.Lock()
+		close(cs.leftoverReaped)
+		cs.leftoverReaped = make(chan struct{})
+		cs.mu.Unlock()
+	}
+	return childless
+}
+
+// killProcessGroup sends SIGKILL to the process group whose leader, pid,
+// the reaper has just collected. Call it on the reaper's thread, under the
+// reap lock, at once after the wait4 that returned pid.
+//
+// A handler leads its own process group (pgid == pid). The kernel frees a
+// pid number only when no process uses it as pid, process group id or
+// session id. So after the leader is reaped, -pid still names its group
+// for as long as the group has a member, and no new process can take pid
+// or that group meanwhile: the signal reaches only the group's members,
+// the handler's descendants that stayed in it. If the group is empty, the
+// kill finds nothing (ESRCH), unless the pid counter wrapped through
+// pid_max back to pid, and the new process made itself a group leader,
+// between the wait4 and this kill: not goinetd's own spawns, which run on
+// this thread, and for another process pid_max forks in that window. A
+// descendant that left the group (setsid, setpgid) is not reached; it is
+// reaped when it exits, since goinetd is a subreaper (see becomeSubreaper).
+//
+// A raw system call, like wait4NoHang: kill does not block, and the spawn
+// loop's thread stays out of the scheduler.
+func killProcessGroup(pid int) {
+	unix.RawSyscall(unix.SYS_KILL, uintptr(-pid), uintptr(unix.SIGKILL), 0)
 }
 
 func (cs *children) logExit(e exit) {
 	if e.svc == nil {
-		cs.log.Warn("reaped a child goinetd did not start", "pid", e.pid)
+		// Not a connection: its handler's exit was logged, and it held no
+		// slot (see leftovers_linux.go).
+		cs.log.Debug("reaped a process a handler left behind", "pid", e.pid)
 		return
 	}
 	if e.execErr != 0 {

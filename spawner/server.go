@@ -77,6 +77,9 @@ func New(log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 		nofile:       nofile,
 		builtinConns: make(map[net.Conn]struct{}),
 	}
+	if err := becomeSubreaper(); err != nil {
+		log.Warn("processes that handlers leave behind will be reparented to init, out of goinetd's reach", "err", err)
+	}
 	if s.loop, err = startSpawnLoop(s); err != nil {
 		unix.Close(devNull)
 		unix.Close(devNullRead)

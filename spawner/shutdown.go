@@ -22,11 +22,15 @@ type Stopped struct {
 //  3. then it sends SIGTERM to each remaining child's process group and
 //     closes the remaining built-in connections;
 //  4. after killGrace it sends SIGKILL to what is left, and waits for the
-//     reaper to collect it.
+//     reaper to collect it;
+//  5. the processes handlers left behind that are still goinetd's children
+//     get SIGTERM, and SIGKILL after killGrace (see endLeftovers).
 //
-// Each step is logged. With grace 0 it only closes the listeners and
-// returns at once, leaving the children running. The Server is closed
-// afterwards either way.
+// A child signalled in step 3 or 4 has its process group killed when it is
+// reaped, so what ignored SIGTERM ends with it. Each step is logged. With
+// grace 0 it only closes the listeners and returns at once, leaving the
+// children and what they started running, as classic inetd does. The
+// Server is closed afterwards either way.
 func (s *Server) Shutdown(grace time.Duration) Stopped {
 	defer s.Close()
 	s.closeListeners()
@@ -35,9 +39,16 @@ func (s *Server) Shutdown(grace time.Duration) Stopped {
 		s.log.Info("stopped accepting; handlers are left to finish", "connections", live)
 		return Stopped{Left: live}
 	}
-	if live == 0 {
-		return Stopped{}
+	var st Stopped
+	if live > 0 {
+		st = s.endConnections(grace, live)
 	}
+	s.endLeftovers()
+	return st
+}
+
+// endConnections is steps 2 to 4 of Shutdown, for live connections.
+func (s *Server) endConnections(grace time.Duration, live int) Stopped {
 	s.log.Info("stopped accepting; waiting for connections to end", "connections", live, "grace", grace)
 	if s.children.waitIdle(time.Now().Add(grace)) {
 		s.log.Info("every connection ended")
@@ -105,16 +116,18 @@ func (cs *children) waitIdle(deadline time.Time) bool {
 }
 
 // signalAll sends sig to every live child's process group (and the child
-// itself) and returns how many it signalled. Like expire, it holds the reap
-// lock for reading so that no pid it signals has been reaped.
+// itself), marks each to have its group killed when it is reaped, and
+// returns how many it signalled. Like expire, it holds the reap lock for
+// reading so that no pid it signals has been reaped.
 func (cs *children) signalAll(sig unix.Signal) int {
 	cs.reapLock.RLock()
 	defer cs.reapLock.RUnlock()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	for pid := range cs.live {
+	for pid, c := range cs.live {
 		unix.Kill(-pid, sig)
 		unix.Kill(pid, sig)
+		c.killGroup = true
 	}
 	return len(cs.live)
 }

@@ -125,6 +125,8 @@ func runHelper(mode string) int {
 		fmt.Printf("%d\n", os.Getpid())
 		unix.Kill(os.Getpid(), unix.SIGKILL)
 		select {}
+	case "orphan", "orphan-setsid", "parent", "linger":
+		return runLeftoverHelper(mode) // leftovers_test.go
 	}
 	fmt.Fprintf(os.Stderr, "unknown %s %q\n", helperVar, mode)
 	return 2
