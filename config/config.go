@@ -95,6 +95,9 @@ type Service struct {
 	// Admission, decided before any child is started.
 	Limits
 
+	// Replies bounds what a UDP built-in sends back; zero otherwise.
+	Replies Replies
+
 	// Sandbox of the child.
 	Sandbox
 }

@@ -162,6 +162,7 @@ func validateService(s *Service, w *where) {
 	}
 
 	validateLimits(s, w)
+	validateReplies(s, w)
 	validateSandbox(s, w)
 }
 

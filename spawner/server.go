@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/goinetd/goinetd/config"
 	"github.com/goinetd/goinetd/metrics"
@@ -35,6 +36,10 @@ type Server struct {
 	nofile *unix.Rlimit
 
 	loop *spawnLoop // starts and reaps every handler
+
+	// udpPorts are the ports goinetd serves UDP on, which no UDP built-in
+	// answers (replies.go); apply replaces them.
+	udpPorts atomic.Pointer[ownPorts]
 }
 
 // New returns a Server that logs to log and counts in m (which may be
