@@ -140,14 +140,10 @@ func (s *Server) serveBuiltinPackets(l *listener) {
 			continue
 		}
 		if svc.replies == nil {
-			continue // discard
+			continue // a built-in that never answers: discard
 		}
-		if reason := builtin.RefuseSource(peer); reason != "" {
+		if reason := s.refuseReplyTo(peer); reason != "" {
 			s.unanswered(svc, peer, reason)
-			continue
-		}
-		if s.udpPorts.Load().has(peer.Port()) {
-			s.unanswered(svc, peer, unansweredOwnPort)
 			continue
 		}
 		reply, ok := builtin.Reply(svc.Builtin, buf[:n], time.Now)

@@ -41,6 +41,18 @@ const (
 	unansweredServiceBudget = "service_budget"
 )
 
+// refuseReplyTo returns why no UDP built-in may answer a datagram from
+// peer, whatever it holds, or "" if one may, within its budgets.
+func (s *Server) refuseReplyTo(peer netip.AddrPort) string {
+	if reason := builtin.RefuseSource(peer); reason != "" {
+		return reason
+	}
+	if s.udpPorts.Load().has(peer.Port()) {
+		return unansweredOwnPort
+	}
+	return ""
+}
+
 // ownPorts is the set of ports goinetd serves UDP on.
 type ownPorts [65536 / 64]uint64
 
