@@ -2,15 +2,19 @@ package main
 
 // Attacks on the UDP built-ins: a forged source that makes goinetd answer
 // itself, a flood that asks chargen for more than it is sent, and sources
-// on the ports of services that answer datagrams themselves.
+// on the ports of services that answer datagrams themselves; and what
+// `goinetd check` says of a UDP chargen.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -322,5 +326,33 @@ func TestUDPBuiltinDoesNotAnswerAWildcardServicesPort(t *testing.T) {
 	}
 	if got := scrapeCount(t, url, `goinetd_udp_unanswered_total{reason="own_port",service="echo"}`); got != 1 {
 		t.Errorf("datagrams echo left unanswered for coming from goinetd's own port: got %v; want 1", got)
+	}
+}
+
+// TestCheckUDPBuiltins runs `goinetd check` on a UDP chargen: without
+// udp_reflection it is an error that names the key; with it, bound to
+// every address, a warning.
+func TestCheckUDPBuiltins(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "inetd.toml")
+	chargen := "[services.chargen]\nprotocol = \"udp\"\nport = 19\nbuiltin = \"chargen\"\n"
+	os.WriteFile(path, []byte(chargen), 0o644)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "-config", path}, &stdout, &stderr); code != 1 {
+		t.Fatalf("check of a udp chargen without udp_reflection: exit %d; want 1", code)
+	}
+	want := path + ":4: services.chargen.builtin: \"chargen\" over udp answers an empty datagram with up to 512 bytes"
+	if !strings.HasPrefix(stderr.String(), want) || !strings.Contains(stderr.String(), "set udp_reflection = true") {
+		t.Errorf("got stderr %q; want it to start with %q and name udp_reflection", stderr.String(), want)
+	}
+
+	os.WriteFile(path, []byte(chargen+"udp_reflection = true\n"), 0o644)
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"check", "-config", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check of a udp chargen with udp_reflection: exit %d; want 0; stderr %q", code, stderr.String())
+	}
+	want = "warning: " + path + ":1: services.chargen.address: a udp built-in answers whatever source a datagram names"
+	if !strings.HasPrefix(stderr.String(), want) {
+		t.Errorf("got stderr %q; want it to start with %q", stderr.String(), want)
 	}
 }
