@@ -137,3 +137,16 @@ func TestOwnPorts(t *testing.T) {
 		t.Errorf("nil set has(7): got true; want false")
 	}
 }
+
+// BenchmarkReplyGateSpend is the budget's cost per datagram, with the
+// default budgets, spread over many sources.
+func BenchmarkReplyGateSpend(b *testing.B) {
+	g := newReplyGate(config.Replies{Rate: config.DefaultReplyRate, Bytes: config.DefaultReplyBytes,
+		RatePerSource: config.DefaultReplyRatePerSource, BytesPerSource: config.DefaultReplyBytesPerSource})
+	now := g.epoch
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		a := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+		g.spend(netip.PrefixFrom(a, 32), 256, now.Add(time.Duration(i)*time.Microsecond))
+	}
+}
