@@ -106,7 +106,7 @@ func Serve(name string, conn net.Conn, now func() time.Time) error {
 //
 // now is as for Serve: nil means time.Now.
 //
-// Reply does not know the sender: the caller must check ReplyAllowed
+// Reply does not know the sender: the caller must check RefuseSource
 // first, or two servers can be made to answer each other for ever.
 func Reply(name string, request []byte, now func() time.Time) (reply []byte, ok bool) {
 	svc, ok := lookup(name)

@@ -5,6 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -80,45 +85,104 @@ func TestReplyChargenIsARandomPrefixOfThePattern(t *testing.T) {
 	}
 }
 
-func TestReplyAllowed(t *testing.T) {
+func TestRefuseSource(t *testing.T) {
 	tests := []struct {
 		src  netip.AddrPort
-		want bool
+		want string
 	}{
-		{netip.MustParseAddrPort("192.0.2.1:0"), false},
-		{netip.MustParseAddrPort("192.0.2.1:7"), false},
-		{netip.MustParseAddrPort("192.0.2.1:19"), false},
-		{netip.MustParseAddrPort("192.0.2.1:1023"), false},
-		{netip.MustParseAddrPort("192.0.2.1:1024"), true},
-		{netip.MustParseAddrPort("192.0.2.1:50000"), true},
-		{netip.MustParseAddrPort("192.0.2.1:65535"), true},
-		{netip.MustParseAddrPort("[2001:db8::1]:1023"), false},
-		{netip.MustParseAddrPort("[2001:db8::1]:50000"), true},
-		{netip.MustParseAddrPort("[::ffff:192.0.2.1]:50000"), true},
-		{netip.MustParseAddrPort("127.0.0.1:50000"), true},
-		{netip.MustParseAddrPort("[::1]:50000"), true},
-		{netip.MustParseAddrPort("[fe80::1%eth0]:50000"), true},
+		{netip.MustParseAddrPort("192.0.2.1:0"), RefusedSourcePort},
+		{netip.MustParseAddrPort("192.0.2.1:7"), RefusedSourcePort},
+		{netip.MustParseAddrPort("192.0.2.1:19"), RefusedSourcePort},
+		{netip.MustParseAddrPort("192.0.2.1:1023"), RefusedSourcePort},
+		{netip.MustParseAddrPort("192.0.2.1:1024"), ""},
+		{netip.MustParseAddrPort("192.0.2.1:50000"), ""},
+		{netip.MustParseAddrPort("192.0.2.1:65535"), ""},
+		{netip.MustParseAddrPort("[2001:db8::1]:1023"), RefusedSourcePort},
+		{netip.MustParseAddrPort("[2001:db8::1]:50000"), ""},
+		{netip.MustParseAddrPort("[::ffff:192.0.2.1]:50000"), ""},
+		{netip.MustParseAddrPort("127.0.0.1:50000"), ""},
+		{netip.MustParseAddrPort("[::1]:50000"), ""},
+		{netip.MustParseAddrPort("[fe80::1%eth0]:50000"), ""},
+		// Services that answer datagrams themselves.
+		{netip.MustParseAddrPort("192.0.2.1:1900"), RefusedReflectorPort},
+		{netip.MustParseAddrPort("192.0.2.1:5353"), RefusedReflectorPort},
+		{netip.MustParseAddrPort("[2001:db8::1]:11211"), RefusedReflectorPort},
+		{netip.MustParseAddrPort("127.0.0.1:64738"), RefusedReflectorPort},
+		{netip.MustParseAddrPort("192.0.2.1:1901"), ""},
+		{netip.MustParseAddrPort("192.0.2.1:5352"), ""},
 		// Addresses no sender has.
-		{netip.AddrPort{}, false},
-		{netip.AddrPortFrom(netip.Addr{}, 50000), false},
-		{netip.MustParseAddrPort("0.0.0.0:50000"), false},
-		{netip.MustParseAddrPort("0.1.2.3:50000"), false},
-		{netip.MustParseAddrPort("[::]:50000"), false},
-		{netip.MustParseAddrPort("255.255.255.255:50000"), false},
-		{netip.MustParseAddrPort("[::ffff:255.255.255.255]:50000"), false},
-		{netip.MustParseAddrPort("224.0.0.1:50000"), false},
-		{netip.MustParseAddrPort("[ff02::1]:50000"), false},
-		{netip.MustParseAddrPort("[::ffff:224.0.0.1]:50000"), false},
+		{netip.AddrPort{}, RefusedSourceAddress},
+		{netip.AddrPortFrom(netip.Addr{}, 50000), RefusedSourceAddress},
+		{netip.MustParseAddrPort("0.0.0.0:50000"), RefusedSourceAddress},
+		{netip.MustParseAddrPort("0.1.2.3:50000"), RefusedSourceAddress},
+		{netip.MustParseAddrPort("[::]:50000"), RefusedSourceAddress},
+		{netip.MustParseAddrPort("255.255.255.255:50000"), RefusedSourceAddress},
+		{netip.MustParseAddrPort("[::ffff:255.255.255.255]:50000"), RefusedSourceAddress},
+		{netip.MustParseAddrPort("224.0.0.1:50000"), RefusedSourceAddress},
+		{netip.MustParseAddrPort("[ff02::1]:50000"), RefusedSourceAddress},
+		{netip.MustParseAddrPort("[::ffff:224.0.0.1]:50000"), RefusedSourceAddress},
 	}
 	for _, tt := range tests {
-		if got := ReplyAllowed(tt.src); got != tt.want {
-			t.Errorf("ReplyAllowed(%v): got %v; want %v", tt.src, got, tt.want)
+		if got := RefuseSource(tt.src); got != tt.want {
+			t.Errorf("RefuseSource(%v): got %q; want %q", tt.src, got, tt.want)
+		}
+	}
+}
+
+// TestReflectorPortsAreSortedAndRefused keeps the list sorted, which the
+// binary search needs, above 1023, and each port refused.
+func TestReflectorPortsAreSortedAndRefused(t *testing.T) {
+	ports := ReflectorPorts()
+	for i, r := range ports {
+		if r.Port < minReplyPort || r.Service == "" {
+			t.Errorf("reflector port %d (%q): want a port above 1023 and a service name", r.Port, r.Service)
+		}
+		if i > 0 && ports[i-1].Port >= r.Port {
+			t.Errorf("reflector ports %d then %d: want them sorted, each once", ports[i-1].Port, r.Port)
+		}
+		if got := RefuseSource(netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), r.Port)); got != RefusedReflectorPort {
+			t.Errorf("RefuseSource(192.0.2.1:%d): got %q; want %q", r.Port, got, RefusedReflectorPort)
+		}
+	}
+}
+
+// TestManPageListsTheReflectorPorts keeps inetd.toml(5), where operators
+// read the list, equal to the list in the code.
+func TestManPageListsTheReflectorPorts(t *testing.T) {
+	page, err := os.ReadFile("../man/inetd.toml.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(page), ".\\\" reflector ports\n")
+	section, _, ok2 := strings.Cut(section, ".\\\" end of reflector ports\n")
+	if !ok || !ok2 {
+		t.Fatal("inetd.toml.5 has no section between .\\\" reflector ports and .\\\" end of reflector ports")
+	}
+	var listed []uint16
+	for _, m := range regexp.MustCompile(`(?m)^(\d+) `).FindAllStringSubmatch(section, -1) {
+		n, _ := strconv.Atoi(m[1])
+		listed = append(listed, uint16(n))
+	}
+	var want []uint16
+	for _, r := range ReflectorPorts() {
+		want = append(want, r.Port)
+	}
+	if !slices.Equal(listed, want) {
+		t.Errorf("inetd.toml.5 lists reflector ports %v; want %v, as the code", listed, want)
+	}
+}
+
+func TestReflector(t *testing.T) {
+	for _, name := range Names() {
+		want := name == "echo" || name == "chargen"
+		if got := Reflector(name); got != want {
+			t.Errorf("Reflector(%q): got %v; want %v", name, got, want)
 		}
 	}
 }
 
 // udpServer answers datagrams on a loopback socket as goinetd does, with
-// ReplyAllowed and Reply, until the test ends. After each datagram it
+// RefuseSource and Reply, until the test ends. After each datagram it
 // sends on the returned channel whether it answered (dropping the news if
 // nobody has read the last 16).
 func udpServer(t *testing.T, name string, now func() time.Time) (netip.AddrPort, <-chan bool) {
@@ -138,7 +202,7 @@ func udpServer(t *testing.T, name string, now func() time.Time) (netip.AddrPort,
 				return // closed by the cleanup
 			}
 			answered := false
-			if ReplyAllowed(src) {
+			if RefuseSource(src) == "" {
 				if reply, ok := Reply(name, buf[:n], now); ok {
 					_, err := conn.WriteToUDPAddrPort(reply, src)
 					answered = err == nil
@@ -239,5 +303,17 @@ func TestDiscardOverUDPSendsNothing(t *testing.T) {
 	}
 	if from != echo || string(buf[:n]) != "marker" {
 		t.Errorf("first datagram: got %q from %v; want %q from echo at %v", buf[:n], from, "marker", echo)
+	}
+}
+
+func TestAnswers(t *testing.T) {
+	for _, name := range append(Names(), "qotd", "") {
+		want := Valid(name) && name != "discard"
+		if got := Answers(name); got != want {
+			t.Errorf("Answers(%q): got %v; want %v", name, got, want)
+		}
+		if _, ok := Reply(name, nil, nil); ok != want {
+			t.Errorf("Reply(%q): got ok %v; want %v, as Answers says", name, ok, want)
+		}
 	}
 }

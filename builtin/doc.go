@@ -26,20 +26,31 @@
 //
 // goinetd owns the sockets. For a stream it accepts the connection and
 // calls Serve in a goroutine of its own; Serve runs the service and closes
-// the connection. For a datagram it reads the request, asks ReplyAllowed
-// whether the sender may be answered, and if so sends what Reply returns.
+// the connection. For a datagram it reads the request, asks RefuseSource
+// whether the sender may be answered, and if so sends what Reply returns,
+// within the service's reply budget.
 //
-// # UDP loop protection
+// # UDP reflection and loops
 //
 // A UDP source address is whatever the sender wrote. A forged datagram
-// "from" the echo port of one host to the chargen port of another makes the
-// two answer each other for ever, and a superserver answering a forged
-// broadcast or multicast source would flood a whole network (CERT advisory
-// CA-1996-01). So ReplyAllowed refuses a source port below 1024, where the
-// built-ins of other servers live, and port 0, which no sender can use; and
-// a source address that cannot be a sender's: invalid, unspecified,
-// multicast, 0.0.0.0/8 or 255.0.0.0/8. goinetd answers a datagram only when
-// ReplyAllowed says yes.
+// "from" a victim makes a built-in send its reply to the victim
+// (reflection), and chargen sends up to 19 times what it received
+// (amplification). A forged datagram "from" the echo port of one server to
+// the echo port of another makes the two answer each other for ever (a
+// loop), and a superserver answering a forged broadcast or multicast
+// source would flood a whole network (CERT advisory CA-1996-01).
+//
+// So echo and chargen, the built-ins worth an attacker's while (see
+// Reflector), are served over UDP only with the operator's consent;
+// RefuseSource refuses a source port below 1024, where the built-ins of
+// other servers live, port 0, which no sender can use, the well-known
+// ports above 1023 of services that answer datagrams themselves
+// (ReflectorPorts), and a source address that cannot be a sender's:
+// invalid, unspecified, multicast, 0.0.0.0/8 or 255.0.0.0/8. goinetd adds
+// what this package cannot know: it never answers a port it serves UDP on
+// itself, and bounds the replies to each source and of each service, so
+// that a loop with a server on any other port dies at its first dropped
+// reply.
 //
 // # The year 2036
 //

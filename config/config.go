@@ -114,6 +114,8 @@ type Service struct {
 
 	// What the service may add to goinetd's log.
 	LogLimits
+	// Replies bounds what a UDP built-in sends back; zero otherwise.
+	Replies Replies
 
 	// Sandbox of the child.
 	Sandbox

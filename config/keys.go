@@ -62,6 +62,12 @@ func serviceKeys(s *Service) tableKeys {
 			"proxy_from":            func(v any) error { return parsePrefixes(v, &s.ProxyFrom) },
 			"proxy_timeout":         func(v any) error { return parseDuration(v, &s.ProxyTimeout) },
 
+			"udp_reflection":             func(v any) error { return parseBool(v, &s.Replies.Reflection) },
+			"udp_reply_rate":             func(v any) error { return parseRateOrZero(v, &s.Replies.Rate) },
+			"udp_reply_bytes":            func(v any) error { return parseByteRateOrZero(v, &s.Replies.Bytes) },
+			"udp_reply_rate_per_source":  func(v any) error { return parseRateOrZero(v, &s.Replies.RatePerSource) },
+			"udp_reply_bytes_per_source": func(v any) error { return parseByteRateOrZero(v, &s.Replies.BytesPerSource) },
+
 			"user": func(v any) error { return parseCredential(v, &s.Credential) },
 			"group": func(v any) error {
 				var gid int

@@ -117,6 +117,10 @@ func TestLoadGood(t *testing.T) {
 			services: []*Service{
 				with(newService("chargen", 19, "", ""), func(s *Service) {
 					s.Protocol, s.Mode, s.Builtin = UDP, Wait, "chargen"
+					s.Address = netip.MustParseAddr("127.0.0.1")
+					s.Replies = Replies{Reflection: true,
+						Rate: DefaultReplyRate, Bytes: DefaultReplyBytes,
+						RatePerSource: DefaultReplyRatePerSource, BytesPerSource: DefaultReplyBytesPerSource}
 				}),
 				with(newService("daytime", 13, "", ""), func(s *Service) { s.Builtin = "daytime" }),
 				with(newService("local", 0, "/bin/sh", dir), func(s *Service) {

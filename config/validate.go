@@ -163,6 +163,7 @@ func validateService(s *Service, w *where) {
 
 	validateLimits(s, w)
 	validateLogLimits(s, w)
+	validateReplies(s, w)
 	validateSandbox(s, w)
 }
 

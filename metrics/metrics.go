@@ -28,8 +28,11 @@ type Metrics struct {
 	exits         *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
 
-	serviceUp *prometheus.GaugeVec
-	buildInfo *prometheus.GaugeVec
+	serviceUp     *prometheus.GaugeVec
+	buildInfo     *prometheus.GaugeVec
+	udpReplies    *prometheus.CounterVec
+	udpReplyBytes *prometheus.CounterVec
+	udpUnanswered *prometheus.CounterVec
 
 	reloads        *prometheus.CounterVec
 	lastReload     prometheus.Gauge
@@ -78,6 +81,18 @@ func New() *Metrics {
 			Name: "goinetd_build_info",
 			Help: "Always 1; its labels are goinetd's version and the Go version it was built with.",
 		}, []string{"version", "goversion"}),
+		udpReplies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "goinetd_udp_replies_total",
+			Help: "Datagrams a UDP built-in sent back.",
+		}, []string{"service"}),
+		udpReplyBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "goinetd_udp_reply_bytes_total",
+			Help: "Bytes of the datagrams a UDP built-in sent back, UDP payload only.",
+		}, []string{"service"}),
+		udpUnanswered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "goinetd_udp_unanswered_total",
+			Help: "Datagrams a UDP built-in that answers did not answer, by reason: source_address (no sender has it), source_port (below 1024), reflector_port (a well-known port of a service that answers datagrams), own_port (a port goinetd serves UDP on), source_budget (udp_reply_rate_per_source or udp_reply_bytes_per_source), service_budget (udp_reply_rate or udp_reply_bytes).",
+		}, []string{"service", "reason"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goinetd_config_reloads_total",
 			Help: "Config reloads, by result: success or failure (the config was invalid and the old one kept serving).",
@@ -92,7 +107,8 @@ func New() *Metrics {
 		}),
 	}
 	m.reg.MustRegister(m.accepted, m.refused, m.paused, m.spawnFailures, m.running, m.exits, m.duration,
-		m.serviceUp, m.buildInfo, m.reloads, m.lastReload, m.lastReloadGood,
+		m.serviceUp, m.buildInfo, m.udpReplies, m.udpReplyBytes, m.udpUnanswered,
+		m.reloads, m.lastReload, m.lastReloadGood,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -189,6 +205,22 @@ func (m *Metrics) ServiceUp(service string, up bool) {
 func (m *Metrics) ServiceRemoved(service string) {
 	if m != nil {
 		m.serviceUp.DeleteLabelValues(service)
+	}
+}
+
+// Replied counts a reply of size bytes that the UDP built-in service sent.
+func (m *Metrics) Replied(service string, size int) {
+	if m != nil {
+		m.udpReplies.WithLabelValues(service).Inc()
+		m.udpReplyBytes.WithLabelValues(service).Add(float64(size))
+	}
+}
+
+// Unanswered counts a datagram that the UDP built-in service did not
+// answer, and why.
+func (m *Metrics) Unanswered(service, reason string) {
+	if m != nil {
+		m.udpUnanswered.WithLabelValues(service, reason).Inc()
 	}
 }
 

@@ -109,8 +109,8 @@ func (s *Server) serveBuiltinConn(l *listener, svc *service, conn net.Conn) {
 }
 
 // serveBuiltinPackets serves a built-in service on a UDP socket: each
-// datagram gets at most one reply, and none if it comes from a port where
-// another server's built-ins may live (see builtin.ReplyAllowed).
+// datagram gets at most one reply, and none unless its source may be
+// answered and the reply fits the budgets (see replies.go).
 func (s *Server) serveBuiltinPackets(l *listener) {
 	pc, err := net.FilePacketConn(l.file)
 	if err != nil {
@@ -138,20 +138,30 @@ func (s *Server) serveBuiltinPackets(l *listener) {
 		svc := l.current.Load()
 		s.metrics.Accepted(svc.Name)
 		peer := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		if reason := svc.refuse(peer.Addr(), time.Now()); reason != "" {
+		now := time.Now()
+		if reason := svc.refuse(peer.Addr(), now); reason != "" {
 			s.refused(svc, peer.String(), reason)
 			continue
 		}
-		if !builtin.ReplyAllowed(peer) {
-			s.log.Debug("datagram ignored", "service", svc.Name, "peer", peer.String(), "reason", "source may not be answered")
+		if svc.replies == nil {
+			continue // a built-in that never answers: discard
+		}
+		if reason := s.refuseReplyTo(peer); reason != "" {
+			s.unanswered(svc, peer, reason)
 			continue
 		}
 		reply, ok := builtin.Reply(svc.Builtin, buf[:n], time.Now)
 		if !ok {
 			continue
 		}
+		if reason, key := svc.replies.spend(svc.source(peer.Addr()), len(reply), now); reason != "" {
+			s.unanswered(svc, peer, reason, "budget", key)
+			continue
+		}
 		if _, err := conn.WriteToUDPAddrPort(reply, from); err != nil {
 			s.log.Debug("reply failed", "service", svc.Name, "peer", peer.String(), "err", err)
+			continue
 		}
+		s.metrics.Replied(svc.Name, len(reply))
 	}
 }

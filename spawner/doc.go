@@ -19,8 +19,10 @@
 // own, accepts and spawns, and each service's goroutine (serve.go) takes
 // its socket back only to wait for room, a rate pause or a backoff.
 // Wait-mode services hand the socket itself to one child at a time
-// (wait_linux.go); built-in services run in process (builtin.go); a PROXY
-// protocol service reads the balancer's header first (proxy.go).
+// (wait_linux.go); built-in services run in process (builtin.go), a UDP
+// one answering only the sources, and within the budgets, that replies.go
+// allows; a PROXY protocol service reads the balancer's header first
+// (proxy.go).
 //
 // Admission (admit.go) is decided before any fork: address rules, rates
 // and per-source limits refuse a connection at once; at max_connections a

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/goinetd/goinetd/builtin"
 	"github.com/goinetd/goinetd/config"
 	"golang.org/x/sys/unix"
 )
@@ -28,6 +29,7 @@ type service struct {
 	exec     *execTemplate        // for vforkExec; nil: ForkExec starts the handler
 	dir      string               // where the handler starts; empty: in goinetd's own directory
 	stderrFD int                  // fd 2 of the child, unless stderr is "socket"
+	replies  *replyGate           // a UDP built-in that answers: its reply budgets; else nil
 
 	acceptFailed, forkFailed, execFailed, quickExit limitedLog
 	connLog                                         *logBudget // connection records; nil: unbounded
@@ -41,6 +43,9 @@ var errFork = errors.New("fork failed")
 func (s *Server) prepare(svc *config.Service) (*service, error) {
 	p := &service{Service: svc, gate: newGate(svc.Limits), stderrFD: -1, connLog: connectionLog(s.log, svc)}
 	if svc.Builtin != "" {
+		if svc.Protocol == config.UDP && builtin.Answers(svc.Builtin) {
+			p.replies = newReplyGate(svc.Replies)
+		}
 		return p, nil
 	}
 	p.path = svc.Program

@@ -145,6 +145,7 @@ func (s *Server) apply(cfg *config.Config, strict bool) Changes {
 			delete(s.listeners, key)
 		}
 	}
+	s.udpPorts.Store(udpPortsOf(next))
 	for _, l := range started {
 		s.startLoop(l)
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/goinetd/goinetd/config"
 	"github.com/goinetd/goinetd/metrics"
@@ -38,6 +39,9 @@ type Server struct {
 
 	retry   bindRetry // services whose bind failed, tried again
 	onBound func()    // called after a retried bind succeeds
+	// udpPorts are the ports goinetd serves UDP on, which no UDP built-in
+	// answers (replies.go); apply replaces them.
+	udpPorts atomic.Pointer[ownPorts]
 }
 
 // New returns a Server that logs to log and counts in m (which may be

@@ -115,6 +115,18 @@ func TestExampleConfigServes(t *testing.T) {
 	if n, err := udp.Read(buf); err != nil || string(buf[:n]) != "QUIET" {
 		t.Errorf("udp-upper.py: got %q, %v; want QUIET", buf[:n], err)
 	}
+	echoUDP, err := net.Dial("udp", addr(ports["17016"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echoUDP.Close()
+	echoUDP.SetDeadline(time.Now().Add(ioTimeout))
+	if _, err := echoUDP.Write([]byte("over udp")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := echoUDP.Read(buf); err != nil || string(buf[:n]) != "over udp" {
+		t.Errorf("builtin echo over udp: got %q, %v; want %q", buf[:n], err, "over udp")
+	}
 	if got := exchange(t, addr(ports["17013"]), ""); !strings.HasSuffix(got, "\r\n") {
 		t.Errorf("builtin daytime: got %q", got)
 	}
