@@ -28,6 +28,10 @@ type service struct {
 	exec     *execTemplate        // for vforkExec; nil: ForkExec starts the handler
 	dir      string               // where the handler starts; empty: in goinetd's own directory
 	stderrFD int                  // fd 2 of the child, unless stderr is "socket"
+	// holdsConn says goinetd keeps a connection's descriptor open beyond
+	// its accept: a built-in's for its whole life, a PROXY protocol one's
+	// until its header is read. Such connections count against maxHeld.
+	holdsConn bool
 
 	acceptFailed, forkFailed, execFailed, quickExit limitedLog
 }
@@ -39,6 +43,7 @@ var errFork = errors.New("fork failed")
 // prepare builds the spawn template of svc.
 func (s *Server) prepare(svc *config.Service) (*service, error) {
 	p := &service{Service: svc, gate: newGate(svc.Limits), stderrFD: -1}
+	p.holdsConn = svc.Builtin != "" && svc.Protocol != config.UDP || svc.ProxyProtocol
 	if svc.Builtin != "" {
 		return p, nil
 	}

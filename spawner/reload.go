@@ -148,6 +148,7 @@ func (s *Server) apply(cfg *config.Config, strict bool) Changes {
 		}
 	}
 	s.children.maxTotal.Store(int64(cfg.Server.MaxConnections))
+	s.children.maxHeld.Store(heldLimit())
 	for _, list := range [][]string{ch.Added, ch.Removed, ch.Rebound, ch.Kept} {
 		slices.Sort(list)
 	}
