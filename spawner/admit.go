@@ -434,7 +434,7 @@ func (s *Server) waitForRoom(l *listener, svc *service) bool {
 				counted = true
 				if svc.holdsConn && s.children.heldFull() {
 					s.heldFull.log(s.log, slog.LevelWarn, "held connections at their share of the descriptor limit; waiting",
-						"service", svc.Name, "held", s.children.maxHeld.Load())
+						"service", svc.Name, "limit", s.children.maxHeld.Load())
 				}
 			}
 			select {
