@@ -70,7 +70,7 @@ func newGate(l config.Limits) *gate {
 		g.rate = newLimiter(l.RateLimit)
 	}
 	if l.RateLimitPerSource.N > 0 {
-		g.sources = &sourceRates{rate: l.RateLimitPerSource, pause: l.RatePause, m: make(map[netip.Prefix]*sourceRate)}
+		g.sources = newSourceRates(l.RateLimitPerSource, l.RatePause, l.SourcePrefixV6, maxSources)
 	}
 	return g
 }
@@ -138,65 +138,6 @@ func (g *gate) resume() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.rate = newLimiter(g.limits.RateLimit)
-}
-
-// maxSources bounds the per-source rate table. Past it, sources that are
-// idle are forgotten; if none is, a new source is not rate-limited until
-// one is, rather than growing the table without bound under a flood of
-// addresses.
-const maxSources = 1 << 16
-
-// sourceRates is the rate limit of each source of one service.
-type sourceRates struct {
-	rate  config.Rate
-	pause time.Duration
-
-	mu sync.Mutex
-	m  map[netip.Prefix]*sourceRate
-}
-
-type sourceRate struct {
-	limiter     *rate.Limiter
-	pausedUntil time.Time
-}
-
-// allow reports whether src may connect now; a source past its rate is
-// refused until its pause ends.
-func (r *sourceRates) allow(src netip.Prefix, now time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s, ok := r.m[src]
-	if !ok {
-		if len(r.m) >= maxSources && !r.forgetIdle(now) {
-			return true
-		}
-		s = &sourceRate{limiter: newLimiter(r.rate)}
-		r.m[src] = s
-	}
-	if now.Before(s.pausedUntil) {
-		return false
-	}
-	if !s.pausedUntil.IsZero() {
-		// The pause is over: the source starts again with its full rate.
-		s.limiter, s.pausedUntil = newLimiter(r.rate), time.Time{}
-	}
-	if !s.limiter.AllowN(now, 1) {
-		s.pausedUntil = now.Add(r.pause)
-		return false
-	}
-	return true
-}
-
-// forgetIdle drops sources that are not paused and whose bucket is full
-// again, and reports whether it dropped any.
-func (r *sourceRates) forgetIdle(now time.Time) bool {
-	n := len(r.m)
-	for src, s := range r.m {
-		if !now.Before(s.pausedUntil) && s.limiter.TokensAt(now) >= float64(r.rate.N) {
-			delete(r.m, src)
-		}
-	}
-	return len(r.m) < n
 }
 
 // slot is what one live connection counts against.
