@@ -304,6 +304,7 @@ func TestHandlerEnvironment(t *testing.T) {
 		"PROTO=TCP",
 		"REMOTE_ADDR=127.0.0.2",
 		"REMOTE_PORT=" + clientPort,
+		"TCPCONCURRENCY=1", // max_per_source applies by default
 		"TCPLOCALIP=127.0.0.1",
 		"TCPLOCALPORT=" + strconv.Itoa(port),
 		"TCPREMOTEIP=127.0.0.2",
