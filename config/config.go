@@ -130,8 +130,10 @@ type Limits struct {
 	OnlyFrom []netip.Prefix
 	NoAccess []netip.Prefix
 	// MaxConnections caps the service's live connections; 0 means no cap.
+	// Unset, it is DefaultMaxConnections.
 	MaxConnections int
 	// MaxPerSource caps live connections from one source; 0 means no cap.
+	// Unset, it is DefaultMaxPerSource where it applies (tcp, nowait).
 	MaxPerSource int
 	// SourcePrefixV6 is how many leading bits of an IPv6 client address
 	// make its source (default 64: one host owns a /64).
@@ -143,6 +145,11 @@ type Limits struct {
 	RatePause          time.Duration
 	// Timeout ends a connection that lasts longer; 0 means never.
 	Timeout time.Duration
+	// IdleTimeout ends a built-in's stream connection after that long
+	// without a byte read or written; 0 means never. Unset, it is
+	// DefaultIdleTimeout. Handlers' traffic never passes through goinetd,
+	// so it applies only to built-ins.
+	IdleTimeout time.Duration
 
 	// ProxyProtocol makes the service read a PROXY protocol header (v1 or
 	// v2) first, from the balancers in ProxyFrom only, within
@@ -334,6 +341,20 @@ var (
 // MaxStderrRecord is the longest text of one stderr record; the rest of a
 // longer line is dropped, and the record marked truncated.
 const MaxStderrRecord = 4 << 10
+
+// The default limits of a service, each lifted by the value 0 ("0s"); see
+// inetd.toml(5) and SECURITY.md for why these values.
+const (
+	// DefaultMaxConnections is a service's max_connections unless set:
+	// past it, clients wait in the listen backlog.
+	DefaultMaxConnections = 256
+	// DefaultMaxPerSource is a tcp nowait service's max_per_source unless
+	// set: past it, a source's connections are refused.
+	DefaultMaxPerSource = 16
+	// DefaultIdleTimeout is a built-in stream service's idle_timeout
+	// unless set.
+	DefaultIdleTimeout = 60 * time.Second
+)
 
 // MaxSocketPath is the longest unix socket path the kernel accepts.
 const MaxSocketPath = 107

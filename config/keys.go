@@ -24,7 +24,7 @@ func serverKeys(s *Server) tableKeys {
 	return tableKeys{
 		set: map[string]func(any) error{
 			"log_format":      func(v any) error { return oneOf(v, &s.LogFormat, LogText, LogJSON) },
-			"max_connections": func(v any) error { return parseCount(v, &s.MaxConnections, 1) },
+			"max_connections": func(v any) error { return parseCount(v, &s.MaxConnections, 0) },
 			"shutdown_grace":  func(v any) error { return parseGrace(v, &s.ShutdownGrace) },
 			"metrics":         func(v any) error { return parseHostPort(v, &s.Metrics) },
 
@@ -51,13 +51,14 @@ func serviceKeys(s *Service) tableKeys {
 
 			"only_from":             func(v any) error { return parsePrefixes(v, &s.OnlyFrom) },
 			"no_access":             func(v any) error { return parsePrefixes(v, &s.NoAccess) },
-			"max_connections":       func(v any) error { return parseCount(v, &s.MaxConnections, 1) },
-			"max_per_source":        func(v any) error { return parseCount(v, &s.MaxPerSource, 1) },
+			"max_connections":       func(v any) error { return parseCount(v, &s.MaxConnections, 0) },
+			"max_per_source":        func(v any) error { return parseCount(v, &s.MaxPerSource, 0) },
 			"source_prefix_v6":      func(v any) error { return parsePrefixLength(v, &s.SourcePrefixV6) },
 			"rate_limit":            func(v any) error { return parseRate(v, &s.RateLimit) },
 			"rate_limit_per_source": func(v any) error { return parseRate(v, &s.RateLimitPerSource) },
 			"rate_pause":            func(v any) error { return parseDuration(v, &s.RatePause) },
 			"timeout":               func(v any) error { return parseDuration(v, &s.Timeout) },
+			"idle_timeout":          func(v any) error { return parseGrace(v, &s.IdleTimeout) },
 			"proxy_protocol":        func(v any) error { return parseBool(v, &s.ProxyProtocol) },
 			"proxy_from":            func(v any) error { return parsePrefixes(v, &s.ProxyFrom) },
 			"proxy_timeout":         func(v any) error { return parseDuration(v, &s.ProxyTimeout) },

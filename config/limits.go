@@ -13,7 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// parseCount accepts an integer of at least least.
+// parseCount accepts an integer of at least least. For a limit, least is
+// 0, which lifts it.
 func parseCount(v any, dst *int, least int64) error {
 	n, ok := v.(int64)
 	if !ok {

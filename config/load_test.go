@@ -17,8 +17,9 @@ import (
 )
 
 // newService is a service as Load returns it when the file sets only its
-// port and program: every other field holds its default. dir is the
-// config file's folder.
+// port and program: every other field holds its default, the default
+// limits of a tcp nowait service included. dir is the config file's
+// folder.
 func newService(name string, port uint16, program, dir string) *Service {
 	return &Service{
 		Name:       name,
@@ -31,9 +32,10 @@ func newService(name string, port uint16, program, dir string) *Service {
 		SocketMode: DefaultSocketMode,
 		SocketUID:  -1,
 		SocketGID:  -1,
-		Limits:     Limits{SourcePrefixV6: 64, RatePause: DefaultRatePause, ProxyTimeout: DefaultProxyTimeout},
-		LogLimits:  LogLimits{DefaultStderrLineRate, DefaultStderrByteRate, DefaultConnectionLogRate},
-		Sandbox:    Sandbox{KillGroupOnExit: program != ""}, // the nowait default
+		Limits: Limits{MaxConnections: DefaultMaxConnections, MaxPerSource: DefaultMaxPerSource,
+			SourcePrefixV6: 64, RatePause: DefaultRatePause, ProxyTimeout: DefaultProxyTimeout},
+		LogLimits: LogLimits{DefaultStderrLineRate, DefaultStderrByteRate, DefaultConnectionLogRate},
+		Sandbox:   Sandbox{KillGroupOnExit: program != ""}, // the nowait default
 	}
 }
 
@@ -107,7 +109,7 @@ func TestLoadGood(t *testing.T) {
 			file:   "kill-group.toml",
 			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{
-				with(sh("ends-children", 8), func(s *Service) { s.Mode, s.KillGroupOnExit = Wait, true }),
+				with(sh("ends-children", 8), func(s *Service) { s.Mode, s.KillGroupOnExit, s.MaxPerSource = Wait, true, 0 }),
 				with(sh("lets-children-live", 7), func(s *Service) { s.KillGroupOnExit = false }),
 			},
 		},
@@ -115,20 +117,24 @@ func TestLoadGood(t *testing.T) {
 			file:   "socket-kinds.toml",
 			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{
+				// max_per_source applies only to tcp nowait, idle_timeout
+				// only to built-in streams.
 				with(newService("chargen", 19, "", ""), func(s *Service) {
-					s.Protocol, s.Mode, s.Builtin = UDP, Wait, "chargen"
+					s.Protocol, s.Mode, s.Builtin, s.MaxPerSource = UDP, Wait, "chargen", 0
 					s.Address = netip.MustParseAddr("127.0.0.1")
 					s.Replies = Replies{Reflection: true,
 						Rate: DefaultReplyRate, Bytes: DefaultReplyBytes,
 						RatePerSource: DefaultReplyRatePerSource, BytesPerSource: DefaultReplyBytesPerSource}
 				}),
-				with(newService("daytime", 13, "", ""), func(s *Service) { s.Builtin = "daytime" }),
+				with(newService("daytime", 13, "", ""), func(s *Service) {
+					s.Builtin, s.IdleTimeout = "daytime", DefaultIdleTimeout
+				}),
 				with(newService("local", 0, "/bin/sh", dir), func(s *Service) {
-					s.Protocol, s.Mode, s.KillGroupOnExit = Unix, Wait, false
+					s.Protocol, s.Mode, s.KillGroupOnExit, s.MaxPerSource = Unix, Wait, false, 0
 					s.Path, s.SocketMode = "/tmp/goinetd-test-local.sock", 0o600
 				}),
-				with(sh("proxy", 8080), func(s *Service) { s.Mode, s.ListenFDs, s.KillGroupOnExit = Wait, true, false }),
-				with(sh("tftp", 69), func(s *Service) { s.Protocol, s.Mode, s.KillGroupOnExit = UDP, Wait, false }),
+				with(sh("proxy", 8080), func(s *Service) { s.Mode, s.ListenFDs, s.KillGroupOnExit, s.MaxPerSource = Wait, true, false, 0 }),
+				with(sh("tftp", 69), func(s *Service) { s.Protocol, s.Mode, s.KillGroupOnExit, s.MaxPerSource = UDP, Wait, false, 0 }),
 			},
 		},
 		{
@@ -148,6 +154,26 @@ func TestLoadGood(t *testing.T) {
 					s.Workdir = "/tmp"
 					s.Env = []string{"APP_DEBUG=1", "LANG=C", "TZ=Europe/Paris"}
 					s.Stderr = StderrSocket
+				}),
+			},
+		},
+		{
+			// 0 lifts a default limit, in [defaults] too, and a lifted
+			// max_per_source is no error where it does not apply.
+			file:   "limits-lifted.toml",
+			server: Server{LogFormat: LogText, MaxConnections: 0, ShutdownGrace: DefaultShutdownGrace},
+			services: []*Service{
+				with(newService("echo", 7, "", ""), func(s *Service) {
+					s.Builtin, s.MaxConnections, s.MaxPerSource = "echo", 0, 0
+				}),
+				with(newService("local", 0, "/bin/sh", dir), func(s *Service) {
+					s.Protocol, s.Path, s.MaxConnections, s.MaxPerSource = Unix, "/tmp/goinetd-test-lifted.sock", 0, 0
+				}),
+				with(sh("own", 9), func(s *Service) {
+					s.MaxConnections, s.MaxPerSource = 5, 2
+				}),
+				with(newService("slow-echo", 17, "", ""), func(s *Service) {
+					s.Builtin, s.MaxConnections, s.MaxPerSource, s.IdleTimeout = "echo", 0, 0, 5*time.Minute
 				}),
 			},
 		},

@@ -204,6 +204,9 @@ func validateLimits(s *Service, w *where) {
 	if s.RatePause == 0 {
 		s.RatePause = DefaultRatePause
 	}
+	if !w.set("max_connections") {
+		s.MaxConnections = DefaultMaxConnections
+	}
 	perClient := []string{"only_from", "no_access", "max_per_source", "rate_limit_per_source", "source_prefix_v6"}
 	var where string
 	switch {
@@ -219,10 +222,28 @@ func validateLimits(s *Service, w *where) {
 			switch {
 			case w.own(name):
 				w.add(name, "does not apply to %s", where)
+			case name == "max_per_source" && s.MaxPerSource == 0:
+				// Lifted in [defaults]: nothing is left unenforced.
 			case w.set(name):
 				w.addTable("%s from [defaults] does not apply to %s", name, where)
 			}
 		}
+	} else if !w.set("max_per_source") {
+		s.MaxPerSource = DefaultMaxPerSource
+	}
+	switch {
+	case s.Builtin == "":
+		if w.own("idle_timeout") {
+			w.add("idle_timeout", "applies only to builtin services: a handler's traffic does not pass through goinetd (use timeout)")
+		}
+		s.IdleTimeout = 0
+	case s.Protocol == UDP:
+		if w.own("idle_timeout") {
+			w.add("idle_timeout", "does not apply to a udp service: a datagram is not a connection")
+		}
+		s.IdleTimeout = 0
+	case !w.set("idle_timeout"):
+		s.IdleTimeout = DefaultIdleTimeout
 	}
 	if s.ProxyTimeout == 0 {
 		s.ProxyTimeout = DefaultProxyTimeout

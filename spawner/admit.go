@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/goinetd/goinetd/config"
+	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 )
 
@@ -24,6 +25,12 @@ import (
 //     that gives up loses nothing.
 //   - A service past its rate_limit stops accepting for rate_pause, then
 //     resumes by itself.
+//   - Connections whose descriptor goinetd keeps open itself (built-in
+//     streams, and PROXY protocol connections until their header is read)
+//     share heldShare of goinetd's descriptor limit. Past it, the services
+//     that hold them stop accepting too, so that the rest stays in
+//     reserve: accept, spawn, the log, metrics and reload keep working,
+//     and every other service keeps serving.
 //
 // A connection's slot is taken before its child is forked and freed when
 // the child is reaped (or a built-in's connection ends), under the pid
@@ -63,7 +70,7 @@ func newGate(l config.Limits) *gate {
 		g.rate = newLimiter(l.RateLimit)
 	}
 	if l.RateLimitPerSource.N > 0 {
-		g.sources = &sourceRates{rate: l.RateLimitPerSource, pause: l.RatePause, m: make(map[netip.Prefix]*sourceRate)}
+		g.sources = newSourceRates(l.RateLimitPerSource, l.RatePause, l.SourcePrefixV6, maxSources)
 	}
 	return g
 }
@@ -133,69 +140,31 @@ func (g *gate) resume() {
 	g.rate = newLimiter(g.limits.RateLimit)
 }
 
-// maxSources bounds the per-source rate table. Past it, sources that are
-// idle are forgotten; if none is, a new source is not rate-limited until
-// one is, rather than growing the table without bound under a flood of
-// addresses.
-const maxSources = 1 << 16
-
-// sourceRates is the rate limit of each source of one service.
-type sourceRates struct {
-	rate  config.Rate
-	pause time.Duration
-
-	mu sync.Mutex
-	m  map[netip.Prefix]*sourceRate
-}
-
-type sourceRate struct {
-	limiter     *rate.Limiter
-	pausedUntil time.Time
-}
-
-// allow reports whether src may connect now; a source past its rate is
-// refused until its pause ends.
-func (r *sourceRates) allow(src netip.Prefix, now time.Time) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s, ok := r.m[src]
-	if !ok {
-		if len(r.m) >= maxSources && !r.forgetIdle(now) {
-			return true
-		}
-		s = &sourceRate{limiter: newLimiter(r.rate)}
-		r.m[src] = s
-	}
-	if now.Before(s.pausedUntil) {
-		return false
-	}
-	if !s.pausedUntil.IsZero() {
-		// The pause is over: the source starts again with its full rate.
-		s.limiter, s.pausedUntil = newLimiter(r.rate), time.Time{}
-	}
-	if !s.limiter.AllowN(now, 1) {
-		s.pausedUntil = now.Add(r.pause)
-		return false
-	}
-	return true
-}
-
-// forgetIdle drops sources that are not paused and whose bucket is full
-// again, and reports whether it dropped any.
-func (r *sourceRates) forgetIdle(now time.Time) bool {
-	n := len(r.m)
-	for src, s := range r.m {
-		if !now.Before(s.pausedUntil) && s.limiter.TokensAt(now) >= float64(r.rate.N) {
-			delete(r.m, src)
-		}
-	}
-	return len(r.m) < n
-}
-
 // slot is what one live connection counts against.
 type slot struct {
 	service string
 	source  netip.Prefix // valid when max_per_source applies
+	held    bool         // counted against maxHeld: goinetd holds its descriptor
+}
+
+// perSourceKey is what max_per_source counts live connections under.
+type perSourceKey struct {
+	service string
+	source  netip.Prefix
+}
+
+// heldShare is the part of goinetd's descriptor limit that held
+// connections may take together: the other half is the reserve.
+const heldShare = 2
+
+// heldLimit returns how many connections goinetd may hold open at once,
+// by its RLIMIT_NOFILE now, or 0 (no cap) if it cannot know.
+func heldLimit() int64 {
+	var r unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil || r.Cur > 1<<40 {
+		return 0
+	}
+	return int64(r.Cur / heldShare)
 }
 
 // take counts one more connection of svc from source (the zero Prefix if
@@ -207,21 +176,25 @@ type slot struct {
 func (cs *children) take(svc *service, source netip.Prefix) (perSource int, wait <-chan struct{}, err error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if svc.limits.MaxPerSource > 0 && source.IsValid() && cs.perSource[slot{svc.Name, source}] >= svc.limits.MaxPerSource {
+	if svc.limits.MaxPerSource > 0 && source.IsValid() && cs.perSource[perSourceKey{svc.Name, source}] >= svc.limits.MaxPerSource {
 		return 0, nil, errPerSource
 	}
 	if cs.fullLocked(svc) {
 		return 0, cs.released, nil
 	}
 	cs.reserveLocked(svc)
-	return cs.addSourceLocked(slot{svc.Name, source}), nil, nil
+	return cs.addSourceLocked(slot{svc.Name, source, svc.holdsConn}), nil, nil
 }
 
 // reserveLocked counts one more connection of svc in the service's and
-// goinetd's totals. Callers hold cs.mu and have checked fullLocked.
+// goinetd's totals, and among held connections if svc holds them. Callers
+// hold cs.mu and have checked fullLocked.
 func (cs *children) reserveLocked(svc *service) {
 	cs.total++
 	cs.perService[svc.Name]++
+	if svc.holdsConn {
+		cs.held++
+	}
 }
 
 // addSourceLocked counts a reserved connection under its source, if it
@@ -230,8 +203,17 @@ func (cs *children) addSourceLocked(s slot) int {
 	if !s.source.IsValid() {
 		return 0
 	}
-	cs.perSource[s]++
-	return cs.perSource[s]
+	k := perSourceKey{s.service, s.source}
+	cs.perSource[k]++
+	return cs.perSource[k]
+}
+
+// unhold stops counting a connection of a slot among held ones, once
+// goinetd has closed its descriptor; the slot lives on without held.
+func (cs *children) unhold() {
+	cs.mu.Lock()
+	cs.held--
+	cs.mu.Unlock()
 }
 
 // addSource counts a connection reserved by accept under its source, and
@@ -240,17 +222,23 @@ func (cs *children) addSourceLocked(s slot) int {
 func (cs *children) addSource(svc *service, s slot) (int, error) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if svc.limits.MaxPerSource > 0 && s.source.IsValid() && cs.perSource[s] >= svc.limits.MaxPerSource {
+	if svc.limits.MaxPerSource > 0 && s.source.IsValid() && cs.perSource[perSourceKey{s.service, s.source}] >= svc.limits.MaxPerSource {
 		return 0, errPerSource
 	}
 	return cs.addSourceLocked(s), nil
 }
 
-// fullLocked reports whether svc or goinetd is at its max_connections.
-// Callers hold cs.mu.
+// fullLocked reports whether svc or goinetd is at its max_connections, or
+// svc holds connections and they are at their share of the descriptor
+// limit. Callers hold cs.mu.
 func (cs *children) fullLocked(svc *service) bool {
-	return full(cs.perService[svc.Name], svc.limits.MaxConnections) || full(cs.total, int(cs.maxTotal.Load()))
+	return full(cs.perService[svc.Name], svc.limits.MaxConnections) || full(cs.total, int(cs.maxTotal.Load())) ||
+		svc.holdsConn && cs.heldFullLocked()
 }
+
+// heldFullLocked reports whether held connections are at their share of
+// the descriptor limit. Callers hold cs.mu.
+func (cs *children) heldFullLocked() bool { return full(cs.held, int(cs.maxHeld.Load())) }
 
 // room returns nil if svc and goinetd are below their max_connections, or
 // a channel closed at the next release.
@@ -263,17 +251,29 @@ func (cs *children) room(svc *service) <-chan struct{} {
 	return nil
 }
 
+// heldFull reports whether held connections are at their share of the
+// descriptor limit.
+func (cs *children) heldFull() bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.heldFullLocked()
+}
+
 func full(n, max int) bool { return max > 0 && n >= max }
 
 // release frees a slot taken by take. Callers hold cs.mu.
 func (cs *children) releaseLocked(s slot) {
 	cs.total--
+	if s.held {
+		cs.held--
+	}
 	if cs.perService[s.service]--; cs.perService[s.service] <= 0 {
 		delete(cs.perService, s.service)
 	}
 	if s.source.IsValid() {
-		if cs.perSource[s]--; cs.perSource[s] <= 0 {
-			delete(cs.perSource, s)
+		k := perSourceKey{s.service, s.source}
+		if cs.perSource[k]--; cs.perSource[k] <= 0 {
+			delete(cs.perSource, k)
 		}
 	}
 	close(cs.released)
@@ -310,7 +310,7 @@ func (s *Server) admit(svc *service, peer netip.AddrPort, done <-chan struct{}) 
 			s.refused(svc, peer.String(), refusedPerSource)
 			return slot{}, 0, refusedPerSource
 		case wait == nil:
-			return slot{svc.Name, source}, n, ""
+			return slot{svc.Name, source, svc.holdsConn}, n, ""
 		}
 		select {
 		case <-wait:
@@ -335,7 +335,7 @@ func (s *Server) admitCounted(svc *service, sl slot, peer netip.AddrPort) (_ slo
 	if svc.limits.MaxPerSource == 0 {
 		return sl, 0, ""
 	}
-	withSource := slot{sl.service, svc.source(peer.Addr())}
+	withSource := slot{sl.service, svc.source(peer.Addr()), sl.held}
 	n, err := s.children.addSource(svc, withSource)
 	if err != nil {
 		s.children.release(sl)
@@ -373,6 +373,10 @@ func (s *Server) waitForRoom(l *listener, svc *service) bool {
 			if !counted {
 				s.metrics.Paused(svc.Name, "limit")
 				counted = true
+				if svc.holdsConn && s.children.heldFull() {
+					s.heldFull.log(s.log, slog.LevelWarn, "held connections at their share of the descriptor limit; waiting",
+						"service", svc.Name, "limit", s.children.maxHeld.Load())
+				}
 			}
 			select {
 			case <-wait:

@@ -51,7 +51,7 @@ func TestGateAddressRules(t *testing.T) {
 }
 
 func TestSourceRatesPauseAndHeal(t *testing.T) {
-	r := &sourceRates{rate: config.Rate{N: 2, Per: time.Minute}, pause: 10 * time.Second, m: map[netip.Prefix]*sourceRate{}}
+	r := newSourceRates(config.Rate{N: 2, Per: time.Minute}, 10*time.Second, 64, maxSources)
 	a, b := netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("192.0.2.2/32")
 	t0 := time.Unix(1e9, 0)
 	steps := []struct {
@@ -71,22 +71,5 @@ func TestSourceRatesPauseAndHeal(t *testing.T) {
 		if got := r.allow(s.src, t0.Add(s.at)); got != s.want {
 			t.Errorf("step %d: allow(%s) at +%v: got %v; want %v", i, s.src, s.at, got, s.want)
 		}
-	}
-}
-
-func TestSourceRatesForgetIdleSourcesWhenFull(t *testing.T) {
-	r := &sourceRates{rate: config.Rate{N: 1, Per: time.Second}, pause: time.Second, m: map[netip.Prefix]*sourceRate{}}
-	t0 := time.Unix(1e9, 0)
-	for i := range maxSources {
-		src := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32)
-		r.allow(src, t0)
-	}
-	if len(r.m) != maxSources {
-		t.Fatalf("table holds %d sources; want %d", len(r.m), maxSources)
-	}
-	// A minute later every bucket is full again: a new source makes room.
-	r.allow(netip.MustParsePrefix("192.0.2.1/32"), t0.Add(time.Minute))
-	if len(r.m) != 1 {
-		t.Errorf("after the idle sources were forgotten the table holds %d; want 1", len(r.m))
 	}
 }

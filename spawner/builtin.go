@@ -12,7 +12,8 @@ import (
 
 // serveBuiltinStream serves a built-in service on a stream socket: each
 // connection is served by package builtin in a goroutine of its own; no
-// child is started.
+// child is started. A connection is counted (see admit) the moment it is
+// accepted, since its descriptor is held from then on.
 func (s *Server) serveBuiltinStream(l *listener) {
 	ln, err := net.FileListener(l.file)
 	if err != nil {
@@ -37,19 +38,24 @@ func (s *Server) serveBuiltinStream(l *listener) {
 		wait.reset()
 		svc := l.current.Load()
 		s.metrics.Accepted(svc.Name)
+		counted, _, closed := s.admit(svc, netip.AddrPort{}, l.done)
+		if closed != "" {
+			conn.Close()
+			return
+		}
 		if svc.ProxyProtocol {
-			go s.serveBuiltinConn(l, svc, conn)
+			go s.serveBuiltinConn(svc, counted, conn)
 			continue
 		}
-		s.serveBuiltinConn(l, svc, conn)
+		s.serveBuiltinConn(svc, counted, conn)
 	}
 }
 
-// serveBuiltinConn admits one connection of a built-in stream service and
-// serves it in a goroutine. A proxy_protocol service (called in a
-// goroutine of its own) first reads the PROXY header, with the rules of
-// serveProxied, and the client it names is the peer.
-func (s *Server) serveBuiltinConn(l *listener, svc *service, conn net.Conn) {
+// serveBuiltinConn admits one connection of a built-in stream service,
+// counted in counted, and serves it in a goroutine. A proxy_protocol
+// service (called in a goroutine of its own) first reads the PROXY header,
+// with the rules of serveProxied, and the client it names is the peer.
+func (s *Server) serveBuiltinConn(svc *service, counted slot, conn net.Conn) {
 	var peer netip.AddrPort
 	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
 		peer = netip.AddrPortFrom(a.AddrPort().Addr().Unmap(), a.AddrPort().Port())
@@ -57,12 +63,14 @@ func (s *Server) serveBuiltinConn(l *listener, svc *service, conn net.Conn) {
 	peerName := peer.String()
 	if svc.ProxyProtocol {
 		if !svc.trustedBalancer(peer.Addr()) {
+			s.children.release(counted)
 			s.refused(svc, peerName, refusedProxySource)
 			conn.Close()
 			return
 		}
 		c, h, err := readProxyHeaderConn(conn, svc.ProxyTimeout)
 		if err != nil {
+			s.children.release(counted)
 			s.refused(svc, peerName, refusedProxyHeader, "err", err)
 			conn.Close()
 			return
@@ -73,7 +81,7 @@ func (s *Server) serveBuiltinConn(l *listener, svc *service, conn net.Conn) {
 		}
 		conn = c
 	}
-	sl, _, refused := s.admit(svc, peer, l.done)
+	sl, _, refused := s.admitCounted(svc, counted, peer)
 	if refused != "" {
 		conn.Close()
 		return
@@ -89,23 +97,74 @@ func (s *Server) serveBuiltinConn(l *listener, svc *service, conn net.Conn) {
 			s.children.release(sl)
 		}()
 		started := time.Now()
+		var end time.Time
 		if svc.Timeout > 0 {
-			conn.SetDeadline(started.Add(svc.Timeout))
+			end = started.Add(svc.Timeout)
+			conn.SetDeadline(end)
 		}
-		err := builtin.Serve(svc.Builtin, conn, time.Now)
+		served := conn
+		if svc.IdleTimeout > 0 {
+			served = newIdleConn(conn, svc.IdleTimeout, end)
+		}
+		err := builtin.Serve(svc.Builtin, served, time.Now)
 		ended := time.Now()
 		s.metrics.Ended(svc.Name, ended.Sub(started))
 		if !svc.connLog.allow(ended, 0) {
 			return
 		}
 		attrs := []any{"service", svc.Name, "peer", peerName, "builtin", svc.Builtin}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded) && (end.IsZero() || ended.Before(end)):
+			attrs = append(attrs, "idle_timeout", true)
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			attrs = append(attrs, "timeout", true)
-		} else if err != nil {
+		case err != nil:
 			attrs = append(attrs, "err", err)
 		}
 		s.log.Info("connection ended", append(attrs, "duration", ended.Sub(started))...)
 	}()
+}
+
+// idleConn ends a built-in's connection when a read or a write waits
+// longer than idle: each one that moves a byte pushes the deadline, of
+// both directions, idle further, but never past end (the timeout) if end
+// is set. Reads and writes may run in two goroutines, as chargen's do.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+	end  time.Time
+}
+
+func newIdleConn(c net.Conn, idle time.Duration, end time.Time) *idleConn {
+	ic := &idleConn{Conn: c, idle: idle, end: end}
+	ic.extend()
+	return ic
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.extend()
+	}
+	return n, err
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 {
+		c.extend()
+	}
+	return n, err
+}
+
+// extend moves the deadline to idle from now, or to end if that is
+// sooner.
+func (c *idleConn) extend() {
+	d := time.Now().Add(c.idle)
+	if !c.end.IsZero() && c.end.Before(d) {
+		d = c.end
+	}
+	c.Conn.SetDeadline(d)
 }
 
 // serveBuiltinPackets serves a built-in service on a UDP socket: each

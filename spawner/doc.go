@@ -25,10 +25,13 @@
 // (proxy.go).
 //
 // Admission (admit.go) is decided before any fork: address rules, rates
-// and per-source limits refuse a connection at once; at max_connections a
+// (each source's in a table of bounded size, sourcerates.go) and
+// per-source limits refuse a connection at once; at max_connections a
 // loop stops accepting, so clients wait in the backlog. A connection's slot
 // is counted in the pid table, under its lock, from accept until the child
-// is reaped.
+// is reaped. Connections whose descriptor goinetd keeps open (built-ins,
+// PROXY headers being read) share half of RLIMIT_NOFILE; the other half is
+// a reserve that keeps accept, spawn, the log and reload working.
 //
 // Handlers are started by goinetd's own vfork and exec (spawn_linux.go,
 // vfork_linux_amd64.go), from an exec template built when the service is

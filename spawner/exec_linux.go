@@ -30,6 +30,10 @@ type service struct {
 	dir      string               // where the handler starts; empty: in goinetd's own directory
 	stderrFD int                  // fd 2 of the child, unless stderr is "socket"
 	replies  *replyGate           // a UDP built-in that answers: its reply budgets; else nil
+	// holdsConn says goinetd keeps a connection's descriptor open beyond
+	// its accept: a built-in's for its whole life, a PROXY protocol one's
+	// until its header is read. Such connections count against maxHeld.
+	holdsConn bool
 
 	acceptFailed, forkFailed, execFailed, quickExit limitedLog
 	connLog                                         *logBudget // connection records; nil: unbounded
@@ -42,6 +46,7 @@ var errFork = errors.New("fork failed")
 // prepare builds the spawn template of svc.
 func (s *Server) prepare(svc *config.Service) (*service, error) {
 	p := &service{Service: svc, gate: newGate(svc.Limits), stderrFD: -1, connLog: connectionLog(s.log, svc)}
+	p.holdsConn = svc.Builtin != "" && svc.Protocol != config.UDP || svc.ProxyProtocol
 	if svc.Builtin != "" {
 		if svc.Protocol == config.UDP && builtin.Answers(svc.Builtin) {
 			p.replies = newReplyGate(svc.Replies)

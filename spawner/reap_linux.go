@@ -53,7 +53,7 @@ type children struct {
 	// Live connections, children and built-ins, for admission.
 	total      int
 	perService map[string]int
-	perSource  map[slot]int
+	perSource  map[perSourceKey]int
 	released   chan struct{} // closed and replaced by every release
 	maxTotal   atomic.Int64  // [server] max_connections; 0: none
 
@@ -62,6 +62,8 @@ type children struct {
 	// replaced whenever it reaps a process that is not a handler.
 	childless      atomic.Bool
 	leftoverReaped chan struct{}
+	held           int          // connections whose descriptor goinetd holds
+	maxHeld        atomic.Int64 // their cap, heldLimit; 0: none
 }
 
 func newChildren(log *slog.Logger, m *metrics.Metrics) *children {
@@ -70,7 +72,7 @@ func newChildren(log *slog.Logger, m *metrics.Metrics) *children {
 		metrics:    m,
 		live:       make(map[int]*child),
 		perService: make(map[string]int),
-		perSource:  make(map[slot]int),
+		perSource:  make(map[perSourceKey]int),
 		released:   make(chan struct{}),
 
 		leftoverReaped: make(chan struct{}),

@@ -159,6 +159,7 @@ func (s *Server) apply(cfg *config.Config, strict bool) Changes {
 	}
 	s.retryLater(cfg, ch)
 	s.children.maxTotal.Store(int64(cfg.Server.MaxConnections))
+	s.children.maxHeld.Store(heldLimit())
 	for _, list := range [][]string{ch.Added, ch.Removed, ch.Rebound, ch.Changed, ch.Kept} {
 		slices.Sort(list)
 	}

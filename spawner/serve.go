@@ -61,7 +61,7 @@ func (s *Server) serveNoWait(l *listener) {
 
 		// A reload while this loop waited applies to this connection too;
 		// it stays counted under the name it was accepted for.
-		cur, counted := l.current.Load(), slot{service: svc.Name}
+		cur, counted := l.current.Load(), slot{service: svc.Name, held: svc.holdsConn}
 		if !noForkUntil.IsZero() && time.Now().Before(noForkUntil) {
 			s.children.release(counted)
 			s.refused(cur, addrPort(sa).String(), refusedForkBackoff)

@@ -29,6 +29,7 @@ type Server struct {
 	stderrs   map[string]*stderrLog // by service name
 	// builtinConns are the connections built-in services are serving.
 	builtinConns map[net.Conn]struct{}
+	heldFull     limitedLog     // held connections at their cap
 	loops        sync.WaitGroup // accept loops and stderr readers
 	// vfork says whether handlers may start through vforkExec, which then
 	// sets their soft RLIMIT_NOFILE back to nofile (see startingNofile).

@@ -61,10 +61,10 @@ func allSpecs(p paths) []*spec {
 	return []*spec{
 		{
 			name: "goinetd", group: groupSpawn, role: roleSubject, program: p.goinetd,
-			changes: "defaults (no max_connections, no rate_limit); its log (one record per connection, level info) goes to a file",
+			changes: "max_connections = 0 and max_per_source = 0: the default limits (256, and 16 per source) lifted, as every server's; no rate_limit; its log (one record per connection, level info) goes to a file",
 			argv: func(dir string, port int) ([]string, error) {
 				conf, err := writeFile(dir, "inetd.toml", fmt.Sprintf(
-					"[services.bench]\naddress = \"127.0.0.1\"\nport = %d\nprogram = %q\n", port, handler))
+					"[services.bench]\naddress = \"127.0.0.1\"\nport = %d\nprogram = %q\nmax_connections = 0\nmax_per_source = 0\n", port, handler))
 				return []string{p.goinetd, "-config", conf}, err
 			},
 		},
@@ -141,10 +141,10 @@ service goinetd-bench
 		},
 		{
 			name: "goinetd-echo", group: groupEcho, role: roleSubject, program: p.goinetd,
-			changes: "builtin = \"echo\"; its log as for goinetd",
+			changes: "builtin = \"echo\", its limits lifted as for goinetd; its log as for goinetd",
 			argv: func(dir string, port int) ([]string, error) {
 				conf, err := writeFile(dir, "inetd.toml", fmt.Sprintf(
-					"[services.bench]\naddress = \"127.0.0.1\"\nport = %d\nbuiltin = \"echo\"\n", port))
+					"[services.bench]\naddress = \"127.0.0.1\"\nport = %d\nbuiltin = \"echo\"\nmax_connections = 0\nmax_per_source = 0\n", port))
 				return []string{p.goinetd, "-config", conf}, err
 			},
 		},

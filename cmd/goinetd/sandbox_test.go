@@ -196,7 +196,7 @@ func TestSandboxPassEnv(t *testing.T) {
 		var got []string
 		for _, kv := range strings.Split(strings.TrimSuffix(exchange(t, addr(port), ""), "\n"), "\n") {
 			if name, _, _ := strings.Cut(kv, "="); !slices.Contains([]string{
-				"PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT", "REMOTE_PORT",
+				"PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT", "REMOTE_PORT", "TCPCONCURRENCY",
 			}, name) {
 				got = append(got, kv)
 			}

@@ -304,6 +304,7 @@ func TestHandlerEnvironment(t *testing.T) {
 		"PROTO=TCP",
 		"REMOTE_ADDR=127.0.0.2",
 		"REMOTE_PORT=" + clientPort,
+		"TCPCONCURRENCY=1", // max_per_source applies by default
 		"TCPLOCALIP=127.0.0.1",
 		"TCPLOCALPORT=" + strconv.Itoa(port),
 		"TCPREMOTEIP=127.0.0.2",
@@ -398,7 +399,8 @@ func TestExitsAreLogged(t *testing.T) {
 func TestManyHeldConnectionsFewThreadsNoZombies(t *testing.T) {
 	const conns = 500
 	port := freePort(t, "127.0.0.1")
-	d := startDaemon(t, jsonLog+logEveryConnection+echoService("echo", "127.0.0.1", port))
+	// 500 connections from one client: past the default limits, lifted.
+	d := startDaemon(t, jsonLog+logEveryConnection+echoService("echo", "127.0.0.1", port, "max_connections = 0", "max_per_source = 0"))
 
 	clients := make([]net.Conn, 0, conns)
 	for range conns {

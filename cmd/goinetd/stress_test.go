@@ -445,7 +445,9 @@ func TestStressForkFailure(t *testing.T) {
 func TestStressFDExhaustion(t *testing.T) {
 	clients := scaled(t, 200)
 	port := freePort(t, "127.0.0.1")
-	d := startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", port))
+	// The clients, all 127.0.0.1, are served at once when the limit is
+	// restored: past the default limits, lifted.
+	d := startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", port, "max_connections = 0", "max_per_source = 0"))
 	if got := exchange(t, addr(port), "warm"); got != "warm" {
 		t.Fatalf("echo: got %q", got)
 	}
@@ -628,7 +630,10 @@ func TestStressFloods(t *testing.T) {
 	)
 	good, drop, held, heldBuiltin, hose, hoseBuiltin := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"),
 		freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
-	d := startDaemon(t, jsonLog+logEveryConnection+echoService("good", "127.0.0.1", good)+echoService("drop", "127.0.0.1", drop)+
+	// Every flood comes from 127.0.0.1, in hundreds of connections at once:
+	// the default limits are lifted, so that the flood reaches goinetd.
+	d := startDaemon(t, "[server]\nlog_format = \"json\"\n[defaults]\nmax_connections = 0\nmax_per_source = 0\nconnection_log_rate = 0\n"+
+		echoService("good", "127.0.0.1", good)+echoService("drop", "127.0.0.1", drop)+
 		programService("held", held, "/bin/cat", nil)+
 		fmt.Sprintf("[services.heldbuiltin]\naddress = \"127.0.0.1\"\nport = %d\nbuiltin = \"echo\"\n", heldBuiltin)+
 		programService("hose", hose, "/usr/bin/yes", nil)+
