@@ -113,6 +113,9 @@ func (s *Server) serveBuiltinConn(svc *service, counted slot, conn net.Conn) {
 			return
 		}
 		attrs := []any{"service", svc.Name, "peer", peerName, "builtin", svc.Builtin}
+		if peer.IsValid() {
+			attrs = append(attrs, "peer_ip", peer.Addr().WithZone("").String(), "peer_port", int(peer.Port()))
+		}
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded) && (end.IsZero() || ended.Before(end)):
 			attrs = append(attrs, "idle_timeout", true)

@@ -129,7 +129,7 @@ func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, 
 	if stderr < 0 {
 		stderr = fd
 	}
-	return s.start(svc, []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)}, conn, peerName, sl, nil)
+	return s.start(svc, []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)}, conn, peerName, client, sl, nil)
 }
 
 // spawnWait starts a wait-mode child on the listening socket fd, counted
@@ -141,15 +141,16 @@ func (s *Server) spawnWait(svc *service, fd int, sl slot, exited chan struct{}) 
 	if svc.ListenFDs {
 		files = []uintptr{uintptr(s.devNullRead), uintptr(svc.stderrFD), uintptr(svc.stderrFD), uintptr(fd)}
 	}
-	return s.start(svc, files, nil, "", sl, exited)
+	return s.start(svc, files, nil, "", netip.AddrPort{}, sl, exited)
 }
 
 // start forks and execs svc's program with files as its descriptors 0, 1,
 // 2 (and 3) and the connection's variables conn after svc.env, for a
-// connection counted in sl, and logs a failure. The slot
-// is freed when the child is reaped, or at once if it cannot start.
-func (s *Server) start(svc *service, files []uintptr, conn []string, peer string, sl slot, exited chan struct{}) error {
-	c := &child{svc: svc, peer: peer, started: time.Now(), slot: sl, exited: exited, killGroup: svc.KillGroupOnExit}
+// connection counted in sl from client (the zero AddrPort if it has no
+// address), named peer in logs, and logs a failure. The slot is freed
+// when the child is reaped, or at once if it cannot start.
+func (s *Server) start(svc *service, files []uintptr, conn []string, peer string, client netip.AddrPort, sl slot, exited chan struct{}) error {
+	c := &child{svc: svc, peer: peer, client: client, started: time.Now(), slot: sl, exited: exited, killGroup: svc.KillGroupOnExit}
 	var err error
 	s.loop.do(func() {
 		var pid int

@@ -3,6 +3,7 @@ package spawner
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,7 +17,8 @@ import (
 type child struct {
 	pid     int
 	svc     *service
-	peer    string // as logs show it; empty for a wait-mode child
+	peer    string         // as logs show it; empty for a wait-mode child
+	client  netip.AddrPort // the client's address, if it has one
 	started time.Time
 	slot    slot          // freed when the child is reaped
 	exited  chan struct{} // if not nil, closed when the child is reaped
@@ -138,6 +140,15 @@ type exit struct {
 	ended  time.Time
 }
 
+// appendClient adds client's address and port, if it has them, as the
+// peer_ip and peer_port of a record.
+func appendClient(attrs []slog.Attr, client netip.AddrPort) []slog.Attr {
+	if !client.IsValid() {
+		return attrs
+	}
+	return append(attrs, slog.String("peer_ip", client.Addr().WithZone("").String()), slog.Int("peer_port", int(client.Port())))
+}
+
 // reapExited waits for every child that has exited, without blocking, and
 // logs each; it ends the process group of a child whose killGroup is set.
 // It reports whether goinetd has no child left at all, handler or
@@ -239,11 +250,12 @@ func (cs *children) logExit(e exit) {
 		return
 	}
 	// Typed attributes in an array on the stack: no allocation per record.
-	var buf [6]slog.Attr
+	var buf [8]slog.Attr
 	attrs := append(buf[:0], slog.String("service", e.svc.Name), slog.Int("pid", e.pid))
 	if e.peer != "" {
 		attrs = append(attrs, slog.String("peer", e.peer))
 	}
+	attrs = appendClient(attrs, e.client)
 	outcome := "success"
 	switch {
 	case e.status.Exited():

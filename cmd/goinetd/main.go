@@ -246,10 +246,21 @@ func check(path string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// newLogger returns goinetd's logger. In JSON, a duration is a number of
+// seconds (0.0015), as log processors expect; in text, Go's form (1.5ms).
 func newLogger(format config.LogFormat, level slog.Level, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == config.LogJSON {
+		opts.ReplaceAttr = durationSeconds
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// durationSeconds writes a duration attribute as seconds.
+func durationSeconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.Float64(a.Key, a.Value.Duration().Seconds())
+	}
+	return a
 }

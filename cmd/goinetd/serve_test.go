@@ -385,8 +385,16 @@ func TestExitsAreLogged(t *testing.T) {
 	b, _ := io.ReadAll(c)
 	pid := strings.TrimSpace(string(b))
 	r := d.waitLog(func(r record) bool { return r.msg() == "connection ended" && r.str("pid") == pid })
-	if r.str("service") != "exit3" || r.str("peer") != "127.0.0.4:"+clientPort || r.str("exit") != "3" || r.str("duration") == "" {
-		t.Errorf("exit record %v: want service exit3, peer 127.0.0.4:%s, exit 3 and a duration", r, clientPort)
+	if r.str("service") != "exit3" || r.str("peer") != "127.0.0.4:"+clientPort || r.str("exit") != "3" {
+		t.Errorf("exit record %v: want service exit3, peer 127.0.0.4:%s, exit 3", r, clientPort)
+	}
+	// The peer's address and port each have a field; the duration is in
+	// seconds, a number.
+	if r.str("peer_ip") != "127.0.0.4" || r.str("peer_port") != clientPort {
+		t.Errorf("exit record %v: want peer_ip 127.0.0.4, peer_port %s", r, clientPort)
+	}
+	if d, ok := r["duration"].(float64); !ok || d <= 0 || d > waitTimeout.Seconds() {
+		t.Errorf("exit record %v: want a duration in seconds, between 0 and %v", r, waitTimeout.Seconds())
 	}
 
 	pid = strings.TrimSpace(exchange(t, addr(killPort), ""))
