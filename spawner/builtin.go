@@ -121,6 +121,9 @@ func (s *Server) serveBuiltinConn(svc *service, counted slot, conn net.Conn) {
 			attrs = append(attrs, "idle_timeout", true)
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			attrs = append(attrs, "timeout", true)
+		case errors.Is(err, net.ErrClosed):
+			// Only a stop closes a built-in's connection under it.
+			attrs = append(attrs, "stopped", true)
 		case err != nil:
 			attrs = append(attrs, "err", err)
 		}

@@ -268,6 +268,25 @@ func TestStopWaitsForHandlersWithinGrace(t *testing.T) {
 	}
 }
 
+// TestStopClosesBuiltinConnectionsQuietly checks that a built-in's
+// connection closed by a stop is logged as such, not with Go's "use of
+// closed network connection".
+func TestStopClosesBuiltinConnectionsQuietly(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, "[server]\nlog_format = \"json\"\nshutdown_grace = \"100ms\"\n"+
+		fmt.Sprintf("[services.echo]\naddress = \"127.0.0.1\"\nport = %d\nbuiltin = \"echo\"\n", port))
+	c := dial(t, "", addr(port))
+	io.WriteString(c, "x")
+	io.ReadFull(c, make([]byte, 1)) // the built-in serves it
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status: got %d; want 0", code)
+	}
+	r := d.waitLog(func(r record) bool { return r.msg() == "connection ended" && r.str("builtin") == "echo" })
+	if r["err"] != nil || r["stopped"] != true {
+		t.Errorf("got %v; want stopped=true and no err", r)
+	}
+}
+
 func TestStopTerminatesThenKillsAfterGrace(t *testing.T) {
 	term, kill := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
 	d := startDaemon(t, "[server]\nlog_format = \"json\"\nshutdown_grace = \"200ms\"\n"+fmt.Sprintf(`
