@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,15 +70,26 @@ func runHelper(mode string) int {
 	case "exit3":
 		fmt.Printf("%d\n", os.Getpid())
 		return 3
-	case "exec-ignoring":
+	case "exec-ignoring-blocking":
 		// Ignore signals 1 (SIGHUP) and 32 (one the Go runtime leaves
-		// alone), then become the command in the arguments.
+		// alone), block SIGUSR1, SIGPIPE and SIGALRM, then become the
+		// command in the arguments, which keeps both.
 		ign := [4]uint64{1} // SIG_IGN
 		for _, sig := range []uintptr{1, 32} {
 			if _, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&ign)), 0, 8, 0, 0); errno != 0 {
 				fmt.Fprintf(os.Stderr, "ignore signal %d: %v\n", sig, errno)
 				return 1
 			}
+		}
+		// The mask is the thread's: block and exec on the same one.
+		runtime.LockOSThread()
+		var blocked unix.Sigset_t
+		for _, sig := range []unix.Signal{unix.SIGUSR1, unix.SIGPIPE, unix.SIGALRM} {
+			blocked.Val[0] |= 1 << (sig - 1)
+		}
+		if err := unix.PthreadSigmask(unix.SIG_BLOCK, &blocked, nil); err != nil {
+			fmt.Fprintf(os.Stderr, "block signals: %v\n", err)
+			return 1
 		}
 		args := os.Args[1:]
 		err := unix.Exec(args[0], args, os.Environ())
