@@ -11,6 +11,11 @@ import (
 // (vforkExec); without it every handler starts through syscall.ForkExec.
 const haveVfork = true
 
+// Every Go function that runs in a child, between its clone and its exec,
+// is marked //go:norace and //go:nosplit, and only those: the mark is how
+// TestChildCodeCallsNoRuntime finds the code to check for calls into the
+// runtime and write barriers, with this file's assembly.
+
 // rawVfork is clone or clone3 (trap) for a child that shares the caller's
 // memory and stack (vfork_linux_amd64.s).
 func rawVfork(trap, a1, a2 uintptr) (pid, errno uintptr)
