@@ -23,7 +23,7 @@ import (
 // goinetd's memory, and on vforkExec's path its stack: it may make raw
 // system calls and nothing else. A call into the runtime (a stack check's
 // morestack, a bounds check's panic, an allocation, the race detector) or
-// a write barrier there corrupts goinetd, at best only under load. The
+// a write barrier there corrupts goinetd, and often only under load. The
 // compiler gives no such guarantee, so TestChildCodeCallsNoRuntime checks
 // the machine code the toolchain made of it.
 
