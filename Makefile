@@ -17,9 +17,13 @@ build:
 run: build
 	bin/goinetd -config inetd.toml
 
-## test: gofmt, go vet, then every test with the race detector
+## test: gofmt, go vet, then every test with the race detector; then the
+## end-to-end suite again with every handler started through Go's
+## syscall.ForkExec (GOINETD_SPAWN=forkexec), without the race detector,
+## which the first run covers: a minute more
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
+	GOINETD_SPAWN=forkexec $(GO) test -count=1 -timeout 10m ./cmd/goinetd/
 
 ## stress: the fault-injection, flood and soak suite, without the race
 ## detector; GOINETD_STRESS_SCALE=10 makes it ten times bigger (the

@@ -39,22 +39,29 @@
 // gets exactly its descriptors 0, 1 and 2 (3 with listen_fds), an
 // environment built from nothing, every signal at its default action and
 // none blocked (clone3's CLONE_CLEAR_SIGHAND resets the handlers), the
-// soft RLIMIT_NOFILE goinetd started with, and a process group of its
-// own. Unlike syscall.ForkExec, which it follows, it needs no pipe to
-// learn of a failed exec: the child, which shares the parent's memory
-// until it execs, leaves the errno there. When waiting for the exec gains
+// soft RLIMIT_NOFILE goinetd started with, and a session of its own, so
+// no controlling terminal, whose process group is its pid. Unlike
+// syscall.ForkExec, which it follows, it needs no pipe to learn of a
+// failed exec: the child, which shares the parent's memory until it
+// execs, leaves the errno there. When waiting for the exec gains
 // the spawn loop nothing (it drains a burst, or no other handler runs),
 // the child runs on a small stack of its own instead (spawnNoWait), and a
-// failed exec is logged when the child is reaped. A handler that runs as
-// another user or in a chroot, and every handler on an architecture other
-// than amd64, starts through syscall.ForkExec. Its limits, nice value and
-// umask are applied by goinetd re-executed as a trampoline
-// (sandbox_linux.go, trampoline_linux.go).
+// failed exec is logged when the child is reaped. The functions that run
+// in the child are marked //go:norace and //go:nosplit; a test
+// disassembles them and fails on any call into the runtime
+// (childcode_test.go). A handler that runs as another user or in a
+// chroot, every handler on an architecture other than amd64, and every
+// handler under GOINETD_SPAWN=forkexec (spawnmode.go) starts through
+// syscall.ForkExec. Its limits, nice value and umask are applied by
+// goinetd re-executed as a trampoline (sandbox_linux.go,
+// trampoline_linux.go).
 //
 // One thread is the parent of every child and reaps them all: the spawn
 // loop. Every spawn runs on it, wherever it was asked for, so the kernel
 // aims each SIGCHLD at it; the signal interrupts its epoll_wait, and it
 // calls wait4(-1, WNOHANG) until no exited child is left (reap_linux.go).
+// It blocks no signal, so that children of syscall.ForkExec, which inherit
+// its mask, start with none blocked.
 // No goroutine or thread waits on a single child, so a held connection
 // costs one entry in the pid table. A spawn waits, by pid, for a child
 // whose exec failed, and records the others before the loop reaps again:

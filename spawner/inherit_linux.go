@@ -19,13 +19,17 @@ import (
 //   - every signal ignored at startup gets its default disposition back.
 //     Ignored signals survive exec, so without this a handler of
 //     `nohup goinetd` would ignore SIGHUP, and one started from a shell's
-//     background job would ignore SIGINT and SIGQUIT.
+//     background job would ignore SIGINT and SIGQUIT;
+//   - its controlling terminal is given up (see dropTerminal).
 //
 // Call it once, first thing, before any goroutine opens a descriptor that
 // must stay open across exec.
 func DropInherited() error {
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("mark inherited descriptors close-on-exec: %w", err)
+	}
+	if err := dropTerminal(); err != nil {
+		return err
 	}
 	ignored, err := ignoredSignals()
 	if err != nil {
@@ -64,4 +68,29 @@ func ignoredSignals() (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("read ignored signals: no SigIgn in /proc/self/status")
+}
+
+// dropTerminal gives up goinetd's controlling terminal, if it has one
+// (started from a shell, sudo, tmux), so that nothing goinetd starts can
+// reach it. Handlers cannot anyway: each starts in a session of its own,
+// which has no terminal (execChild, Server.sandbox). The terminal's
+// signals still reach goinetd: Ctrl-C signals its foreground process
+// group, which goinetd stays in.
+//
+// A session leader keeps its terminal: TIOCNOTTY would send SIGHUP and
+// SIGCONT to the terminal's foreground group, goinetd's own most likely,
+// and SIGHUP would kill it before it handles the signal.
+func dropTerminal() error {
+	if sid, _ := unix.Getsid(0); sid == unix.Getpid() {
+		return nil
+	}
+	tty, err := unix.Open("/dev/tty", unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil // ENXIO: no controlling terminal
+	}
+	defer unix.Close(tty)
+	if err := unix.IoctlSetInt(tty, unix.TIOCNOTTY, 0); err != nil {
+		return fmt.Errorf("give up the controlling terminal (TIOCNOTTY): %w", err)
+	}
+	return nil
 }

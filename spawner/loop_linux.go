@@ -128,6 +128,17 @@ func (lp *spawnLoop) run(started chan<- struct{}) {
 	defer runtime.UnlockOSThread() // the thread stays, idle (see reserveThreads)
 	defer close(lp.done)
 	lp.tid = unix.Gettid()
+	// Handlers start with no signal blocked, whatever goinetd started
+	// with. syscall.ForkExec's child execs with the mask its parent
+	// thread had at the fork (the runtime saves it and restores it in the
+	// child), and a Go thread's mask is the one the process started with,
+	// less the signals the runtime needs: a SIGPIPE, SIGUSR1 or SIGALRM
+	// that goinetd's launcher blocked would stay blocked in every handler
+	// started as another user, in a chroot or through the trampoline. No
+	// code of goinetd runs before the runtime has started threads with
+	// that mask, but every fork runs on this thread: clearing its mask,
+	// once, clears every child's. No Go thread needs a signal blocked.
+	unix.PthreadSigmask(unix.SIG_SETMASK, &unix.Sigset_t{}, nil)
 	close(started)
 	events := make([]unix.EpollEvent, 16)
 	busySince := time.Now() // when the loop last yielded or slept long

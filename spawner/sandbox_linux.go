@@ -64,7 +64,7 @@ import (
 func (s *Server) sandbox(p *service) {
 	sb := p.Sandbox
 	p.env = passEnv(p.env, p.Env, sb.PassEnv, os.LookupEnv)
-	p.sys = &syscall.SysProcAttr{Setpgid: true}
+	p.sys = &syscall.SysProcAttr{Setsid: true} // a session of its own, as execChild says
 	cred := credential(sb.Credential, os.Geteuid(), os.Getegid())
 	if !needsTrampoline(p.Service) {
 		p.sys.Credential = cred

@@ -45,10 +45,10 @@ type Server struct {
 	udpPorts atomic.Pointer[ownPorts]
 }
 
-// New returns a Server that logs to log and counts in m (which may be
-// nil), with its spawn loop, which also reaps, running. Call Close or
-// Shutdown to stop it.
-func New(log *slog.Logger, m *metrics.Metrics) (*Server, error) {
+// New returns a Server that logs to log, counts in m (which may be nil)
+// and starts handlers as mode says, with its spawn loop, which also reaps,
+// running. Call Close or Shutdown to stop it.
+func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) {
 	devNull, err := unix.Open("/dev/null", unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open /dev/null: %w", err)
@@ -61,7 +61,8 @@ func New(log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 	// Before the reaper starts, which would collect the probe's child.
 	var nofile *unix.Rlimit
 	var nofileErr error
-	if haveVfork {
+	vfork := haveVfork && mode != SpawnForkExec
+	if vfork {
 		nofile, nofileErr = startingNofile("/proc/self/exe")
 	}
 	reserveThreads(reservedThreads)
@@ -78,7 +79,7 @@ func New(log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 		listeners: make(map[string]*listener),
 		inherited: make(map[string]*os.File),
 
-		vfork:        haveVfork && nofileErr == nil,
+		vfork:        vfork && nofileErr == nil,
 		nofile:       nofile,
 		builtinConns: make(map[net.Conn]struct{}),
 	}
@@ -90,7 +91,7 @@ func New(log *slog.Logger, m *metrics.Metrics) (*Server, error) {
 		unix.Close(devNullRead)
 		return nil, fmt.Errorf("start the spawn loop: %w", err)
 	}
-	if haveVfork && nofileErr != nil {
+	if vfork && nofileErr != nil {
 		log.Info("handlers start through syscall.ForkExec, the slower way, since goinetd cannot learn "+
 			"the RLIMIT_NOFILE it started with, which they must get back", "err", nofileErr)
 	}
@@ -189,6 +190,16 @@ func (s *Server) Close() {
 // Connections returns the number of live connections: handlers running
 // and built-in connections open.
 func (s *Server) Connections() int { return s.children.active() }
+
+// SpawnMode returns how handlers are started: SpawnVfork if goinetd's own
+// spawn is used where it can be, SpawnForkExec if every handler starts
+// through syscall.ForkExec (as asked, or as the only way here).
+func (s *Server) SpawnMode() SpawnMode {
+	if s.vfork {
+		return SpawnVfork
+	}
+	return SpawnForkExec
+}
 
 func oneErrorPerLine(errs []error) string {
 	var b []byte

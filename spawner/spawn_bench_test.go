@@ -35,7 +35,7 @@ func BenchmarkSpawn(b *testing.B) {
 	if !haveVfork {
 		b.Skip("no vforkExec on this architecture")
 	}
-	p := &service{path: "/bin/true", argv: []string{"true"}, env: env, sys: &syscall.SysProcAttr{Setpgid: true}}
+	p := &service{path: "/bin/true", argv: []string{"true"}, env: env, sys: &syscall.SysProcAttr{Setsid: true}}
 	tmpl, err := newExecTemplate(p)
 	if err != nil {
 		b.Fatal(err)

@@ -38,8 +38,8 @@ func TestVforkable(t *testing.T) {
 // its exec (spawn) and not (spawnNoWait), each with clone3 and with the
 // clone it falls back to, and checks what it got: its arguments, the base
 // and extra environment, the workdir, the soft RLIMIT_NOFILE, a process
-// group of its own and its stdout. (The e2e tests check the rest:
-// descriptors, signals, failures.)
+// group and session of its own, with no terminal, and its stdout. (The
+// e2e tests check the rest: descriptors, signals, failures.)
 func TestVforkSpawn(t *testing.T) {
 	if !haveVfork {
 		t.Skip("no vforkExec on this architecture")
@@ -85,8 +85,8 @@ func testVforkSpawn(t *testing.T, wait bool) {
 	}
 	defer null.Close()
 
-	p := &service{path: "/bin/sh", dir: "/", sys: &syscall.SysProcAttr{Setpgid: true},
-		argv: []string{"sh", "-c", `echo "$BASE $EXTRA $0"; pwd; ulimit -Sn; cut -d' ' -f5 /proc/$$/stat`, "zero"},
+	p := &service{path: "/bin/sh", dir: "/", sys: &syscall.SysProcAttr{Setsid: true},
+		argv: []string{"sh", "-c", `echo "$BASE $EXTRA $0"; pwd; ulimit -Sn; cut -d' ' -f5-7 /proc/$$/stat`, "zero"},
 		env:  []string{"BASE=base", "PATH=/usr/bin:/bin"}}
 	tmpl, err := newExecTemplate(p)
 	if err != nil || tmpl == nil {
@@ -107,7 +107,9 @@ func testVforkSpawn(t *testing.T, wait bool) {
 	if _, err := unix.Wait4(pid, &status, 0, nil); err != nil || status.ExitStatus() != 0 {
 		t.Fatalf("wait for %d: %v, status %v", pid, err, status)
 	}
-	want := "base extra zero\n/\n123\n" + strconv.Itoa(pid) + "\n"
+	// Its process group and session are its own, with no terminal
+	// (tty_nr 0).
+	want := "base extra zero\n/\n123\n" + strconv.Itoa(pid) + " " + strconv.Itoa(pid) + " 0\n"
 	if got := string(out); got != want {
 		t.Errorf("handler saw %q; want %q", got, want)
 	}
@@ -123,7 +125,7 @@ func TestVforkSpawnExecFailureIsReported(t *testing.T) {
 	if !haveVfork {
 		t.Skip("no vforkExec on this architecture")
 	}
-	p := &service{path: "/nonexistent/handler", argv: []string{"handler"}, sys: &syscall.SysProcAttr{Setpgid: true}}
+	p := &service{path: "/nonexistent/handler", argv: []string{"handler"}, sys: &syscall.SysProcAttr{Setsid: true}}
 	tmpl, err := newExecTemplate(p)
 	if err != nil {
 		t.Fatal(err)

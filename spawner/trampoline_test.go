@@ -170,8 +170,8 @@ func TestSandboxChoosesHowToStart(t *testing.T) {
 			svc := &config.Service{Name: tc.name, Program: "/bin/h", Args: []string{"a"}, Workdir: "/w", ListenFDs: tc.listenFDs, Sandbox: tc.sandbox}
 			p := &service{Service: svc, path: svc.Program, dir: svc.Workdir, argv: []string{"h", "a"}}
 			s.sandbox(p)
-			if !p.sys.Setpgid {
-				t.Errorf("Setpgid is off")
+			if !p.sys.Setsid || p.sys.Setpgid {
+				t.Errorf("Setsid %v, Setpgid %v; want a session of its own: true, false", p.sys.Setsid, p.sys.Setpgid)
 			}
 			if tc.trampoline == nil {
 				if p.path != "/bin/h" || !slices.Equal(p.argv, []string{"h", "a"}) {

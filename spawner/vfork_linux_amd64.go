@@ -11,6 +11,11 @@ import (
 // (vforkExec); without it every handler starts through syscall.ForkExec.
 const haveVfork = true
 
+// Every Go function that runs in a child, between its clone and its exec,
+// is marked //go:norace and //go:nosplit, and only those: the mark is how
+// TestChildCodeCallsNoRuntime finds the code to check for calls into the
+// runtime and write barriers, with this file's assembly.
+
 // rawVfork is clone or clone3 (trap) for a child that shares the caller's
 // memory and stack (vfork_linux_amd64.s).
 func rawVfork(trap, a1, a2 uintptr) (pid, errno uintptr)
@@ -62,14 +67,24 @@ func vforkExec(a *vforkArgs) {
 //go:nosplit
 func execChild(a *vforkArgs) {
 	var e syscall.Errno
-	if _, _, e = syscall.RawSyscall(unix.SYS_SETPGID, 0, 0, 0); e != 0 {
+	// A session of its own, with no controlling terminal: the handler
+	// cannot open goinetd's (/dev/tty), inject input into it (TIOCSTI)
+	// or take its foreground. Its process group is its pid, as with
+	// setpgid, so signalling the group still reaches it and its own
+	// children.
+	if _, _, e = syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0); e != 0 {
 		goto fail
 	}
-	for i := 0; i < a.nfds; i++ {
-		if int(a.fds[i]) == i {
+	// A range over the array, not a.fds[i] for i < a.nfds: no bounds
+	// check, whose panic would call into the runtime.
+	for i, fd := range a.fds {
+		if i >= a.nfds {
+			break
+		}
+		if int(fd) == i {
 			_, _, e = syscall.RawSyscall(unix.SYS_FCNTL, uintptr(i), unix.F_SETFD, 0)
 		} else {
-			_, _, e = syscall.RawSyscall(unix.SYS_DUP3, uintptr(a.fds[i]), uintptr(i), 0)
+			_, _, e = syscall.RawSyscall(unix.SYS_DUP3, uintptr(fd), uintptr(i), 0)
 		}
 		if e != 0 {
 			goto fail

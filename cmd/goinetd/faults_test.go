@@ -96,8 +96,9 @@ program = %q
 	}
 	// A child that was started without waiting for its exec is logged as
 	// spawned first: some were, or this test did not test that path.
+	// syscall.ForkExec always waits.
 	late := len(d.logs.records(func(r record) bool { return r.msg() == "spawned" && r.str("service") == "gone" }))
-	if late == 0 {
+	if late == 0 && d.spawnMode() != "forkexec" {
 		t.Error("no child of the burst was started without waiting for its exec")
 	}
 	if ended := d.logs.records(func(r record) bool { return r.msg() == "connection ended" && r.str("service") == "gone" }); len(ended) > 0 {
@@ -105,7 +106,9 @@ program = %q
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
 	waitMetric(t, url, `goinetd_spawn_failures_total{service="gone",stage="exec"}`, burst)
-	waitMetric(t, url, `goinetd_children_running{service="gone"}`, 0)
+	if late > 0 { // otherwise no child ran: the series does not exist
+		waitMetric(t, url, `goinetd_children_running{service="gone"}`, 0)
+	}
 	t.Logf("%d clients in one burst: %d learnt their exec failed at reap", burst, late)
 }
 

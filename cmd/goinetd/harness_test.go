@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goinetd/goinetd/spawner"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,6 +66,10 @@ func launchFile(t *testing.T, path string, options ...func(*exec.Cmd)) *daemon {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(bin, "goinetd"), "-config", path, "-log-level", "debug")
 	cmd.Env = []string{"GOINETD_TEST_LEAK=goinetd's own environment"}
+	// The suite runs once per spawn mode (Makefile): GOINETD_SPAWN picks it.
+	if mode, ok := os.LookupEnv(spawner.SpawnEnv); ok {
+		cmd.Env = append(cmd.Env, spawner.SpawnEnv+"="+mode)
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +88,13 @@ func launchFile(t *testing.T, path string, options ...func(*exec.Cmd)) *daemon {
 	}()
 	t.Cleanup(d.cleanup)
 	return d
+}
+
+// spawnMode is how goinetd starts handlers, as its "serving" record says:
+// "vfork" or "forkexec" (GOINETD_SPAWN).
+func (d *daemon) spawnMode() string {
+	d.t.Helper()
+	return d.waitLog(func(r record) bool { return r.msg() == "serving" }).str("spawn")
 }
 
 // pid is goinetd's process id.

@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -66,15 +70,26 @@ func runHelper(mode string) int {
 	case "exit3":
 		fmt.Printf("%d\n", os.Getpid())
 		return 3
-	case "exec-ignoring":
+	case "exec-ignoring-blocking":
 		// Ignore signals 1 (SIGHUP) and 32 (one the Go runtime leaves
-		// alone), then become the command in the arguments.
+		// alone), block SIGUSR1, SIGPIPE and SIGALRM, then become the
+		// command in the arguments, which keeps both.
 		ign := [4]uint64{1} // SIG_IGN
 		for _, sig := range []uintptr{1, 32} {
 			if _, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&ign)), 0, 8, 0, 0); errno != 0 {
 				fmt.Fprintf(os.Stderr, "ignore signal %d: %v\n", sig, errno)
 				return 1
 			}
+		}
+		// The mask is the thread's: block and exec on the same one.
+		runtime.LockOSThread()
+		var blocked unix.Sigset_t
+		for _, sig := range []unix.Signal{unix.SIGUSR1, unix.SIGPIPE, unix.SIGALRM} {
+			blocked.Val[0] |= 1 << (sig - 1)
+		}
+		if err := unix.PthreadSigmask(unix.SIG_BLOCK, &blocked, nil); err != nil {
+			fmt.Fprintf(os.Stderr, "block signals: %v\n", err)
+			return 1
 		}
 		args := os.Args[1:]
 		err := unix.Exec(args[0], args, os.Environ())
@@ -121,6 +136,16 @@ func runHelper(mode string) int {
 		unix.Write(fd, b)
 		unix.Close(fd)
 		return 0
+	case "tty":
+		// Attack the controlling terminal, if any, as a handler running as
+		// nobody did: inject input (TIOCSTI) and take the foreground.
+		json.NewEncoder(os.Stdout).Encode(attackTerminal())
+		return 0
+	case "shell":
+		// Lead the session whose terminal is fd 0, as an operator's shell
+		// does, and run the command in the arguments as its foreground
+		// job; pass SIGTERM on to it and exit with its status.
+		return runAsJob(os.Args[1:])
 	case "kill":
 		fmt.Printf("%d\n", os.Getpid())
 		unix.Kill(os.Getpid(), unix.SIGKILL)
@@ -162,4 +187,81 @@ func openFDs() (map[string]string, error) {
 			fds[name] = target
 		}
 	}
+}
+
+// ttyReport is what the "tty" helper reports: its session and terminal,
+// and what each attempt on a terminal gave ("ok", or the error).
+type ttyReport struct {
+	PID     int               `json:"pid"`
+	SID     int               `json:"sid"`
+	TTY     int               `json:"tty"` // tty_nr of /proc/self/stat: 0 if none
+	TIOCSTI map[string]string `json:"tiocsti"`
+	OpenTTY string            `json:"open_tty"`  // open("/dev/tty")
+	Fg      string            `json:"tcsetpgrp"` // take the terminal's foreground
+}
+
+// attackTerminal tries TIOCSTI on its descriptors 0-2 and on /dev/tty,
+// and makes its own process group the foreground one of /dev/tty, then
+// gives the foreground back.
+func attackTerminal() ttyReport {
+	r := ttyReport{PID: os.Getpid(), TIOCSTI: map[string]string{}}
+	r.SID, _ = unix.Getsid(0)
+	if b, err := os.ReadFile("/proc/self/stat"); err == nil {
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		r.TTY, _ = strconv.Atoi(fields[4]) // state ppid pgrp session tty_nr
+	}
+	inject := func(fd int) string {
+		c := byte('#')
+		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCSTI, uintptr(unsafe.Pointer(&c)))
+		if errno != 0 {
+			return errno.Error()
+		}
+		return "ok"
+	}
+	for fd := range 3 {
+		r.TIOCSTI[strconv.Itoa(fd)] = inject(fd)
+	}
+	tty, err := unix.Open("/dev/tty", unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		r.OpenTTY = err.Error()
+		return r
+	}
+	defer unix.Close(tty)
+	r.OpenTTY = "ok"
+	r.TIOCSTI["/dev/tty"] = inject(tty)
+	// A background group's tcsetpgrp stops it with SIGTTOU, unless it
+	// ignores the signal, as an attacker would.
+	signal.Ignore(unix.SIGTTOU)
+	fg, err := unix.IoctlGetInt(tty, unix.TIOCGPGRP)
+	if err == nil {
+		err = unix.IoctlSetPointerInt(tty, unix.TIOCSPGRP, unix.Getpgrp())
+	}
+	if err != nil {
+		r.Fg = err.Error()
+		return r
+	}
+	r.Fg = "ok"
+	unix.IoctlSetPointerInt(tty, unix.TIOCSPGRP, fg)
+	return r
+}
+
+// runAsJob runs argv as a shell runs a foreground job, and returns its
+// exit status.
+func runAsJob(argv []string) int {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Foreground: true, Ctty: 0}
+	terms := make(chan os.Signal, 1)
+	signal.Notify(terms, unix.SIGTERM)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	go func() {
+		for sig := range terms {
+			cmd.Process.Signal(sig)
+		}
+	}()
+	cmd.Wait()
+	return cmd.ProcessState.ExitCode()
 }

@@ -10,6 +10,9 @@
 //	goinetd help
 //	goinetd -version
 //
+// GOINETD_SPAWN=forkexec starts every handler through Go's
+// syscall.ForkExec instead of goinetd's own vfork (spawner.SpawnMode).
+//
 // SIGHUP reloads the config as a transaction. SIGTERM and SIGINT stop
 // accepting at once, wait up to [server] shutdown_grace for handlers to
 // finish, then end them; a requested stop exits 0 either way.
@@ -76,10 +79,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "check":
 		return check(cmd.configPath, stdout, stderr)
 	}
-	return serve(cmd.configPath, cmd.level, stderr)
+	spawn, err := spawner.ParseSpawnMode(os.Getenv(spawner.SpawnEnv))
+	if err != nil {
+		fmt.Fprintf(stderr, "goinetd: %v\n", err)
+		return 2
+	}
+	return serve(cmd.configPath, cmd.level, spawn, stderr)
 }
 
-func serve(path string, level slog.Level, stderr io.Writer) int {
+func serve(path string, level slog.Level, spawn spawner.SpawnMode, stderr io.Writer) int {
 	// Two Ps, unless GOMAXPROCS says otherwise: the spawn loop's thread
 	// waits in epoll_wait holding one, and the runtime leaves it there
 	// only while another is idle (spawner/loop_linux.go). More Ps cost
@@ -113,7 +121,7 @@ func serve(path string, level slog.Level, stderr io.Writer) int {
 		return 1
 	}
 	defer exporter.Close()
-	srv, err := spawner.New(log, m)
+	srv, err := spawner.New(log, m, spawn)
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1
@@ -132,7 +140,8 @@ func serve(path string, level slog.Level, stderr io.Writer) int {
 	for _, name := range srv.Unused() {
 		log.Warn("a socket passed by systemd matches no service; keeping it for a reload", "name", name)
 	}
-	log.Info("serving", "config", cfg.File, "services", len(cfg.Enabled()), "version", version)
+	log.Info("serving", "config", cfg.File, "services", len(cfg.Enabled()), "version", version,
+		"spawn", srv.SpawnMode())
 	m.Loaded(false, true)
 	notify(log, "READY=1\nSTATUS="+status(cfg, srv.Pending()))
 

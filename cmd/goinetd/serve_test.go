@@ -214,27 +214,51 @@ func TestHandlerGetsOnlyTheSocketAndStderr(t *testing.T) {
 	}
 }
 
+// TestHandlerStartsWithNoSignalBlockedOrIgnored starts goinetd with
+// signals ignored, as under nohup, and blocked (SIGUSR1, SIGPIPE, SIGALRM),
+// as some launchers leave them. Neither may reach a handler, whichever way
+// it starts: goinetd's own vfork, not waiting for the exec (no other
+// handler runs) and waiting for it (one does), syscall.ForkExec (as
+// another user) and the trampoline (a umask). With GOINETD_SPAWN=forkexec
+// (the suite's second run) all of them start through ForkExec.
 func TestHandlerStartsWithNoSignalBlockedOrIgnored(t *testing.T) {
 	// grep, a C program that leaves its signals alone, shows what it got
 	// through exec (a Go handler would show its own runtime's settings).
-	// goinetd itself starts with signals ignored, as under nohup, and
-	// must not pass them on.
-	port := freePort(t, "127.0.0.1")
-	startDaemon(t, jsonLog+fmt.Sprintf(`
-[services.signals]
-address = "127.0.0.1"
-port = %d
-program = "/bin/grep"
-args = ["-E", "^Sig(Blk|Ign):", "/proc/self/status"]
-`, port), func(c *exec.Cmd) {
+	grep := []string{"-E", "^Sig(Blk|Ign):", "/proc/self/status"}
+	ports := map[string]int{"vfork": freePort(t, "127.0.0.1")}
+	hold := freePort(t, "127.0.0.1")
+	cfg := jsonLog +
+		programService("vfork", ports["vfork"], "/bin/grep", grep) +
+		programService("hold", hold, "/bin/cat", nil)
+	if os.Geteuid() == 0 {
+		// As nobody: through ForkExec, or the trampoline for a umask.
+		ports["forkexec"], ports["trampoline"] = freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+		cfg += programService("forkexec", ports["forkexec"], "/bin/grep", grep, `user = "nobody"`, `workdir = "/"`) +
+			programService("trampoline", ports["trampoline"], "/bin/grep", grep, `user = "nobody"`, `workdir = "/"`, `umask = "0022"`)
+	} else {
+		t.Log("not root: the handlers as nobody (syscall.ForkExec, the trampoline) are not tested")
+	}
+	d := startDaemon(t, cfg, func(c *exec.Cmd) {
 		c.Path = testBinary(t)
 		c.Args = append([]string{c.Path}, c.Args...)
-		c.Env = append(c.Env, helperVar+"=exec-ignoring")
+		c.Env = append(c.Env, helperVar+"=exec-ignoring-blocking")
 	})
-	got := exchange(t, addr(port), "")
-	if want := "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"; got != want {
-		t.Errorf("handler's signal mask and ignored signals: got %q; want %q", got, want)
+	want := "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+	check := func(name string, port int) {
+		t.Helper()
+		if got := exchange(t, addr(port), ""); got != want {
+			t.Errorf("%s: handler's signal mask and ignored signals: got %q; want %q", name, got, want)
+		}
 	}
+	for name, port := range ports {
+		check(name, port)
+	}
+	// With a handler running, a lone connection waits for its handler's
+	// exec (spawnLoop.noWait).
+	c := dial(t, "", addr(hold))
+	d.waitLog(func(r record) bool { return r.msg() == "spawned" && r.str("service") == "hold" })
+	check("vfork, waiting for the exec", ports["vfork"])
+	c.Close()
 }
 
 // TestHandlerGetsTheFileLimitGoinetdStartedWith starts goinetd with a soft
