@@ -180,6 +180,43 @@ func (m *Metrics) Ended(service string, d time.Duration) {
 	}
 }
 
+// The label values of the series Declare makes, as the Help texts above
+// name them.
+var (
+	spawnStages  = []string{"fork", "exec"}
+	exitOutcomes = []string{"success", "failure", "signal", "timeout"}
+	pauseReasons = []string{"limit", "rate"}
+)
+
+// Declare makes the series of service exist at 0 before its first event,
+// so that rate() and absent() work from the start: connections accepted,
+// refused for each of refusals, accept pauses and durations, and for a
+// service that starts programs, its spawn failures, running children and
+// exits.
+func (m *Metrics) Declare(service string, program bool, refusals []string) {
+	if m == nil {
+		return
+	}
+	m.accepted.WithLabelValues(service)
+	m.duration.WithLabelValues(service)
+	for _, r := range refusals {
+		m.refused.WithLabelValues(service, r)
+	}
+	for _, r := range pauseReasons {
+		m.paused.WithLabelValues(service, r)
+	}
+	if !program {
+		return
+	}
+	m.running.WithLabelValues(service)
+	for _, st := range spawnStages {
+		m.spawnFailures.WithLabelValues(service, st)
+	}
+	for _, o := range exitOutcomes {
+		m.exits.WithLabelValues(service, o)
+	}
+}
+
 // BuildInfo records goinetd's version and the Go version it was built
 // with.
 func (m *Metrics) BuildInfo(version string) {
@@ -200,11 +237,16 @@ func (m *Metrics) ServiceUp(service string, up bool) {
 	m.serviceUp.WithLabelValues(service).Set(v)
 }
 
-// ServiceRemoved drops the series of a service that is no longer
+// ServiceRemoved drops every series of a service that is no longer
 // configured.
 func (m *Metrics) ServiceRemoved(service string) {
 	if m != nil {
-		m.serviceUp.DeleteLabelValues(service)
+		for _, v := range []interface {
+			DeletePartialMatch(prometheus.Labels) int
+		}{m.accepted, m.refused, m.paused, m.spawnFailures, m.running, m.exits, m.duration,
+			m.serviceUp, m.udpReplies, m.udpReplyBytes, m.udpUnanswered} {
+			v.DeletePartialMatch(prometheus.Labels{"service": service})
+		}
 	}
 }
 

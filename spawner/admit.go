@@ -46,6 +46,10 @@ const (
 	refusedForkBackoff   = "fork_backoff" // forks are failing: see serveNoWait
 )
 
+// refusalReasons are every reason a connection can be refused.
+var refusalReasons = []string{refusedAddress, refusedPerSource, refusedRatePerSource,
+	refusedProxySource, refusedProxyHeader, refusedForkBackoff}
+
 // errPerSource refuses a connection whose source is at max_per_source.
 var errPerSource = errors.New("source at max_per_source")
 

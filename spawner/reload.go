@@ -157,6 +157,9 @@ func (s *Server) apply(cfg *config.Config, strict bool) Changes {
 	for _, name := range ch.Removed {
 		s.metrics.ServiceRemoved(name)
 	}
+	for _, svc := range cfg.Enabled() {
+		s.metrics.Declare(svc.Name, svc.Program != "", refusalReasons)
+	}
 	s.retryLater(cfg, ch)
 	s.children.maxTotal.Store(int64(cfg.Server.MaxConnections))
 	s.children.maxHeld.Store(heldLimit())

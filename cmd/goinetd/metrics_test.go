@@ -69,6 +69,22 @@ func TestMetrics(t *testing.T) {
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
 	os.Remove(handler)
 
+	// Before any connection, every series an alert may need exists at 0.
+	for _, series := range []string{
+		`goinetd_connections_accepted_total{service="echo"}`,
+		`goinetd_connections_refused_total{reason="address",service="guarded"}`,
+		`goinetd_connections_refused_total{reason="per_source",service="echo"}`,
+		`goinetd_spawn_failures_total{service="broken",stage="exec"}`,
+		`goinetd_spawn_failures_total{service="echo",stage="fork"}`,
+		`goinetd_children_running{service="echo"}`,
+		`goinetd_child_exits_total{outcome="failure",service="echo"}`,
+		`goinetd_connections_accepted_total{service="daytime"}`,
+	} {
+		if got := scrape(t, url, series); got != 0 {
+			t.Errorf("at start: got %s = %v; want 0", series, got)
+		}
+	}
+
 	exchange(t, addr(echo), "a")
 	held := dial(t, "", addr(echo))
 	io.WriteString(held, "b")
