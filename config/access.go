@@ -9,15 +9,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Access modes, as in access(2).
+// Access modes AccessDenied checks, as in access(2).
 const (
-	mayExec   = 1
-	maySearch = 1
+	MayExec   = 1
+	MaySearch = 1
 )
 
 // AccessDenied returns why a process with credential c could not reach
-// path inside root ("/" when there is no chroot) and get want (mayExec or
-// maySearch) on it, or nil. It reads the mode bits of path and of every
+// path inside root ("/" when there is no chroot) and get want (MayExec or
+// MaySearch) on it, or nil. It reads the mode bits of path and of every
 // folder above it, up to root, as the kernel would for c; ACLs and
 // capabilities beyond root's are not considered. A path that cannot be
 // read at all is left to the other checks.
@@ -34,13 +34,13 @@ func AccessDenied(root, path string, c *Credential, want uint32) error {
 			return nil
 		}
 		last := i == len(parts)
-		bits := uint32(maySearch)
+		bits := uint32(MaySearch)
 		if last {
 			bits = want
 		}
 		if !permits(&st, c, bits) {
 			what := "search"
-			if last && want == mayExec && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if last && want == MayExec && st.Mode&unix.S_IFMT != unix.S_IFDIR {
 				what = "execute"
 			}
 			return fmt.Errorf("uid %d cannot %s %s (mode %#o, owner %d:%d)", c.UID, what, dir, st.Mode&0o7777, st.Uid, st.Gid)
@@ -58,7 +58,7 @@ func permits(st *unix.Stat_t, c *Credential, want uint32) bool {
 	mode := st.Mode
 	if c.UID == 0 {
 		// Root may do anything, except execute a file no one may.
-		return want != mayExec || mode&unix.S_IFMT == unix.S_IFDIR || mode&0o111 != 0
+		return want != MayExec || mode&unix.S_IFMT == unix.S_IFDIR || mode&0o111 != 0
 	}
 	switch {
 	case st.Uid == c.UID:

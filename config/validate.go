@@ -337,11 +337,11 @@ func validateSandbox(s *Service, w *where) {
 		if c.User == "" {
 			who = "the handler"
 		}
-		if err := AccessDenied(root, s.Workdir, c, maySearch); err != nil {
+		if err := AccessDenied(root, s.Workdir, c, MaySearch); err != nil {
 			w.warn(workdirKey(w), "%s cannot enter %s, so no connection will start: %v; set workdir to a folder it can enter, or allow it (chmod o+x)", who, s.Workdir, err)
 		}
 		if s.Program != "" {
-			if err := AccessDenied(root, s.Program, c, mayExec); err != nil {
+			if err := AccessDenied(root, s.Program, c, MayExec); err != nil {
 				w.warn("program", "%s cannot run %s: %v", who, s.Program, err)
 			}
 		}

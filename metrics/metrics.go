@@ -58,7 +58,7 @@ func New() *Metrics {
 		}, []string{"service", "reason"}),
 		spawnFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goinetd_spawn_failures_total",
-			Help: "Handlers that could not be started, by stage: fork (out of processes or memory) or exec.",
+			Help: "Handlers that could not be started, by stage: fork (out of processes or memory), chdir (the workdir is gone or closed to the handler's user) or exec.",
 		}, []string{"service", "stage"}),
 		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "goinetd_children_running",
@@ -154,12 +154,13 @@ func (m *Metrics) Started(service string) {
 }
 
 // ExecFailedLate records that a handler of service counted by Started
-// could not exec after all: goinetd started it without waiting for its
-// exec, and learnt of the failure when it reaped it.
-func (m *Metrics) ExecFailedLate(service string) {
+// could not start after all, at stage (chdir or exec): goinetd started it
+// without waiting for its exec, and learnt of the failure when it reaped
+// it.
+func (m *Metrics) ExecFailedLate(service, stage string) {
 	if m != nil {
 		m.running.WithLabelValues(service).Dec()
-		m.spawnFailures.WithLabelValues(service, "exec").Inc()
+		m.spawnFailures.WithLabelValues(service, stage).Inc()
 	}
 }
 
@@ -183,7 +184,7 @@ func (m *Metrics) Ended(service string, d time.Duration) {
 // The label values of the series Declare makes, as the Help texts above
 // name them.
 var (
-	spawnStages  = []string{"fork", "exec"}
+	spawnStages  = []string{"fork", "chdir", "exec"}
 	exitOutcomes = []string{"success", "failure", "signal", "timeout"}
 	pauseReasons = []string{"limit", "rate"}
 )

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -172,11 +173,40 @@ func (s *Server) start(svc *service, files []uintptr, conn []string, peer string
 			"stage", "fork", "err", err)
 		return fmt.Errorf("%w: %w", errFork, err)
 	default:
-		s.metrics.SpawnFailed(svc.Name, "exec")
+		stage, key, value := failedStart(svc, err)
+		s.metrics.SpawnFailed(svc.Name, stage)
 		svc.execFailed.log(s.log, slog.LevelError, "spawn failed", "service", svc.Name, "peer", peer,
-			"stage", "exec", "program", svc.Program, "err", err)
+			"stage", stage, key, value, "err", err)
 		return err
 	}
+}
+
+// failedStart names the step of starting svc's handler that failed with
+// err, the errno of its chdir or of its exec (the kernel does not say
+// which), and what it failed on: stage chdir and the workdir when the
+// handler could not have entered that folder (gone, or closed to its
+// user), else stage exec and the program.
+func failedStart(svc *service, err error) (stage, key, value string) {
+	if workdirFailed(svc, err) {
+		return "chdir", "workdir", svc.Workdir
+	}
+	return "exec", "program", svc.Program
+}
+
+// workdirFailed reports whether err, from starting svc's handler, is its
+// chdir's: the folder is gone, or its user may not enter it.
+func workdirFailed(svc *service, err error) bool {
+	if !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) || svc.Workdir == "" {
+		return false
+	}
+	root := "/"
+	if svc.Chroot != "" {
+		root = svc.Chroot
+	}
+	if _, statErr := os.Stat(filepath.Join(root, svc.Workdir)); statErr != nil {
+		return true
+	}
+	return svc.Credential != nil && config.AccessDenied(root, svc.Workdir, svc.Credential, config.MaySearch) != nil
 }
 
 // fork starts svc's program with files as its descriptors 0, 1, 2 (and

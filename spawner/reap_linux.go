@@ -244,9 +244,11 @@ func (cs *children) logExit(e exit) {
 	}
 	if e.execErr != 0 {
 		// Logged as start would have, had it waited for the exec.
-		cs.metrics.ExecFailedLate(e.svc.Name)
+		err := syscall.Errno(e.execErr)
+		stage, key, value := failedStart(e.svc, err)
+		cs.metrics.ExecFailedLate(e.svc.Name, stage)
 		e.svc.execFailed.log(cs.log, slog.LevelError, "spawn failed", "service", e.svc.Name, "peer", e.peer,
-			"stage", "exec", "program", e.svc.Program, "pid", e.pid, "err", syscall.Errno(e.execErr))
+			"stage", stage, key, value, "pid", e.pid, "err", err)
 		return
 	}
 	// Typed attributes in an array on the stack: no allocation per record.

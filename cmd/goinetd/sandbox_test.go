@@ -474,3 +474,20 @@ func TestSandboxTrampolineOnlyWhenNeeded(t *testing.T) {
 		}
 	}
 }
+
+// TestChdirFailureIsNamed checks that a handler whose user cannot enter
+// its working folder (the default: the config's folder, here a 0700 test
+// folder) is logged as a failed chdir naming the folder, not as a failed
+// exec of a program that was never tried.
+func TestChdirFailureIsNamed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only root may run a handler as another user")
+	}
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+programService("closed", port, "/bin/cat", nil, `user = "nobody"`))
+	expectClosed(t, dial(t, "", addr(port)))
+	r := d.waitLog(func(r record) bool { return r.msg() == "spawn failed" })
+	if r.str("stage") != "chdir" || r.str("workdir") != filepath.Dir(d.config) || !strings.Contains(r.str("err"), "permission denied") {
+		t.Errorf("got %v; want stage chdir, workdir %s, permission denied", r, filepath.Dir(d.config))
+	}
+}
