@@ -61,10 +61,10 @@ func allSpecs(p paths) []*spec {
 	return []*spec{
 		{
 			name: "goinetd", group: groupSpawn, role: roleSubject, program: p.goinetd,
-			changes: "max_connections = 0 and max_per_source = 0: the default limits (256, and 16 per source) lifted, as every server's; no rate_limit; its log (one record per connection, level info) goes to a file",
+			changes: "max_connections = 0 and max_per_source = 0: the default limits (256, and 16 per source) lifted, as every server's; no rate_limit; connection_log_rate = 0: its log (one record per connection, level info) goes to a file",
 			argv: func(dir string, port int) ([]string, error) {
 				conf, err := writeFile(dir, "inetd.toml", fmt.Sprintf(
-					"[services.bench]\naddress = \"127.0.0.1\"\nport = %d\nprogram = %q\nmax_connections = 0\nmax_per_source = 0\n", port, handler))
+					"[services.bench]\naddress = \"127.0.0.1\"\nport = %d\nprogram = %q\nmax_connections = 0\nmax_per_source = 0\nconnection_log_rate = 0\n", port, handler))
 				return []string{p.goinetd, "-config", conf}, err
 			},
 		},
@@ -144,7 +144,7 @@ service goinetd-bench
 			changes: "builtin = \"echo\", its limits lifted as for goinetd; its log as for goinetd",
 			argv: func(dir string, port int) ([]string, error) {
 				conf, err := writeFile(dir, "inetd.toml", fmt.Sprintf(
-					"[services.bench]\naddress = \"127.0.0.1\"\nport = %d\nbuiltin = \"echo\"\nmax_connections = 0\nmax_per_source = 0\n", port))
+					"[services.bench]\naddress = \"127.0.0.1\"\nport = %d\nbuiltin = \"echo\"\nmax_connections = 0\nmax_per_source = 0\nconnection_log_rate = 0\n", port))
 				return []string{p.goinetd, "-config", conf}, err
 			},
 		},
