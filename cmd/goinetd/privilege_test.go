@@ -78,4 +78,3 @@ func TestTrampolineNotStartedByGoinetdRefuses(t *testing.T) {
 		t.Errorf("stderr: got %q; want it to start with %q", stderr, want)
 	}
 }
-
