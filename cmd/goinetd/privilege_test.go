@@ -7,7 +7,10 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -76,5 +79,93 @@ func TestTrampolineNotStartedByGoinetdRefuses(t *testing.T) {
 	}
 	if want := "goinetd-exec: refused: the parent process is not goinetd"; !strings.HasPrefix(stderr, want) {
 		t.Errorf("stderr: got %q; want it to start with %q", stderr, want)
+	}
+}
+
+// TestSandboxGroupReplacesThePrimaryGroup runs a handler as a user whose
+// primary group is its own (www-data, 33:33) in another group (nogroup).
+// Its supplementary groups must be what initgroups(user, group) gives:
+// the groups /etc/group lists the user in, plus the new group; never the
+// user's own primary group that the group key replaced.
+func TestSandboxGroupReplacesThePrimaryGroup(t *testing.T) {
+	needRoot(t)
+	u, err := user.Lookup("www-data")
+	if err != nil {
+		t.Skip("needs a user www-data")
+	}
+	g, err := user.LookupGroup("nogroup")
+	if err != nil {
+		t.Skip("needs a group nogroup")
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	want := []int{gid}
+	for _, id := range listedGroups(t, u.Username) {
+		if !slices.Contains(want, id) {
+			want = append(want, id)
+		}
+	}
+	slices.Sort(want)
+
+	probePath := filepath.Join(openDir(t), "probe")
+	buildProbe(t, probePath)
+	directPort, trampolinePort := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	sandbox := []string{`user = "www-data"`, `group = "nogroup"`, `workdir = "/"`}
+	startDaemon(t, jsonLog+
+		programService("direct", directPort, probePath, nil, sandbox...)+
+		programService("trampoline", trampolinePort, probePath, nil, append(sandbox, `umask = "0022"`)...))
+	for _, port := range []int{directPort, trampolinePort} {
+		r := probe(t, addr(port))
+		slices.Sort(r.Groups)
+		if uid := strconv.Itoa(r.UID); uid != u.Uid || r.GID != gid || !slices.Equal(r.Groups, want) {
+			t.Errorf("handler on port %d: got uid %d, gid %d, groups %v; want uid %s, gid %d, groups %v (initgroups(www-data, nogroup))",
+				port, r.UID, r.GID, r.Groups, u.Uid, gid, want)
+		}
+	}
+}
+
+// listedGroups returns the ids of the groups /etc/group lists name in.
+func listedGroups(t *testing.T, name string) []int {
+	t.Helper()
+	var ids []int
+	for _, line := range strings.Split(readText(t, "/etc/group"), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) == 4 && slices.Contains(strings.Split(f[3], ","), name) {
+			id, _ := strconv.Atoi(f[2])
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// TestCheckAsNonRootRefusesWhatNeedsRoot checks, as nobody, a config that
+// only root can serve: a group other than goinetd's (even one it is in), a
+// chroot, a negative nice value. Each connection would fail; check must say so at once.
+func TestCheckAsNonRootRefusesWhatNeedsRoot(t *testing.T) {
+	argv := asNobody(t, filepath.Join(bin, "goinetd"), "check", "-config")
+	// nobody in the group users (100) as well: setgroups needs root even
+	// for a group goinetd is in.
+	argv[slices.Index(argv, "--clear-groups")] = "--groups=100"
+	dir := openDir(t)
+	path := filepath.Join(dir, "inetd.toml")
+	config := programService("grouped", 7001, "/bin/true", nil, `group = 100`) +
+		programService("chrooted", 7002, "/bin/true", nil, `chroot = "/"`) +
+		programService("niced", 7003, "/bin/true", nil, `nice = -5`) +
+		programService("fine", 7004, "/bin/true", nil, `nice = 5`, `umask = "0077"`)
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := runBounded(t, nil, argv[0], append(argv[1:], path)...)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("check as nobody: got %v, stdout %q; want exit status 1 (stderr %q)", err, stdout, stderr)
+	}
+	const tail = " needs root, and goinetd runs as uid 65534: this config can only be served by goinetd running as root"
+	want := []string{
+		path + `:7: services.grouped.group: group "100": running a handler in another group` + tail,
+		path + `:14: services.chrooted.chroot: chroot` + tail,
+		path + `:21: services.niced.nice: a negative nice value` + tail,
+	}
+	if got := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n"); !slices.Equal(got, want) {
+		t.Errorf("check as nobody:\ngot  %q\nwant %q", got, want)
 	}
 }
