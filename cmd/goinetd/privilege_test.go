@@ -12,7 +12,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // asNobody returns the command line that runs argv as nobody (uid and gid
@@ -167,5 +171,116 @@ func TestCheckAsNonRootRefusesWhatNeedsRoot(t *testing.T) {
 	}
 	if got := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n"); !slices.Equal(got, want) {
 		t.Errorf("check as nobody:\ngot  %q\nwant %q", got, want)
+	}
+}
+
+// startWithDropIns starts goinetd on a config that serves echo on a port
+// and includes conf.d/*.toml, with that folder empty; it returns the
+// daemon, the drop-in folder and echo's address.
+func startWithDropIns(t *testing.T) (*daemon, string, string) {
+	t.Helper()
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, "include = [\"conf.d/*.toml\"]\n"+jsonLog+echoService("echo", "127.0.0.1", port),
+		func(c *exec.Cmd) {
+			dir := filepath.Dir(c.Args[2])
+			if err := os.Mkdir(filepath.Join(dir, "conf.d"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		})
+	return d, filepath.Join(d.dir, "conf.d"), addr(port)
+}
+
+// reloadFails sends SIGHUP, waits for the reload to fail, and returns its
+// problems.
+func reloadFails(t *testing.T, d *daemon) []string {
+	t.Helper()
+	if r := d.reload(1); !strings.HasPrefix(r.msg(), "reload failed") {
+		t.Fatalf("reload: got %q; want it to fail", r.msg())
+	}
+	var problems []string
+	for _, r := range d.logs.records(func(r record) bool { return r.msg() == "reload: config problem" }) {
+		problems = append(problems, r.str("problem"))
+	}
+	return problems
+}
+
+// TestReloadWithAFIFODropInFailsAndSIGTERMStillStops: a FIFO in the
+// drop-in folder once blocked the reload, and SIGTERM with it.
+func TestReloadWithAFIFODropInFailsAndSIGTERMStillStops(t *testing.T) {
+	d, dropins, echo := startWithDropIns(t)
+	fifo := filepath.Join(dropins, "x.toml")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{fifo + ": is not a regular file (a FIFO)"}
+	if got := reloadFails(t, d); !slices.Equal(got, want) {
+		t.Errorf("reload problems: got %q; want %q", got, want)
+	}
+	if got := exchange(t, echo, "still serving"); got != "still serving" {
+		t.Errorf("echo after the failed reload: got %q", got)
+	}
+	start := time.Now()
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status after SIGTERM: got %d; want 0", code)
+	}
+	t.Logf("stopped %v after SIGTERM", time.Since(start))
+}
+
+// TestReloadRefusesADropInOthersCanWrite: a drop-in anyone can write,
+// which would run its handler as root, is refused by the reload, which
+// names it and the fix; goinetd keeps the config it serves.
+func TestReloadRefusesADropInOthersCanWrite(t *testing.T) {
+	needRoot(t)
+	d, dropins, echo := startWithDropIns(t)
+	file := filepath.Join(dropins, "x.toml")
+	port := freePort(t, "127.0.0.1")
+	if err := os.WriteFile(file, []byte(programService("evil", port, "/usr/bin/id", nil)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(file, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{file + ": file is writable by others (mode 0666), who could change what goinetd runs: chmod go-w " + file}
+	if got := reloadFails(t, d); !slices.Equal(got, want) {
+		t.Errorf("reload problems: got %q; want %q", got, want)
+	}
+	if got := exchange(t, echo, "still serving"); got != "still serving" {
+		t.Errorf("echo after the failed reload: got %q", got)
+	}
+}
+
+// TestDeepNestingIsRefusedFastByCheckAndReload performs the attack of a
+// drop-in of nested inline tables: 80 KB of them ran goinetd out of
+// memory on reload. check and reload refuse it at once, and goinetd goes
+// on serving.
+func TestDeepNestingIsRefusedFastByCheckAndReload(t *testing.T) {
+	d, dropins, echo := startWithDropIns(t)
+	depth := 80 << 10 / 8
+	file := filepath.Join(dropins, "x.toml")
+	nested := "[services.x]\nport = 7\nbuiltin = \"echo\"\nenv = " +
+		strings.Repeat("{ a = ", depth) + "1" + strings.Repeat(" }", depth) + "\n"
+	if err := os.WriteFile(file, []byte(nested), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := file + ":4: arrays and tables nest more than 8 deep here; goinetd's keys need at most 3, so the file is not parsed"
+
+	start := time.Now()
+	_, stderr, err := runBounded(t, nil, filepath.Join(bin, "goinetd"), "check", "-config", d.config)
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("check took %v; want well under a second", took)
+	}
+	if err == nil || stderr != want+"\n" {
+		t.Errorf("check: got %v, stderr %q; want exit status 1 and %q", err, stderr, want)
+	}
+
+	start = time.Now()
+	if got := reloadFails(t, d); !slices.Equal(got, []string{want}) {
+		t.Errorf("reload problems: got %q; want %q", got, []string{want})
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("reload took %v; want well under a second", took)
+	}
+	if got := exchange(t, echo, "still serving"); got != "still serving" {
+		t.Errorf("echo after the failed reload: got %q", got)
 	}
 }
