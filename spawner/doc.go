@@ -44,7 +44,8 @@
 // another user or in a chroot, and every handler on an architecture other
 // than amd64, starts through syscall.ForkExec. Its limits, nice value and
 // umask are applied by goinetd re-executed as a trampoline
-// (sandbox_linux.go, trampoline_linux.go).
+// (sandbox_linux.go, trampoline_linux.go), which first checks that goinetd
+// started it and that it gained no privilege at exec (origin_linux.go).
 //
 // One thread is the parent of every child and reaps them all: the spawn
 // loop. Every spawn runs on it, wherever it was asked for, so the kernel
