@@ -232,6 +232,12 @@ func validateSandbox(s *Service, w *where) {
 		s.Sandbox = Sandbox{}
 		return
 	}
+	if s.Credential != nil && s.group == nil && os.Geteuid() != 0 && s.Credential.GID != uint32(os.Getegid()) {
+		// goinetd's own user, named while goinetd runs in another group
+		// (as under sg): switching to the user's primary group needs root.
+		w.add("user", "user %q: its primary group is %d, not goinetd's (%d): %v; set group to goinetd's",
+			s.Credential.User, s.Credential.GID, os.Getegid(), needsRoot("running a handler in another group"))
+	}
 	if s.Credential != nil || s.group != nil {
 		c := Credential{UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
 		if s.Credential != nil {

@@ -172,6 +172,19 @@ func TestCheckAsNonRootRefusesWhatNeedsRoot(t *testing.T) {
 	if got := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n"); !slices.Equal(got, want) {
 		t.Errorf("check as nobody:\ngot  %q\nwant %q", got, want)
 	}
+
+	// goinetd's own user, named while goinetd runs in another group: the
+	// handler would switch to the user's primary group, which needs root.
+	if err := os.WriteFile(path, []byte(programService("own", 7001, "/bin/true", nil, `user = "nobody"`)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	argv[slices.Index(argv, "--regid=65534")] = "--regid=100"
+	_, stderr, err = runBounded(t, nil, argv[0], append(argv[1:], path)...)
+	wantLine := path + `:7: services.own.user: user "nobody": its primary group is 65534, not goinetd's (100): running a handler in another group` +
+		tail + "; set group to goinetd's\n"
+	if !errors.As(err, &exit) || stderr != wantLine {
+		t.Errorf("check as nobody in group 100 of user = nobody: got %v, %q; want exit status 1 and %q", err, stderr, wantLine)
+	}
 }
 
 // startWithDropIns starts goinetd on a config that serves echo on a port
