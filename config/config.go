@@ -217,10 +217,14 @@ type Sandbox struct {
 
 // Credential is a resolved user and group.
 type Credential struct {
-	User   string // as written in the config
-	UID    uint32
-	GID    uint32
-	Groups []uint32 // supplementary groups
+	User string // as written in the config
+	UID  uint32
+	GID  uint32
+	// Groups are the supplementary groups, as initgroups(3) sets them for
+	// User and GID: the groups /etc/group lists User in, plus GID. The
+	// passwd entry's primary group is not among them unless it is GID or
+	// /etc/group lists User in it. Without a user key, none.
+	Groups []uint32
 }
 
 // Rlimit is one resource limit.

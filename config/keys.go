@@ -317,7 +317,7 @@ func lookupUser(v any) (string, *user.User, error) {
 		}
 	}
 	if euid := os.Geteuid(); euid != 0 && u.Uid != strconv.Itoa(euid) {
-		return "", nil, fmt.Errorf("user %q: goinetd runs as uid %d, and only root can act as another user", name, euid)
+		return "", nil, fmt.Errorf("user %q: %w", name, needsRoot("running a handler as another user"))
 	}
 	return name, u, nil
 }
@@ -335,13 +335,21 @@ func parseGroup(v any, gid *int) error {
 		}
 	}
 	id, _ := strconv.Atoi(g.Gid)
+	// Even a group goinetd is in needs root: the handler's groups are set
+	// with setgroups, which only root may call.
 	if os.Geteuid() != 0 && id != os.Getegid() {
-		if groups, _ := os.Getgroups(); !slices.Contains(groups, id) {
-			return fmt.Errorf("group %q: goinetd is not root and not in that group", name)
-		}
+		return fmt.Errorf("group %q: %w", name, needsRoot("running a handler in another group"))
 	}
 	*gid = id
 	return nil
+}
+
+// needsRoot is the error for a setting that only root can honour, asked
+// of a goinetd that is not root. Its message says that the config needs
+// root to be served, as `goinetd check` may be run by another user than
+// the one who serves the config.
+func needsRoot(what string) error {
+	return fmt.Errorf("%s needs root, and goinetd runs as uid %d: this config can only be served by goinetd running as root", what, os.Geteuid())
 }
 
 // idName accepts a user or group as a name or a non-negative number.

@@ -173,8 +173,10 @@ func parseLogRate(v any, dst *Rate, bytes bool) error {
 	return nil
 }
 
-// parseCredential resolves a user, with its primary group and its
-// supplementary groups. Only root may run handlers as another user.
+// parseCredential resolves a user, with its primary group and the groups
+// the group database lists it in; validate adds the handler's group to
+// those (see Credential.Groups). Only root may run handlers as another
+// user.
 func parseCredential(v any, dst **Credential) error {
 	name, u, err := lookupUser(v)
 	if err != nil {
@@ -187,13 +189,38 @@ func parseCredential(v any, dst **Credential) error {
 	if err != nil {
 		return fmt.Errorf("user %q: list its groups: %w", name, err)
 	}
+	// GroupIds always includes the primary group (getgrouplist's base
+	// group): keep it only if the group file lists the user in it, so that
+	// a group key replaces the primary group instead of adding to it.
+	listed := listedInPrimary(groupFile, u.Username, u.Gid)
 	for _, id := range ids {
-		if g, err := strconv.ParseUint(id, 10, 32); err == nil {
+		if g, err := strconv.ParseUint(id, 10, 32); err == nil && (id != u.Gid || listed) {
 			c.Groups = append(c.Groups, uint32(g))
 		}
 	}
 	*dst = c
 	return nil
+}
+
+// groupFile is the group database listedInPrimary reads.
+const groupFile = "/etc/group"
+
+// listedInPrimary reports whether the group file at path lists user as a
+// member of the group whose id is gid. A file that cannot be read lists
+// no one.
+func listedInPrimary(path, user, gid string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		// name:password:gid:member,member,...
+		f := strings.Split(line, ":")
+		if len(f) == 4 && f[2] == gid && slices.Contains(strings.Split(f[3], ","), user) {
+			return true
+		}
+	}
+	return false
 }
 
 // parseNames accepts a list of environment variable names.

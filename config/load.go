@@ -3,8 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -22,10 +20,16 @@ var topKeys = []string{"defaults", "include", "server", "services"}
 // Decoding is strict: a key goinetd does not know is an error, never
 // silently ignored. On failure the error lists every problem, one per
 // line (each a *Problem), and the Config is nil.
+//
+// Every file read (the main one and each drop-in) must be a regular file
+// that only root or goinetd's user can write, in folders that only they
+// can write, and be at most 1 MiB with arrays and tables nested at most 8
+// deep (see files.go); otherwise it is not parsed, and the problem says
+// why and how to fix it.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path, true)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, fmt.Errorf("read config %s: %w", path, err)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -89,7 +93,7 @@ func Parse(data []byte, file, dir string) (*Config, error) {
 		cfg.Includes = append(cfg.Includes, path)
 		ps := &problems{file: path, lines: make(map[string]int)}
 		files = append(files, ps)
-		data, err := readDropIn(path)
+		data, err := readConfigFile(path, false)
 		if err != nil {
 			ps.add("", "%v", err)
 			continue
@@ -119,6 +123,13 @@ func Parse(data []byte, file, dir string) (*Config, error) {
 // decodeFile parses one TOML file into its top-level keys. On a syntax
 // error it records the problem and returns a nil decoder.
 func decodeFile(data []byte, ps *problems) (*decoder, map[string]toml.Primitive) {
+	// The parser's cost grows with the square of the nesting: bound it
+	// before the parser sees the file.
+	if line := nestingProblem(data); line > 0 {
+		ps.list = append(ps.list, &Problem{File: ps.file, Line: line,
+			Msg: fmt.Sprintf("arrays and tables nest more than %d deep here; goinetd's keys need at most 3, so the file is not parsed", maxNesting)})
+		return nil, nil
+	}
 	var top map[string]toml.Primitive
 	md, err := toml.Decode(string(data), &top)
 	if err != nil {
@@ -165,29 +176,6 @@ func expandIncludes(patterns []string, dir string, main *problems) []string {
 		}
 	}
 	return files
-}
-
-// maxDropIn is the largest drop-in file read.
-const maxDropIn = 1 << 20
-
-// readDropIn reads an included file, which must be a regular file of at
-// most maxDropIn bytes.
-func readDropIn(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read: %w", statError(err))
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("read: %w", err)
-	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("not a regular file")
-	case fi.Size() > maxDropIn:
-		return nil, fmt.Errorf("larger than %d bytes", maxDropIn)
-	}
-	return io.ReadAll(io.LimitReader(f, maxDropIn))
 }
 
 // clone returns a copy of s that shares no slice with it.

@@ -404,7 +404,7 @@ func TestLoadCredential(t *testing.T) {
 	}
 	want := []Credential{
 		{User: "nobody", UID: 65534, GID: 65534, Groups: []uint32{65534}},
-		{User: "nobody", UID: 65534, GID: 0, Groups: []uint32{65534}},
+		{User: "nobody", UID: 65534, GID: 0, Groups: []uint32{0}},
 		{UID: 0, GID: 65534},
 	}
 	for i, s := range cfg.Services {

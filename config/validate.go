@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 
 	"github.com/BurntSushi/toml"
 	"golang.org/x/sys/unix"
@@ -284,14 +285,34 @@ func validateSandbox(s *Service, w *where) {
 		// handler is a server that may fork on purpose.
 		s.KillGroupOnExit = s.Mode == NoWait
 	}
-	if s.group != nil {
-		c := Credential{UID: uint32(os.Geteuid()), GID: uint32(*s.group)}
+	if s.Credential != nil && s.group == nil && os.Geteuid() != 0 && s.Credential.GID != uint32(os.Getegid()) {
+		// goinetd's own user, named while goinetd runs in another group
+		// (as under sg): switching to the user's primary group needs root.
+		w.add("user", "user %q: its primary group is %d, not goinetd's (%d): %v; set group to goinetd's",
+			s.Credential.User, s.Credential.GID, os.Getegid(), needsRoot("running a handler in another group"))
+	}
+	if s.Credential != nil || s.group != nil {
+		c := Credential{UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}
 		if s.Credential != nil {
 			c = *s.Credential
+			c.Groups = slices.Clone(c.Groups)
+		}
+		if s.group != nil {
 			c.GID = uint32(*s.group)
+		}
+		if c.User != "" && !slices.Contains(c.Groups, c.GID) {
+			c.Groups = append([]uint32{c.GID}, c.Groups...)
 		}
 		s.Credential = &c
 		s.group = nil
+	}
+	if os.Geteuid() != 0 {
+		if s.Chroot != "" {
+			w.add("chroot", "%v", needsRoot("chroot"))
+		}
+		if s.Nice != nil && *s.Nice < 0 {
+			w.add("nice", "%v", needsRoot("a negative nice value"))
+		}
 	}
 
 	root, rootOK := "/", true

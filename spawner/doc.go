@@ -54,7 +54,8 @@
 // handler under GOINETD_SPAWN=forkexec (spawnmode.go) starts through
 // syscall.ForkExec. Its limits, nice value and umask are applied by
 // goinetd re-executed as a trampoline (sandbox_linux.go,
-// trampoline_linux.go).
+// trampoline_linux.go), which first checks that goinetd started it and
+// that it gained no privilege at exec (origin_linux.go).
 //
 // One thread is the parent of every child and reaps them all: the spawn
 // loop. Every spawn runs on it, wherever it was asked for, so the kernel

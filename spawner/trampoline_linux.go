@@ -33,7 +33,9 @@ const trampolineFailed = 127
 //	             [-cred UID:GID:GROUP,...] [-dir DIR] [-listen-pid] -- PROGRAM ARGV0 [ARG...]
 //
 // It runs as goinetd's user (root, whenever a credential is set), with the
-// handler's descriptors and environment. It decodes every instruction
+// handler's descriptors and environment. First it checks that goinetd
+// started it and that it gained no privilege at exec (checkOrigin, in
+// origin_linux.go), and refuses to do anything otherwise. It decodes every instruction
 // before it acts on any, and with -listen-pid sets LISTEN_PID to its own
 // pid in the environment it will pass on; then it does, in this order:
 //
@@ -74,6 +76,9 @@ func Trampoline(args []string) int {
 // trampoline carries out args and execs the handler; it returns only an
 // error, naming the failed step.
 func trampoline(args []string) error {
+	if err := checkOrigin(); err != nil {
+		return fmt.Errorf("refused: %w", err)
+	}
 	in, err := parseInstructions(args)
 	if err != nil {
 		return fmt.Errorf("instructions %q: %w", args, err)

@@ -145,9 +145,34 @@ func serve(path string, level slog.Level, spawn spawner.SpawnMode, stderr io.Wri
 	m.Loaded(false, true)
 	notify(log, "READY=1\nSTATUS="+status(cfg, srv.Pending()))
 
-	for sig := range signals {
-		if sig == syscall.SIGHUP {
-			next := reload(log, srv, path, cfg)
+	// A reload's load runs off this loop, so that a load that blocks (a
+	// file system that hangs) cannot hold up SIGTERM; its result comes
+	// back here and is applied here, one reload at a time. A SIGHUP during
+	// a load asks for one more load after it.
+	var loading chan loadResult // not nil while a load runs
+	again := false
+	for {
+		select {
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				if loading != nil {
+					again = true
+				} else {
+					loading = startReload(log, path)
+				}
+				continue
+			}
+			notify(log, "STOPPING=1")
+			grace := cfg.Server.ShutdownGrace
+			log.Info("stopping", "signal", sig.String(), "connections", srv.Connections(), "shutdown_grace", grace)
+			st := srv.Shutdown(grace)
+			// A requested stop succeeds even if handlers had to be ended:
+			// service managers read any other status as a failure.
+			log.Info("stopped", "ended", st.Ended, "signalled", st.Signalled, "left_running", st.Left)
+			return 0
+		case r := <-loading:
+			loading = nil
+			next := applyReload(log, srv, path, cfg, r)
 			m.Loaded(true, next != cfg)
 			if next != cfg && next.Server.Metrics != cfg.Server.Metrics {
 				if err := exporter.Serve(next.Server.Metrics); err != nil {
@@ -156,28 +181,41 @@ func serve(path string, level slog.Level, spawn spawner.SpawnMode, stderr io.Wri
 			}
 			cfg = next
 			served.Store(cfg)
-			continue
+			if again {
+				again = false
+				loading = startReload(log, path)
+			}
 		}
-		notify(log, "STOPPING=1")
-		grace := cfg.Server.ShutdownGrace
-		log.Info("stopping", "signal", sig.String(), "connections", srv.Connections(), "shutdown_grace", grace)
-		st := srv.Shutdown(grace)
-		// A requested stop succeeds even if handlers had to be ended:
-		// service managers read any other status as a failure.
-		log.Info("stopped", "ended", st.Ended, "signalled", st.Signalled, "left_running", st.Left)
-		return 0
 	}
-	return 0
 }
 
-// reload loads the config at path again and applies it; if it is not
-// valid, it logs every problem and keeps serving cur. It returns the
-// config now served.
-func reload(log *slog.Logger, srv *spawner.Server, path string, cur *config.Config) *config.Config {
+// loadResult is the outcome of a reload's config.Load.
+type loadResult struct {
+	cfg *config.Config
+	err error
+}
+
+// startReload tells systemd a reload has begun and loads the config at
+// path in a goroutine of its own; the result arrives on the channel it
+// returns, which has room for it, so a load whose result is no longer
+// wanted (goinetd is stopping) ends without a reader.
+func startReload(log *slog.Logger, path string) chan loadResult {
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	notify(log, fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", ts.Nano()/1000))
-	next, err := config.Load(path)
+	done := make(chan loadResult, 1)
+	go func() {
+		cfg, err := config.Load(path)
+		done <- loadResult{cfg, err}
+	}()
+	return done
+}
+
+// applyReload applies the config a reload loaded from path; if it is not
+// valid, it logs every problem and keeps serving cur. It returns the
+// config now served.
+func applyReload(log *slog.Logger, srv *spawner.Server, path string, cur *config.Config, r loadResult) *config.Config {
+	next, err := r.cfg, r.err
 	if err != nil {
 		for _, problem := range strings.Split(err.Error(), "\n") {
 			log.Error("reload: config problem", "problem", problem)
