@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -313,7 +314,13 @@ func lookupUser(v any) (string, *user.User, error) {
 	u, err := user.Lookup(name)
 	if err != nil {
 		if u, err = user.LookupId(name); err != nil {
-			return "", nil, fmt.Errorf("no user %q on this host", name)
+			id, isNumber := v.(int64)
+			if !isNumber || id > math.MaxUint32-1 {
+				return "", nil, fmt.Errorf("no user %q on this host (a uid with no passwd entry is given as a number, such as 4242)", name)
+			}
+			// A uid with no passwd entry, as systemd's User= takes it: its
+			// group is the same number unless group says otherwise.
+			u = &user.User{Uid: name, Gid: name}
 		}
 	}
 	if euid := os.Geteuid(); euid != 0 && u.Uid != strconv.Itoa(euid) {

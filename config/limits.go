@@ -185,6 +185,10 @@ func parseCredential(v any, dst **Credential) error {
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
 	c := &Credential{User: name, UID: uint32(uid), GID: uint32(gid)}
+	if u.Username == "" {
+		*dst = c // no passwd entry: no group lists it
+		return nil
+	}
 	ids, err := u.GroupIds()
 	if err != nil {
 		return fmt.Errorf("user %q: list its groups: %w", name, err)

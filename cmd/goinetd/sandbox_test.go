@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -490,5 +491,22 @@ func TestChdirFailureIsNamed(t *testing.T) {
 	r := d.waitLog(func(r record) bool { return r.msg() == "spawn failed" })
 	if r.str("stage") != "chdir" || r.str("workdir") != filepath.Dir(d.config) || !strings.Contains(r.str("err"), "permission denied") {
 		t.Errorf("got %v; want stage chdir, workdir %s, permission denied", r, filepath.Dir(d.config))
+	}
+}
+
+// TestNumericUserWithoutPasswdEntry checks that user = N with no passwd
+// entry runs the handler as uid N, group N, as systemd's User= does.
+func TestNumericUserWithoutPasswdEntry(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only root may run a handler as another user")
+	}
+	const uid = "4242"
+	if _, err := user.LookupId(uid); err == nil {
+		t.Skipf("uid %s has a passwd entry here", uid)
+	}
+	port := freePort(t, "127.0.0.1")
+	startDaemon(t, jsonLog+programService("numeric", port, "/usr/bin/id", nil, "user = "+uid, `workdir = "/"`))
+	if got := strings.TrimSpace(exchange(t, addr(port), "")); got != "uid=4242 gid=4242 groups=4242" {
+		t.Errorf("got id %q; want uid=4242 gid=4242 groups=4242", got)
 	}
 }
