@@ -29,7 +29,6 @@ package config
 // reload that runs out of memory kills the running daemon.
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -42,10 +41,10 @@ import (
 )
 
 // maxFileSize is the largest config file read, main file or drop-in. A
-// service takes a few hundred bytes, so 1 MiB holds thousands, and the
-// parser reads it in about a second; a larger file is a mistake or an
-// attack.
-const maxFileSize = 1 << 20
+// service takes about a hundred bytes, so 4 MiB holds tens of thousands,
+// which load in a few seconds and a few hundred MiB (the parse is linear,
+// nesting bounded); a larger file is a mistake or an attack.
+const maxFileSize = 4 << 20
 
 // maxNesting is the deepest nesting of arrays and tables a config file
 // may have. goinetd's own keys need at most three levels (an inline
@@ -190,57 +189,4 @@ func fileType(m fs.FileMode) string {
 		return "a symbolic link"
 	}
 	return "mode " + m.String()
-}
-
-// nestingProblem returns the line of data where arrays and tables nest
-// deeper than maxNesting, or 0 if they never do. It skips comments and
-// strings, as TOML defines them, so brackets in a string do not count.
-func nestingProblem(data []byte) int {
-	depth, line := 0, 1
-	for i := 0; i < len(data); i++ {
-		switch c := data[i]; c {
-		case '\n':
-			line++
-		case '#':
-			for i+1 < len(data) && data[i+1] != '\n' {
-				i++
-			}
-		case '"', '\'':
-			delim := []byte{c, c, c}
-			if bytes.HasPrefix(data[i:], delim) {
-				// A multi-line string ends at the next triple quote
-				// (not escaped, in a basic string).
-				for i += 3; i < len(data) && !bytes.HasPrefix(data[i:], delim); i++ {
-					if data[i] == '\n' {
-						line++
-					} else if c == '"' && data[i] == '\\' {
-						i++
-						if i < len(data) && data[i] == '\n' {
-							line++
-						}
-					}
-				}
-				i += 2
-				continue
-			}
-			// A one-line string ends at its quote or, if it is not
-			// closed, at the end of the line (a syntax error the parser
-			// reports).
-			for i++; i < len(data) && data[i] != c && data[i] != '\n'; i++ {
-				if c == '"' && data[i] == '\\' && i+1 < len(data) && data[i+1] != '\n' {
-					i++
-				}
-			}
-			if i < len(data) && data[i] == '\n' {
-				line++
-			}
-		case '[', '{':
-			if depth++; depth > maxNesting {
-				return line
-			}
-		case ']', '}':
-			depth = max(depth-1, 0)
-		}
-	}
-	return 0
 }

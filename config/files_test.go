@@ -180,14 +180,15 @@ func TestConfigFilesNotRegularAreRefused(t *testing.T) {
 	}
 }
 
-// TestConfigFileTooLargeIsRefused: a file over 1 MiB is not read.
+// TestConfigFileTooLargeIsRefused: a file over 4 MiB is not read.
 func TestConfigFileTooLargeIsRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "inetd.toml")
-	if err := os.WriteFile(path, []byte(strings.Repeat("# padding\n", maxFileSize/10+1)), 0o644); err != nil {
+	data := strings.Repeat("# padding\n", maxFileSize/10+1)
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	err := loadErr(t, path)
-	if want := fmt.Sprintf("read config %s: is 1048580 bytes; a config file has at most 1048576", path); err == nil || err.Error() != want {
+	if want := fmt.Sprintf("read config %s: is %d bytes; a config file has at most %d", path, len(data), maxFileSize); err == nil || err.Error() != want {
 		t.Errorf("got %v; want %s", err, want)
 	}
 }
@@ -233,7 +234,7 @@ func TestNestingProblem(t *testing.T) {
 		{"unclosed string", "a = \"" + deep(20) + "\nb = " + deep(maxNesting+1), 2},
 		{"siblings", strings.Repeat("a = "+deep(maxNesting)+"\n", 100), 0},
 	} {
-		if got := nestingProblem([]byte(tc.data)); got != tc.want {
+		if got := scan([]byte(tc.data)).tooDeep; got != tc.want {
 			t.Errorf("%s: got line %d; want %d", tc.name, got, tc.want)
 		}
 	}

@@ -23,7 +23,7 @@ var topKeys = []string{"defaults", "include", "server", "services"}
 //
 // Every file read (the main one and each drop-in) must be a regular file
 // that only root or goinetd's user can write, in folders that only they
-// can write, and be at most 1 MiB with arrays and tables nested at most 8
+// can write, and be at most 4 MiB with arrays and tables nested at most 8
 // deep (see files.go); otherwise it is not parsed, and the problem says
 // why and how to fix it.
 func Load(path string) (*Config, error) {
@@ -58,19 +58,20 @@ func Parse(data []byte, file, dir string) (*Config, error) {
 		case "defaults":
 			d.decodeTable(top[key], toml.Key{key}, serviceKeys(defaults))
 		case "include":
-			main.lines[key] = d.line(top[key])
+			main.lines[key] = d.line(toml.Key{key}, top[key])
 			set := unmarshaler(func(v any) error { return parsePatterns(v, &patterns) })
 			if err := d.md.PrimitiveDecode(top[key], &set); err != nil {
 				main.addDecode(key, err)
 			}
 		case "services":
 		default:
-			main.lines[key] = d.line(top[key])
+			main.lines[key] = d.line(toml.Key{key}, top[key])
 			d.unknown(toml.Key{key}, topKeys)
 		}
 	}
 
 	from := make(map[*Service]*where)
+	byName := make(map[string]*Service)
 	files := []*problems{main}
 	add := func(d *decoder, top map[string]toml.Primitive, dir string) {
 		services := d.table(top["services"], toml.Key{"services"})
@@ -80,10 +81,11 @@ func Parse(data []byte, file, dir string) (*Config, error) {
 			if !d.decodeTable(services[name], toml.Key{"services", name}, serviceKeys(svc)) {
 				continue
 			}
-			if i := slices.IndexFunc(cfg.Services, func(s *Service) bool { return s.Name == name }); i >= 0 {
-				d.ps.add(toml.Key{"services", name}.String(), "is also defined in %s", from[cfg.Services[i]].file.file)
+			if first, ok := byName[name]; ok {
+				d.ps.add(toml.Key{"services", name}.String(), "is also defined in %s", from[first].file.file)
 				continue
 			}
+			byName[name] = svc
 			cfg.Services = append(cfg.Services, svc)
 			from[svc] = &where{svc: svc, file: d.ps, main: main, dir: dir}
 		}
@@ -104,7 +106,7 @@ func Parse(data []byte, file, dir string) (*Config, error) {
 		}
 		for _, key := range sortedKeys(top) {
 			if key != "services" {
-				ps.lines[key] = d.line(top[key])
+				ps.lines[key] = d.line(toml.Key{key}, top[key])
 				ps.add(key, "only [services.NAME] tables belong in a drop-in file")
 			}
 		}
@@ -125,8 +127,9 @@ func Parse(data []byte, file, dir string) (*Config, error) {
 func decodeFile(data []byte, ps *problems) (*decoder, map[string]toml.Primitive) {
 	// The parser's cost grows with the square of the nesting: bound it
 	// before the parser sees the file.
-	if line := nestingProblem(data); line > 0 {
-		ps.list = append(ps.list, &Problem{File: ps.file, Line: line,
+	sc := scan(data)
+	if sc.tooDeep > 0 {
+		ps.list = append(ps.list, &Problem{File: ps.file, Line: sc.tooDeep,
 			Msg: fmt.Sprintf("arrays and tables nest more than %d deep here; goinetd's keys need at most 3, so the file is not parsed", maxNesting)})
 		return nil, nil
 	}
@@ -136,7 +139,7 @@ func decodeFile(data []byte, ps *problems) (*decoder, map[string]toml.Primitive)
 		ps.addDecode("", err)
 		return nil, nil
 	}
-	return &decoder{md: &md, ps: ps}, top
+	return &decoder{md: &md, ps: ps, lines: sc.lines}, top
 }
 
 // parsePatterns accepts a list of glob patterns (filepath.Match syntax).
@@ -189,8 +192,9 @@ func (s *Service) clone() *Service {
 // decoder walks a decoded file table by table, key by key, so that one bad
 // value does not hide the next.
 type decoder struct {
-	md *toml.MetaData
-	ps *problems
+	md    *toml.MetaData
+	ps    *problems
+	lines map[string]int // of the keys scan saw
 }
 
 // isTable reports whether prim, the value of key, is a table, recording a
@@ -199,7 +203,7 @@ func (d *decoder) isTable(prim toml.Primitive, key toml.Key) bool {
 	if !d.md.IsDefined(key...) {
 		return true
 	}
-	d.ps.lines[key.String()] = d.line(prim)
+	d.ps.lines[key.String()] = d.line(key, prim)
 	isTable := unmarshaler(func(v any) error {
 		if _, ok := v.(map[string]any); !ok {
 			return fmt.Errorf("must be a table, not %s", describe(v))
@@ -237,7 +241,7 @@ func (d *decoder) decodeTable(prim toml.Primitive, path toml.Key, keys tableKeys
 	t := d.table(prim, path)
 	for _, name := range sortedKeys(t) {
 		key := append(slices.Clone(path), name)
-		d.ps.lines[key.String()] = d.line(t[name])
+		d.ps.lines[key.String()] = d.line(key, t[name])
 		set, ok := keys.set[name]
 		if !ok {
 			d.unknown(key, sortedKeys(keys.set))
@@ -268,11 +272,21 @@ func (d *decoder) decodeTable(prim toml.Primitive, path toml.Key, keys tableKeys
 // errLine is returned by the decoder used to learn a key's line.
 var errLine = errors.New("line wanted")
 
-// line returns the line of the key whose value is prim, or 0. The TOML
-// decoder reports lines only in its errors, so ask it for one. A table
-// that is only implied (by [a.b] or a dotted key a.b = 1) has no line of
-// its own; it gets the first line of what it holds.
-func (d *decoder) line(prim toml.Primitive) int {
+// line returns the line of key, whose value is prim, or 0: as scan saw
+// it, or else (a key in an inline table) as the TOML decoder knows it.
+func (d *decoder) line(key toml.Key, prim toml.Primitive) int {
+	if n, ok := d.lines[key.String()]; ok {
+		return n
+	}
+	return d.parserLine(prim)
+}
+
+// parserLine returns the line of the key whose value is prim, or 0. The
+// TOML decoder reports lines only in its errors, so ask it for one, at
+// the cost of a pass over the whole file. A table that is only implied
+// (by [a.b] or a dotted key a.b = 1) has no line of its own; it gets the
+// first line of what it holds.
+func (d *decoder) parserLine(prim toml.Primitive) int {
 	fail := unmarshaler(func(any) error { return errLine })
 	var pe toml.ParseError
 	if err := d.md.PrimitiveDecode(prim, &fail); errors.As(err, &pe) && pe.Position.Line > 0 {
@@ -284,7 +298,7 @@ func (d *decoder) line(prim toml.Primitive) int {
 	}
 	first := 0
 	for _, child := range t {
-		if n := d.line(child); n > 0 && (first == 0 || n < first) {
+		if n := d.parserLine(child); n > 0 && (first == 0 || n < first) {
 			first = n
 		}
 	}

@@ -448,23 +448,37 @@ func statError(err error) error {
 // on overlapping addresses. Services are sorted by name, so the later name
 // is the one reported.
 func checkConflicts(cfg *Config, from map[*Service]*where) {
-	on := cfg.Enabled()
-	for i, b := range on {
-		for _, a := range on[:i] {
-			if a.Protocol != b.Protocol {
-				continue
-			}
-			if b.Protocol == Unix && a.Path == b.Path && a.Path != "" {
+	// Only services on one path, or one protocol and port, can collide:
+	// group them so that the check is linear in the services.
+	type place struct {
+		protocol Protocol
+		port     uint16
+		path     string
+	}
+	seen := make(map[place][]*Service)
+	for _, b := range cfg.Enabled() {
+		var at place
+		switch {
+		case b.Protocol == Unix && b.Path != "":
+			at = place{protocol: Unix, path: b.Path}
+		case b.Protocol != Unix && b.Port != 0:
+			at = place{protocol: b.Protocol, port: b.Port}
+		default:
+			continue
+		}
+		for _, a := range seen[at] {
+			if b.Protocol == Unix {
 				from[b].file.add(toml.Key{"services", b.Name, "path"}.String(), "%s is already used by %s",
 					b.Path, from[a].name(a))
 				break
 			}
-			if b.Protocol != Unix && a.Port == b.Port && a.Port != 0 && overlaps(a.Address, b.Address) {
+			if overlaps(a.Address, b.Address) {
 				from[b].file.add(toml.Key{"services", b.Name, "port"}.String(), "%d is already used by %s",
 					b.Port, from[a].name(a))
 				break
 			}
 		}
+		seen[at] = append(seen[at], b)
 	}
 }
 
