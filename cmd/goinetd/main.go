@@ -31,6 +31,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
 	sd "github.com/coreos/go-systemd/v22/daemon"
@@ -191,8 +192,9 @@ func serve(path string, level slog.Level, spawn spawner.SpawnMode, stderr io.Wri
 
 // loadResult is the outcome of a reload's config.Load.
 type loadResult struct {
-	cfg *config.Config
-	err error
+	cfg     *config.Config
+	err     error
+	started time.Time // when the SIGHUP was taken
 }
 
 // startReload tells systemd a reload has begun and loads the config at
@@ -204,9 +206,10 @@ func startReload(log *slog.Logger, path string) chan loadResult {
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	notify(log, fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", ts.Nano()/1000))
 	done := make(chan loadResult, 1)
+	started := time.Now()
 	go func() {
 		cfg, err := config.Load(path)
-		done <- loadResult{cfg, err}
+		done <- loadResult{cfg, err, started}
 	}()
 	return done
 }
@@ -235,10 +238,20 @@ func applyReload(log *slog.Logger, srv *spawner.Server, path string, cur *config
 		failed = append(failed, name)
 	}
 	slices.Sort(failed)
-	log.Info("reloaded", "config", path, "added", ch.Added, "removed", ch.Removed,
-		"changed", ch.Changed, "rebound", ch.Rebound, "failed", failed, "unchanged", len(ch.Kept))
+	log.Info("reloaded", "config", path, "added", nonNil(ch.Added), "removed", nonNil(ch.Removed),
+		"changed", nonNil(ch.Changed), "rebound", nonNil(ch.Rebound), "failed", failed, "unchanged", len(ch.Kept),
+		"took", time.Since(r.started))
 	notify(log, "READY=1\nSTATUS="+status(next, srv.Pending()))
 	return next
+}
+
+// nonNil returns names, or an empty list for nil, which JSON would write
+// as null.
+func nonNil(names []string) []string {
+	if names == nil {
+		return []string{}
+	}
+	return names
 }
 
 // logWarnings logs each of cfg's warnings, as check prints them.
