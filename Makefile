@@ -76,6 +76,14 @@ MANDIR         = $(PREFIX)/share/man
 SYSTEMDUNITDIR = $(PREFIX)/lib/systemd/system
 INSTALL       ?= install
 
+# The user the installed config runs the handlers as. An install as root
+# into this system (no DESTDIR, the system's /etc and /var) creates the
+# system user goinetd for them, and gives it the state folder; any other
+# install names nobody and chowns nothing: a package creates its user and
+# sets the owner of $(STATEDIR) itself (HANDLER_USER=goinetd names it).
+SYSTEM_INSTALL := $(if $(DESTDIR),,$(if $(filter /etc,$(SYSCONFDIR)),$(if $(filter /var,$(LOCALSTATEDIR)),$(if $(filter 0,$(shell id -u)),yes))))
+HANDLER_USER   ?= $(if $(SYSTEM_INSTALL),goinetd,nobody)
+
 HANDLERS       := echo lastaccess
 UNITS          := goinetd.service goinetd.socket
 HANDLERDIR      = $(LIBEXECDIR)/goinetd
@@ -95,7 +103,9 @@ INSTALL_PATHS = -e 's|/usr/local/sbin/goinetd|$(SBINDIR)/goinetd|g' \
 
 # The config a system install starts from: the shipped inetd.toml's two
 # handlers, named by their installed paths, with lastaccess keeping its
-# records in the state folder, and the drop-in folder included.
+# records in the state folder, and the drop-in folder included. It serves
+# nothing until the operator enables a service: each is disabled, runs as
+# HANDLER_USER, and has its limits written out.
 define SYSTEM_CONFIG
 # goinetd's config, installed by `make install`, which never overwrites it.
 # Every key is described in inetd.toml(5). Check a change before a restart:
@@ -103,8 +113,10 @@ define SYSTEM_CONFIG
 #
 # Apply it to the running goinetd with `systemctl reload goinetd`.
 #
-# The two bundled handlers, on unprivileged loopback ports. As root,
-# goinetd runs a handler as root unless its service sets user = "...".
+# The two bundled handlers, on unprivileged loopback ports. Nothing is
+# served until you enable a service: delete its `disabled = true`. Each
+# runs as the unprivileged user $(HANDLER_USER), with its limits set here;
+# as root, goinetd runs a handler as root unless its service sets user.
 
 # Drop-in files, one per service or package, each holding only
 # [services.NAME] tables like the ones below.
@@ -114,16 +126,26 @@ include = ["goinetd.d/*.toml"]
 log_format = "text"
 
 [services.echo]
+disabled = true
 address = "127.0.0.1"
 port = 17007
 program = "$(HANDLERDIR)/echo"
+user = "$(HANDLER_USER)"
+max_connections = 64          # live connections; past it, clients wait in the backlog
+max_per_source = 8            # live connections from one client
+timeout = "1m"                # a connection is ended after this long
 
 [services.lastaccess]
+disabled = true
 address = "127.0.0.1"
 port = 17008
 program = "$(HANDLERDIR)/lastaccess"
 args = ["-db", "$(STATEDIR)/lastaccess.db"]
-workdir = "$(STATEDIR)"
+workdir = "$(STATEDIR)"       # $(HANDLER_USER) must own it: the records are kept there
+user = "$(HANDLER_USER)"
+max_connections = 16
+max_per_source = 4
+timeout = "10s"
 endef
 
 .PHONY: install uninstall
@@ -147,7 +169,14 @@ install: build
 	@# An operator's config, drop-ins and state are theirs: made once, then
 	@# left alone, modes and owners included.
 	[ -d '$(DESTDIR)$(CONFDIR)/goinetd.d' ] || $(INSTALL) -d -m 0755 '$(DESTDIR)$(CONFDIR)/goinetd.d'
-	[ -d '$(DESTDIR)$(STATEDIR)' ] || $(INSTALL) -d -m 0750 '$(DESTDIR)$(STATEDIR)'
+	@if [ -n '$(SYSTEM_INSTALL)' ] && ! getent passwd $(HANDLER_USER) >/dev/null; then \
+		command -v useradd >/dev/null || { echo "no useradd: create the system user $(HANDLER_USER), then run make install again"; exit 1; }; \
+		echo "useradd --system $(HANDLER_USER)"; \
+		useradd --system --user-group --no-create-home --home-dir '$(STATEDIR)' \
+			--shell /usr/sbin/nologin --comment 'goinetd handlers' $(HANDLER_USER); \
+	fi
+	[ -d '$(DESTDIR)$(STATEDIR)' ] || $(INSTALL) -d -m 0750 \
+		$(if $(SYSTEM_INSTALL),-o $(HANDLER_USER) -g "$$(id -gn $(HANDLER_USER))") '$(DESTDIR)$(STATEDIR)'
 	@conf='$(DESTDIR)$(CONFDIR)/inetd.toml'; \
 	if [ -e "$$conf" ] || [ -L "$$conf" ]; then \
 		echo "keeping the existing $$conf"; \

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"syscall"
 
 	"github.com/BurntSushi/toml"
 	"golang.org/x/sys/unix"
@@ -398,6 +399,9 @@ func checkSocketPath(s *Service, w *where) {
 	}
 	if err := checkDir(filepath.Dir(s.Path)); err != nil {
 		w.add("path", "folder %v", err)
+	} else if who := writableByOthers(filepath.Dir(s.Path)); who != "" {
+		w.warn("path", "%s: they can replace the socket with their own, and its clients would talk to them; "+
+			"put it in a folder only root can write, such as /run/goinetd", who)
 	}
 	if fi, err := os.Lstat(s.Path); err == nil && fi.Mode().Type() != fs.ModeSocket {
 		w.add("path", "%s exists and is not a socket; goinetd replaces only a stale socket", s.Path)
@@ -433,6 +437,49 @@ func checkDir(path string) error {
 		return fmt.Errorf("%s is not a directory", path)
 	}
 	return nil
+}
+
+// writableByOthers says who, other than root and goinetd's own user, can
+// write dir or a folder above it (and so rename dir away), for the
+// nearest such folder: "folder F is owned by uid N", "... is writable by
+// group N" or "... is writable by every user"; or "" if nobody can. A
+// sticky folder owned by root protects its entries from the users who can
+// write it. Where dir's path goes through a symlink, the folders of the
+// symlink and those of its target are checked.
+func writableByOthers(dir string) string {
+	if who := writableFolder(dir); who != "" {
+		return who
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil && real != dir {
+		return writableFolder(real)
+	}
+	return ""
+}
+
+// writableFolder is writableByOthers for the folders named in dir's
+// path, symlinks skipped.
+func writableFolder(dir string) string {
+	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
+	trusted := func(id, own uint32) bool { return id == 0 || id == own }
+	for {
+		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
+			st := fi.Sys().(*syscall.Stat_t)
+			switch {
+			case !trusted(st.Uid, uid):
+				return fmt.Sprintf("folder %s is owned by uid %d", dir, st.Uid)
+			case fi.Mode()&fs.ModeSticky != 0:
+			case fi.Mode()&0o002 != 0:
+				return fmt.Sprintf("folder %s is writable by every user", dir)
+			case fi.Mode()&0o020 != 0 && !trusted(st.Gid, gid):
+				return fmt.Sprintf("folder %s is writable by group %d", dir, st.Gid)
+			}
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return ""
+		}
+		dir = up
+	}
 }
 
 // statError drops the path from an os.Stat error, which the caller names.

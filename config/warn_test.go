@@ -125,3 +125,111 @@ workdir = "/"
 		t.Errorf("with the folder searchable and the program executable: got %v, %v; want no warning", cfg.Warnings, err)
 	}
 }
+
+// TestSocketFolderWritableByOthersWarns checks the warning about a unix
+// socket in a folder that a user other than root (or goinetd's own) can
+// write, or whose parent they can write: they could replace the socket.
+func TestSocketFolderWritableByOthersWarns(t *testing.T) {
+	type setup func(t *testing.T, base string) string // returns the socket's folder
+	chmod := func(t *testing.T, dir string, mode os.FileMode) {
+		t.Helper()
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chown := func(t *testing.T, dir string, uid, gid int) {
+		t.Helper()
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to give a folder to another user")
+		}
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		setup setup
+		want  string // in the warning, with the folder as %s; "" for none
+	}{
+		{"private", func(t *testing.T, base string) string {
+			d := filepath.Join(base, "run")
+			chmod(t, d, 0o755)
+			return d
+		}, ""},
+		{"sticky", func(t *testing.T, base string) string {
+			d := filepath.Join(base, "tmp")
+			chmod(t, d, 0o777|os.ModeSticky)
+			return d
+		}, ""},
+		{"world-writable", func(t *testing.T, base string) string {
+			d := filepath.Join(base, "run")
+			chmod(t, d, 0o777)
+			return d
+		}, "folder %s is writable by every user"},
+		{"world-writable parent", func(t *testing.T, base string) string {
+			chmod(t, filepath.Join(base, "run"), 0o777)
+			d := filepath.Join(base, "run", "app")
+			chmod(t, d, 0o755)
+			return d
+		}, "folder %s/.. is writable by every user"},
+		{"through a symlink", func(t *testing.T, base string) string {
+			real := filepath.Join(base, "real")
+			chmod(t, real, 0o777)
+			d := filepath.Join(base, "link")
+			if err := os.Symlink(real, d); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}, "folder %s/../real is writable by every user"},
+		{"owned by a user", func(t *testing.T, base string) string {
+			d := filepath.Join(base, "run")
+			chmod(t, d, 0o755)
+			chown(t, d, 65534, 0)
+			return d
+		}, "folder %s is owned by uid 65534"},
+		{"writable by a group", func(t *testing.T, base string) string {
+			d := filepath.Join(base, "run")
+			chmod(t, d, 0o775)
+			chown(t, d, 0, 65534)
+			return d
+		}, "folder %s is writable by group 65534"},
+		{"writable by root's group", func(t *testing.T, base string) string {
+			d := filepath.Join(base, "run")
+			chmod(t, d, 0o775)
+			chown(t, d, 0, 0)
+			return d
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := t.TempDir()
+			dir := tc.setup(t, base)
+			path := filepath.Join(base, "inetd.toml")
+			text := "[services.local]\nprotocol = \"unix\"\npath = \"" + dir + "/app.sock\"\nbuiltin = \"echo\"\n"
+			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := Load(path)
+			if err != nil {
+				t.Fatalf("got error:\n%v\nwant the config to load", err)
+			}
+			var got []string
+			for _, w := range cfg.Warnings {
+				got = append(got, w.Error())
+			}
+			if tc.want == "" {
+				if len(got) > 0 {
+					t.Errorf("got warnings %q; want none", got)
+				}
+				return
+			}
+			want := path + ":3: services.local.path: " + strings.ReplaceAll(tc.want, "%s/..", filepath.Dir(dir))
+			want = strings.ReplaceAll(want, "%s", dir) + ": they can replace the socket"
+			if len(got) != 1 || !strings.HasPrefix(got[0], want) {
+				t.Errorf("got warnings %q; want one starting with %q", got, want)
+			}
+		})
+	}
+}

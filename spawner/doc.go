@@ -10,7 +10,8 @@
 // server to a new one as a transaction (reload.go); Shutdown drains it
 // (shutdown.go).
 //
-// Sockets are bound with package net and kept as files (listen_linux.go),
+// Sockets are bound with package net and kept as files (listen_linux.go;
+// a unix socket's file is made and changed as socketfile_linux.go says),
 // so that goinetd can call accept4 itself: the new connection is blocking
 // and close-on-exec from birth, never registered with the netpoller, and
 // closed by the parent right after exec. The sockets of services that

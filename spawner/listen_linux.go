@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,7 +34,7 @@ type listener struct {
 	once    sync.Once
 	mu      sync.Mutex
 	closers []io.Closer // what the loop derived from file (built-ins)
-	unlink  func()      // removes a unix socket's file, if still ours
+	socket  *socketFile // a unix socket's file, made here; else nil
 }
 
 // close stops l's loop: a pending accept or wait returns, a backoff pause
@@ -53,8 +52,8 @@ func (l *listener) close() {
 			c.Close()
 		}
 		l.mu.Unlock()
-		if l.unlink != nil {
-			l.unlink()
+		if l.socket != nil {
+			l.socket.remove()
 		}
 	})
 }
@@ -129,12 +128,12 @@ func listen(svc *config.Service) (*listener, error) {
 	var (
 		file   *os.File
 		addr   string
-		unlink func()
+		socket *socketFile
 		err    error
 	)
 	switch svc.Protocol {
 	case config.Unix:
-		file, unlink, err = listenUnix(svc)
+		file, socket, err = listenUnix(svc)
 		addr = svc.Path
 	case config.UDP:
 		file, addr, err = listenInet(svc, "udp")
@@ -149,7 +148,7 @@ func listen(svc *config.Service) (*listener, error) {
 		file.Close()
 		return nil, fmt.Errorf("service %s: %s: %w", svc.Name, addr, err)
 	}
-	return &listener{service: svc, file: file, addr: addr, raw: raw, unlink: unlink, done: make(chan struct{})}, nil
+	return &listener{service: svc, file: file, addr: addr, raw: raw, socket: socket, done: make(chan struct{})}, nil
 }
 
 // listenInet binds a TCP or UDP socket. An IPv4 address binds IPv4 only
@@ -211,53 +210,6 @@ func freeBind(network, _ string, c syscall.RawConn) error {
 		return fmt.Errorf("set IP_FREEBIND: %w", err)
 	}
 	return nil
-}
-
-// listenUnix binds a unix stream socket at svc.Path with svc's mode and
-// owner. The socket is made under a temporary name and renamed into place,
-// so it never exists at Path with other permissions, and a stale socket
-// there is replaced atomically; anything else at Path is left alone. The
-// returned unlink removes the file if it is still the one made here.
-func listenUnix(svc *config.Service) (*os.File, func(), error) {
-	path := svc.Path
-	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != os.ModeSocket {
-		return nil, nil, fmt.Errorf("listen on %s: it exists and is not a socket", path)
-	}
-	tmp := filepath.Join(filepath.Dir(path), fmt.Sprintf(".goinetd.%d.sock", os.Getpid()))
-	os.Remove(tmp) // left by a crashed goinetd with this pid, if any
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
-	if err != nil {
-		return nil, nil, fmt.Errorf("listen on %s: %w", path, unwrapOp(err))
-	}
-	ln.SetUnlinkOnClose(false)
-	file, err := ln.File()
-	ln.Close()
-	if err == nil {
-		err = os.Chmod(tmp, svc.SocketMode)
-	}
-	if err == nil && (svc.SocketUID >= 0 || svc.SocketGID >= 0) {
-		err = os.Lchown(tmp, svc.SocketUID, svc.SocketGID)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	var made os.FileInfo
-	if err == nil {
-		made, err = os.Lstat(path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		if file != nil {
-			file.Close()
-		}
-		return nil, nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	unlink := func() {
-		if fi, err := os.Lstat(path); err == nil && os.SameFile(fi, made) {
-			os.Remove(path)
-		}
-	}
-	return file, unlink, nil
 }
 
 // unwrapOp drops the *net.OpError around a bind error, whose text repeats

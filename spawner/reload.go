@@ -205,18 +205,19 @@ func (s *Server) bind(svc *config.Service) (*listener, error) {
 }
 
 // updateSocketFile gives a kept unix socket the mode and owner of its new
-// settings.
+// settings, through the socket goinetd made: if its path now holds
+// anything else, that is left alone.
 func (s *Server) updateSocketFile(l *listener, svc *config.Service) {
-	if svc.Protocol != config.Unix || l.adopted {
+	if l.socket == nil {
 		return
 	}
-	if err := os.Chmod(svc.Path, svc.SocketMode); err != nil {
-		s.log.Error("socket mode", "service", svc.Name, "path", svc.Path, "err", err)
-	}
-	if svc.SocketUID >= 0 || svc.SocketGID >= 0 {
-		if err := os.Lchown(svc.Path, svc.SocketUID, svc.SocketGID); err != nil {
-			s.log.Error("socket owner", "service", svc.Name, "path", svc.Path, "err", err)
-		}
+	switch err := l.socket.set(svc.SocketMode, svc.SocketUID, svc.SocketGID); {
+	case errors.Is(err, errNotOurSocket):
+		s.log.Error("socket file replaced; its mode and owner are left alone", "service", svc.Name, "path", svc.Path)
+	case errors.Is(err, unix.ENOENT):
+		s.log.Error("socket file removed; clients cannot connect until goinetd restarts", "service", svc.Name, "path", svc.Path)
+	case err != nil:
+		s.log.Error("socket file", "service", svc.Name, "path", svc.Path, "err", err)
 	}
 }
 

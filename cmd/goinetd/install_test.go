@@ -11,13 +11,17 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,6 +92,17 @@ func makeInstall(t *testing.T) string {
 	dest := t.TempDir()
 	runMake(t, "install", "DESTDIR="+dest, "PREFIX=/usr")
 	return dest
+}
+
+// installedUser is the user the installed config runs its handlers as,
+// in an install into a DESTDIR (a system install as root makes and names
+// the user goinetd instead).
+const installedUser = "nobody"
+
+// enabled returns the installed config text with every service enabled,
+// as an operator enables one by deleting its `disabled = true`.
+func enabled(text string) string {
+	return regexp.MustCompile(`(?m)^disabled = true\n`).ReplaceAllString(text, "")
 }
 
 // runBounded runs a command with a deadline and returns its standard output
@@ -210,8 +225,10 @@ func TestInstallLayout(t *testing.T) {
 // TestInstalledConfig proves that the installed config is one for a system
 // install (handlers by their libexec path, on loopback and unprivileged
 // ports, lastaccess's records in the state folder, the drop-in folder
-// included) and that `goinetd check` accepts it, and a drop-in, once its
-// paths point into DESTDIR.
+// included), that it serves nothing until the operator enables a service
+// (each disabled, run as an unprivileged user, with its limits set), and
+// that `goinetd check` accepts it, and a drop-in, once its paths point
+// into DESTDIR.
 func TestInstalledConfig(t *testing.T) {
 	dest := makeInstall(t)
 	text := readText(t, filepath.Join(dest, installedConfig))
@@ -226,6 +243,19 @@ func TestInstalledConfig(t *testing.T) {
 			t.Errorf("installed config lacks %s; it is:\n%s", want, text)
 		}
 	}
+	tables := strings.Split(text, "\n[services.")[1:]
+	if len(tables) != 2 {
+		t.Errorf("installed config: got %d service tables; want echo and lastaccess", len(tables))
+	}
+	for _, table := range tables {
+		name, _, _ := strings.Cut(table, "]")
+		for _, want := range []string{"disabled = true", `user = "` + installedUser + `"`, "max_connections = ", "max_per_source = ", "timeout = "} {
+			if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(want)).MatchString(table) {
+				t.Errorf("installed config, [services.%s]: lacks %s", name, want)
+			}
+		}
+	}
+	needRoot(t)
 	for _, m := range regexp.MustCompile(`(?m)^(\w+) = (.*)$`).FindAllStringSubmatch(text, -1) {
 		switch key, value := m[1], m[2]; key {
 		case "address":
@@ -250,43 +280,107 @@ func TestInstalledConfig(t *testing.T) {
 		t.Fatalf("goinetd check of the installed config: %v\n%s", err, errOut)
 	}
 	for _, want := range []string{
-		"ok, 3 services (3 enabled)",
+		"ok, 3 services (1 enabled)", // the drop-in's; the installed ones wait for the operator
 		"included " + dropIn,
-		filepath.Join(dest, "usr/libexec/goinetd/echo"),
-		filepath.Join(dest, "usr/libexec/goinetd/lastaccess") + " -db " + filepath.Join(dest, installedStateDB),
+		"echo: disabled",
+		"lastaccess: disabled",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("goinetd check: got\n%s\nwant it to mention %s", out, want)
 		}
 	}
+	if errOut != "" {
+		t.Errorf("goinetd check: got stderr %q; want no warning", errOut)
+	}
+	staged = stagedConfig(t, dest, nil, enabled)
+	out, errOut, err = runBounded(t, nil, filepath.Join(dest, installedGoinetd), "check", "-config", staged)
+	if err != nil {
+		t.Fatalf("goinetd check of the installed config, enabled: %v\n%s", err, errOut)
+	}
+	for _, want := range []string{
+		"ok, 3 services (3 enabled)",
+		filepath.Join(dest, "usr/libexec/goinetd/echo"),
+		filepath.Join(dest, "usr/libexec/goinetd/lastaccess") + " -db " + filepath.Join(dest, installedStateDB),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("goinetd check, services enabled: got\n%s\nwant it to mention %s", out, want)
+		}
+	}
 }
 
 // TestInstalledTreeServes runs the installed goinetd on the installed
-// config (paths into DESTDIR, free ports): its echo and lastaccess handlers
-// answer from libexec, and lastaccess keeps its records in the state
-// folder.
+// config (paths into DESTDIR, free ports): it serves nothing until the
+// services are enabled; then its echo and lastaccess handlers answer from
+// libexec, as the unprivileged user, and lastaccess keeps its records in
+// the state folder, which a system install gives to that user.
 func TestInstalledTreeServes(t *testing.T) {
-	dest := makeInstall(t)
+	needRoot(t)
+	dest := openDir(t) // the handlers, not root, must reach into it
+	runMake(t, "install", "DESTDIR="+dest, "PREFIX=/usr")
+	who, err := user.Lookup(installedUser)
+	if err != nil {
+		t.Skipf("needs the user %s: %v", installedUser, err)
+	}
+	uid, _ := strconv.Atoi(who.Uid)
+	gid, _ := strconv.Atoi(who.Gid)
+	if err := os.Chown(filepath.Join(dest, "var/lib/goinetd"), uid, gid); err != nil {
+		t.Fatal(err)
+	}
 	ports := map[string]int{"17007": freePort(t, "127.0.0.1"), "17008": freePort(t, "127.0.0.1")}
-	staged := stagedConfig(t, dest, ports, func(s string) string {
-		return strings.Replace(s, `log_format = "text"`, `log_format = "json"`, 1)
-	})
+	jsonLog := func(s string) string { return strings.Replace(s, `log_format = "text"`, `log_format = "json"`, 1) }
+	staged := stagedConfig(t, dest, ports, jsonLog)
 	d := launchFile(t, staged, func(cmd *exec.Cmd) {
 		cmd.Path = filepath.Join(dest, installedGoinetd)
 		cmd.Args[0] = cmd.Path
 	})
-	d.waitLog(func(r record) bool { return r.msg() == "serving" })
-
-	if got := exchange(t, addr(ports["17007"]), "installed\n"); got != "installed\n" {
-		t.Errorf("installed echo: got %q; want %q", got, "installed\n")
+	if r := d.waitLog(func(r record) bool { return r.msg() == "serving" }); r.str("services") != "0" {
+		t.Errorf("installed config as installed: got %s services served; want 0", r.str("services"))
 	}
+	for _, p := range ports {
+		if c, err := net.DialTimeout("tcp", addr(p), ioTimeout); err == nil {
+			c.Close()
+			t.Errorf("installed config as installed: port %d accepts; want nothing served", p)
+		}
+	}
+
+	text := readText(t, staged)
+	if err := os.WriteFile(staged, []byte(enabled(text)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := d.reload(1); r.msg() != "reloaded" {
+		t.Fatalf("reload with the services enabled: got %v", r)
+	}
+	// A held echo connection: its handler runs as the unprivileged user.
+	c := dial(t, "", addr(ports["17007"]))
+	buf := make([]byte, 10)
+	if _, err := c.Write([]byte("installed\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "installed\n" {
+		t.Errorf("installed echo: got %q, %v; want %q", buf, err, "installed\n")
+	}
+	kids := d.children()
+	if len(kids) != 1 {
+		t.Errorf("goinetd's children while an echo connection is held: got %v; want its handler", kids)
+	}
+	for _, pid := range kids {
+		if got := strings.Fields(procStatus(t, pid, "Uid")); got[0] != who.Uid || got[1] != who.Uid {
+			t.Errorf("installed echo handler %d: got uids %v; want %s's, %s", pid, got, installedUser, who.Uid)
+		}
+	}
+	c.Close()
 	if got := exchange(t, addr(ports["17008"]), ""); !strings.HasPrefix(got, "Welcome, 127.0.0.1.\n") {
 		t.Errorf("installed lastaccess: got %q; want a welcome", got)
 	}
 	d.waitLog(func(r record) bool { return r.msg() == "connection ended" && r.str("service") == "lastaccess" })
-	// A fresh install's records are a folder, one file per address.
-	if db := readText(t, filepath.Join(dest, installedStateDB, "127.0.0.1")); !strings.HasPrefix(db, "127.0.0.1|") {
+	// A fresh install's records are a folder, one file per address, made
+	// by the unprivileged user.
+	record := filepath.Join(dest, installedStateDB, "127.0.0.1")
+	if db := readText(t, record); !strings.HasPrefix(db, "127.0.0.1|") {
 		t.Errorf("%s/127.0.0.1: got %q; want a record of 127.0.0.1", installedStateDB, db)
+	}
+	if fi, err := os.Stat(record); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uint32(uid) {
+		t.Errorf("%s: got %v, %v; want it made by %s", record, fi, err, installedUser)
 	}
 	if code := d.stop(syscall.SIGTERM); code != 0 {
 		t.Errorf("installed goinetd exited %d after SIGTERM; want 0", code)
@@ -303,7 +397,9 @@ func TestInstalledSocketUnitActivates(t *testing.T) {
 	if err != nil {
 		t.Skipf("needs systemd-socket-activate (Debian's systemd package): %v", err)
 	}
-	dest := makeInstall(t)
+	needRoot(t)
+	dest := openDir(t) // the handler, not root, must reach into it
+	runMake(t, "install", "DESTDIR="+dest, "PREFIX=/usr")
 	socket := unitSettings(t, filepath.Join(dest, installedSocket))
 	names, listen := socket["FileDescriptorName"], socket["ListenStream"]
 	if len(names) != 1 || len(listen) != 1 {
@@ -312,7 +408,7 @@ func TestInstalledSocketUnitActivates(t *testing.T) {
 	_, unitPort, _ := strings.Cut(listen[0], ":")
 	port := freePort(t, "127.0.0.1")
 	staged := stagedConfig(t, dest, map[string]int{unitPort: port}, func(s string) string {
-		return strings.Replace(s, `log_format = "text"`, `log_format = "json"`, 1)
+		return enabled(strings.Replace(s, `log_format = "text"`, `log_format = "json"`, 1))
 	})
 	d := launchFile(t, staged, func(cmd *exec.Cmd) {
 		cmd.Path = activate

@@ -50,8 +50,9 @@
 // A records file is a plain text file of such lines. An update keeps its
 // lines in their order: a known address's record is rewritten where it is, a
 // new one is appended. A line that is not a well-formed record is reported on
-// stderr with the file's path and line number, and kept as it is; it is never
-// dropped, so an operator's mistake or note survives. If the same address
+// stderr with the file's path and line number and what is wrong, never with
+// its content, and kept as it is; it is never dropped, so an operator's
+// mistake or note survives. If the same address
 // appears twice, the first line is the record and the later one is reported
 // and kept. A missing records file means no records yet.
 //
@@ -80,6 +81,18 @@
 // connections at a time get 560 updates/s at 1,000 records, 130 at 10,000
 // and 15 at 100,000, against about 700 at any size in the folder layout.
 // -migrate converts it into the folder layout.
+//
+// # Whom it trusts
+//
+// lastaccess often runs as root, and its stderr reaches goinetd's log or
+// even the client. So it never opens a records file or its lock file
+// through a symbolic link (the open is refused and reported; -list skips
+// such an entry), it opens an address's file relative to the records
+// folder it checked, and it refuses to work with a records folder, or the
+// folder holding PATH and PATH.lock, that a user other than root or its own
+// could write: owned by another user, writable by a group other than root's
+// or its own, or writable by every user (allowed, for the folder holding
+// PATH only, when its sticky bit is set, as on /tmp).
 //
 // # Locking
 //

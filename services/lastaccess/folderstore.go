@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // FolderStore is a Store kept in a folder, Path, that holds one records file
@@ -63,7 +65,17 @@ func (s *FolderStore) self() (lockedStore, error) { return s, nil }
 
 // touchLocked is Touch for a valid canonical ip, with the exclusive lock held.
 func (s *FolderStore) touchLocked(ip netip.Addr) (Visit, error) {
-	f := s.file(ip)
+	dir, err := s.openFolder()
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = s.create(); err == nil {
+			dir, err = s.openFolder()
+		}
+	}
+	if err != nil {
+		return Visit{}, err
+	}
+	defer dir.Close()
+	f := s.file(ip, dir)
 	f.stepDone("lock", 0)
 	n, err := removeStaleTemps(f.tempDir, "", f.logf)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -105,12 +117,40 @@ func (s *FolderStore) create() error {
 	return nil
 }
 
+// openFolder opens the records folder, checks that nobody else can write
+// it (see checkFolder), and returns it: the records files are then opened
+// relative to it, by name, and never through a symbolic link. A missing
+// folder is fs.ErrNotExist.
+func (s *FolderStore) openFolder() (*os.File, error) {
+	dir, err := os.OpenFile(s.Path, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open records folder %s: %w", s.Path, bare(err))
+	}
+	info, err := dir.Stat()
+	if err == nil {
+		err = checkFolder(s.Path, info, false)
+	}
+	if err != nil {
+		dir.Close()
+		return nil, fmt.Errorf("records folder: %w", err)
+	}
+	return dir, nil
+}
+
 // listLocked is List with the lock held.
 func (s *FolderStore) listLocked() ([]string, error) {
-	entries, err := os.ReadDir(s.Path)
+	dir, err := s.openFolder()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	defer dir.Close()
+	entries, err := dir.ReadDir(-1)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", s.Path, bare(err))
 	}
@@ -126,8 +166,7 @@ func (s *FolderStore) listLocked() ([]string, error) {
 			continue
 		}
 		path := filepath.Join(s.Path, name)
-		// Stat follows a symbolic link, as opening the file would.
-		info, err := os.Stat(path)
+		info, err := e.Info() // of the entry itself: a symbolic link is not followed
 		if err != nil {
 			logf("%s: %v; skipped", path, bare(err))
 			continue
@@ -157,14 +196,14 @@ func (s *FolderStore) listLocked() ([]string, error) {
 		path := filepath.Join(s.Path, f.name)
 		if !f.ip.IsValid() {
 			logf("%s: not named after an IP address in canonical form, so it holds no record; its lines are listed as they are", path)
-			more, _, err := readLines(path)
+			more, _, err := readLines(dir, path)
 			if err != nil {
 				return nil, err
 			}
 			lines = append(lines, more...)
 			continue
 		}
-		records, _, err := recordsFile{path: path, owner: f.ip, logf: logf}.read()
+		records, _, err := recordsFile{path: path, dir: dir, owner: f.ip, logf: logf}.read()
 		if err != nil {
 			return nil, err
 		}
@@ -177,10 +216,11 @@ func (s *FolderStore) listLocked() ([]string, error) {
 
 // file is ip's records file, with its temporary files in the temp folder,
 // named "NAME.tmp-PID-RANDOM" (NAME is the records file's name).
-func (s *FolderStore) file(ip netip.Addr) recordsFile {
+func (s *FolderStore) file(ip netip.Addr, dir *os.File) recordsFile {
 	name := addrFileName(ip)
 	return recordsFile{
 		path:       filepath.Join(s.Path, name),
+		dir:        dir,
 		owner:      ip,
 		tempDir:    filepath.Join(s.Path, tempFolderName),
 		tempPrefix: name + ".tmp-",

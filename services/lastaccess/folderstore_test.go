@@ -64,7 +64,7 @@ func TestFolderStoreTouchKeepsOtherLinesAndMode(t *testing.T) {
 	// The first Touch and the List read 192.0.2.2's file; the second Touch
 	// reads only 2001:db8::7's.
 	wantLogs := []string{
-		path + `:1: malformed record "note to self" (want "IP|TIME"); kept as it is`,
+		path + `:1: malformed record (want "IP|TIME"); kept as it is`,
 		path + `:3: record for 192.0.2.3 in the file of 192.0.2.2; kept as it is`,
 	}
 	if wantLogs = append(wantLogs, wantLogs...); !slices.Equal(logs, wantLogs) {

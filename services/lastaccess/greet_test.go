@@ -298,10 +298,10 @@ func TestMalformedLinesAreReportedAndKept(t *testing.T) {
 				"127.0.0.9|2022-01-01T00:00:00Z\n" + // a duplicate: the first line is the record
 				"127.0.0.11|2021-06-01T12:00:00+02:00\n"},
 			wantReports: []string{
-				`db:2: malformed record "this is not a record"`,
-				`db:3: malformed record "127.0.0.10|yesterday" (bad time: `,
-				`db:4: malformed record "::ffff:1.2.3.4|2020-01-01T00:00:00Z" (IP "::ffff:1.2.3.4" is not in canonical form "1.2.3.4")`,
-				`db:5: malformed record ""`,
+				`db:2: malformed record (want "IP|TIME")`,
+				`db:3: malformed record (bad time: not RFC 3339)`,
+				`db:4: malformed record (IP not in canonical form`,
+				`db:5: malformed record (an empty line)`,
 				`db:6: duplicate record for 127.0.0.9 (the record is line 1)`,
 			},
 			// A new peer is appended after everything, malformed lines included.
@@ -328,9 +328,9 @@ func TestMalformedLinesAreReportedAndKept(t *testing.T) {
 				"db/notes": "not named after an address\n",
 			},
 			wantReports: []string{
-				`db/127.0.0.11:1: malformed record "this is not a record"`,
+				`db/127.0.0.11:1: malformed record (want "IP|TIME")`,
 				`db/127.0.0.11:3: record for 127.0.0.10 in the file of 127.0.0.11; kept as it is`,
-				`db/127.0.0.11:4: malformed record ""`,
+				`db/127.0.0.11:4: malformed record (an empty line)`,
 				`db/127.0.0.11:5: duplicate record for 127.0.0.11 (the record is line 2)`,
 			},
 			wantFiles: func(g, h greeting) map[string]string {

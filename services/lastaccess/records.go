@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -30,6 +31,10 @@ type record struct {
 // recordsFile is one records file and where its replacements are written.
 type recordsFile struct {
 	path string
+	// dir, when set, is the open folder holding path: the file is opened
+	// by its base name relative to it, never through a path that could
+	// have changed since the folder was checked (see openFolder).
+	dir *os.File
 	// owner, when valid, is the only address whose record the file may hold
 	// (FolderStore's file for that address): a well-formed line for another
 	// address is reported and kept, not used.
@@ -41,19 +46,19 @@ type recordsFile struct {
 	step                func(name string, n int) // see FileStore.step
 }
 
-// readLines returns the lines of the file (without their "\n") and its
-// permission bits. A missing file is no lines and mode 0644; so is an empty
-// one, with its own mode. A missing final "\n" is tolerated (a hand edit); a
-// rewrite adds it.
-func readLines(path string) ([]string, fs.FileMode, error) {
-	// O_NONBLOCK, so that a FIFO in the way fails the regular-file check
-	// below instead of blocking in open; it changes nothing for a file.
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+// readLines returns the lines of the file at path (relative to dir when
+// dir is set, by its base name) and its permission bits. A missing file is
+// no lines and mode 0644; so is an empty one, with its own mode. A missing
+// final "\n" is tolerated (a hand edit); a rewrite adds it. A symbolic
+// link is refused, never followed: it could point at a file lastaccess may
+// read and nobody should see.
+func readLines(dir *os.File, path string) ([]string, fs.FileMode, error) {
+	f, err := openRecords(dir, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0o644, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("read %s: %w", path, bare(err))
+		return nil, 0, fmt.Errorf("read %s: %w", path, err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
@@ -73,12 +78,33 @@ func readLines(path string) ([]string, fs.FileMode, error) {
 	return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n"), info.Mode().Perm(), nil
 }
 
+// openRecords opens path for reading (relative to dir when dir is set, by
+// its base name) without following a symbolic link, which is an error.
+// O_NONBLOCK, so that a FIFO in the way fails the caller's regular-file
+// check instead of blocking in open; it changes nothing for a file.
+func openRecords(dir *os.File, path string) (*os.File, error) {
+	at, name := unix.AT_FDCWD, path
+	if dir != nil {
+		at, name = int(dir.Fd()), filepath.Base(path)
+	}
+	fd, err := unix.Openat(at, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return nil, errors.New("a symbolic link; refused, not followed")
+	case errors.Is(err, unix.ENOENT):
+		return nil, fs.ErrNotExist
+	case err != nil:
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
 // read returns the records in file order and the permission bits to give the
 // replacement file (see readLines). Malformed lines, duplicates and records
 // for an address other than the owner are reported through logf and
 // returned with ok false.
 func (f recordsFile) read() ([]record, fs.FileMode, error) {
-	lines, mode, err := readLines(f.path)
+	lines, mode, err := readLines(f.dir, f.path)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -93,7 +119,8 @@ func (f recordsFile) read() ([]record, fs.FileMode, error) {
 		records[i].text = text
 		ip, at, err := parseRecord(text)
 		if err != nil {
-			f.logf("%s:%d: malformed record %q (%v); kept as it is", f.path, i+1, text, err)
+			// Never the line itself: the file may not be what it seems.
+			f.logf("%s:%d: malformed record (%v); kept as it is", f.path, i+1, err)
 			continue
 		}
 		if f.owner.IsValid() && ip != f.owner {
@@ -230,9 +257,18 @@ func lockStore(path string, how int) (unlock func(), err error) {
 	path += ".lock"
 	// Read-only is enough for flock, and lets an operator without write
 	// permission run -list once the lock file exists.
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o644)
+	// O_NOFOLLOW: a symlink there must not make lastaccess create or lock
+	// a file elsewhere; O_NONBLOCK: a FIFO must not hang it.
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o644)
+	if errors.Is(err, unix.ELOOP) {
+		return nil, fmt.Errorf("lock %s: a symbolic link; refused, not followed", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, bare(err))
+	}
+	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: not a regular file", path)
 	}
 	for {
 		err = unix.Flock(int(f.Fd()), how)
@@ -249,22 +285,52 @@ func lockStore(path string, how int) (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
+// checkFolder refuses a folder holding records or their lock that someone
+// other than root or lastaccess's own user could write: they could plant
+// a symlink, swap a file, or forge a record. info is the folder's. Its
+// owner must be root or this process's user; if it is writable by its
+// group, that group must be root's or this process's; and it must not be
+// writable by every user, unless sticky is allowed (for the folder that
+// holds the records folder and its lock, such as /tmp) and set.
+func checkFolder(path string, info fs.FileInfo, sticky bool) error {
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
+	mode := info.Mode()
+	switch {
+	case st.Uid != 0 && st.Uid != uid:
+		return fmt.Errorf("folder %s is owned by uid %d, not by root or lastaccess's user (uid %d): refused, since its owner could plant links or records there", path, st.Uid, uid)
+	case mode&0o002 != 0 && !(sticky && mode&fs.ModeSticky != 0):
+		return fmt.Errorf("folder %s is writable by every user (mode %v): refused, since anyone could plant links or records there; chmod o-w %s", path, mode.Perm(), path)
+	case mode&0o020 != 0 && st.Gid != 0 && st.Gid != gid:
+		return fmt.Errorf("folder %s is writable by group %d (mode %v): refused, since its members could plant links or records there; chmod g-w %s", path, st.Gid, mode.Perm(), path)
+	}
+	return nil
+}
+
 // parseRecord parses one "IP|TIME" line. IP must be in the canonical form the
-// store writes (see canonicalAddr) and TIME valid RFC 3339; at is TIME verbatim.
+// store writes (see canonicalAddr) and TIME valid RFC 3339; at is TIME
+// verbatim. Its error says what is wrong without quoting the line, which
+// is logged and may hold anything.
 func parseRecord(line string) (ip netip.Addr, at string, err error) {
 	ipText, at, found := strings.Cut(line, "|")
+	if line == "" {
+		return netip.Addr{}, "", errors.New("an empty line")
+	}
 	if !found {
 		return netip.Addr{}, "", errors.New(`want "IP|TIME"`)
 	}
 	ip, err = netip.ParseAddr(ipText)
 	if err != nil {
-		return netip.Addr{}, "", fmt.Errorf("bad IP: %w", err)
+		return netip.Addr{}, "", errors.New("bad IP: not an IP address")
 	}
-	if want := canonicalAddr(ip).String(); ipText != want {
-		return netip.Addr{}, "", fmt.Errorf("IP %q is not in canonical form %q", ipText, want)
+	if canonicalAddr(ip).String() != ipText {
+		return netip.Addr{}, "", errors.New("IP not in canonical form (lower-case, no zone, IPv4 not mapped)")
 	}
 	if _, err := time.Parse(time.RFC3339, at); err != nil {
-		return netip.Addr{}, "", fmt.Errorf("bad time: %w", err)
+		return netip.Addr{}, "", errors.New("bad time: not RFC 3339")
 	}
 	return ip, at, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -73,6 +74,9 @@ func touchUnder(path string, ip netip.Addr, pick func() (lockedStore, error)) (V
 	if !ip.IsValid() {
 		return Visit{}, errors.New("touch: invalid IP address")
 	}
+	if err := checkParent(path); err != nil {
+		return Visit{}, err
+	}
 	unlock, err := lockStore(path, unix.LOCK_EX)
 	if err != nil {
 		return Visit{}, err
@@ -88,6 +92,9 @@ func touchUnder(path string, ip netip.Addr, pick func() (lockedStore, error)) (V
 // listUnder is every layout's List: it takes the shared lock of the
 // records at path and lists the store pick returns under that lock.
 func listUnder(path string, pick func() (lockedStore, error)) ([]string, error) {
+	if err := checkParent(path); err != nil {
+		return nil, err
+	}
 	unlock, err := lockStore(path, unix.LOCK_SH)
 	if err != nil {
 		return nil, err
@@ -98,6 +105,20 @@ func listUnder(path string, pick func() (lockedStore, error)) ([]string, error) 
 		return nil, err
 	}
 	return store.listLocked()
+}
+
+// checkParent checks the folder that holds the records at path and their
+// lock (see checkFolder): whoever can write it can replace either.
+func checkParent(path string) error {
+	parent := filepath.Dir(path)
+	info, err := os.Stat(parent)
+	if err != nil {
+		return fmt.Errorf("records %s: folder %s: %w", path, parent, bare(err))
+	}
+	if err := checkFolder(parent, info, true); err != nil {
+		return fmt.Errorf("records %s: %w", path, err)
+	}
+	return nil
 }
 
 // layout returns the store for what is at Path now; call it with the lock held.
