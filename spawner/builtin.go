@@ -15,12 +15,12 @@ import (
 // child is started. A connection is counted (see admit) the moment it is
 // accepted, since its descriptor is held from then on.
 func (s *Server) serveBuiltinStream(l *listener) {
-	ln, err := net.FileListener(l.file)
+	ln, open, err := derive(l, net.FileListener)
 	if err != nil {
 		s.log.Error("builtin service", "service", l.service.Name, "err", err)
 		return
 	}
-	if !l.derive(ln) {
+	if !open {
 		return
 	}
 	var wait backoff
@@ -177,12 +177,12 @@ func (c *idleConn) extend() {
 // datagram gets at most one reply, and none unless its source may be
 // answered and the reply fits the budgets (see replies.go).
 func (s *Server) serveBuiltinPackets(l *listener) {
-	pc, err := net.FilePacketConn(l.file)
+	pc, open, err := derive(l, net.FilePacketConn)
 	if err != nil {
 		s.log.Error("builtin service", "service", l.service.Name, "err", err)
 		return
 	}
-	if !l.derive(pc) {
+	if !open {
 		return
 	}
 	conn := pc.(*net.UDPConn)

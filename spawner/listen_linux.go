@@ -46,8 +46,8 @@ func (l *listener) close() {
 		if l.loop != nil {
 			l.loop.forget(l)
 		}
-		l.file.Close()
 		l.mu.Lock()
+		l.file.Close()
 		for _, c := range l.closers {
 			c.Close()
 		}
@@ -58,17 +58,23 @@ func (l *listener) close() {
 	})
 }
 
-// derive records a Closer made from l's socket, closing it at once if l
-// is already closed. It reports whether l is still open.
-func (l *listener) derive(c io.Closer) bool {
+// derive makes a Closer from l's socket with from, and records it so
+// that close closes it too. from runs under l.mu, so that close cannot
+// close the socket while from reads it. It reports false, with nothing
+// made, if l is already closed.
+func derive[C io.Closer](l *listener, from func(*os.File) (C, error)) (C, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var none C
 	if l.closed() {
-		c.Close()
-		return false
+		return none, false, nil
+	}
+	c, err := from(l.file)
+	if err != nil {
+		return none, true, err
 	}
 	l.closers = append(l.closers, c)
-	return true
+	return c, true, nil
 }
 
 // closed reports whether close has been called.

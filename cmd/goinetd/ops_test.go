@@ -268,6 +268,21 @@ func TestStopWaitsForHandlersWithinGrace(t *testing.T) {
 	}
 }
 
+// TestStopRightAfterStart stops goinetd the moment it serves, while its
+// built-in loops may still be making their listeners from the sockets;
+// each stop must end cleanly (in a race build, a race exits 66).
+func TestStopRightAfterStart(t *testing.T) {
+	for range 4 {
+		stream, packets := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+		d := startDaemon(t, jsonLog+
+			fmt.Sprintf("[services.echo]\naddress = \"127.0.0.1\"\nport = %d\nbuiltin = \"echo\"\n", stream)+
+			fmt.Sprintf("[services.daytime]\nprotocol = \"udp\"\naddress = \"127.0.0.1\"\nport = %d\nbuiltin = \"daytime\"\n", packets))
+		if code := d.stop(syscall.SIGTERM); code != 0 {
+			t.Fatalf("exit status of a stop right after the start: got %d; want 0; log:\n%s", code, d.logs)
+		}
+	}
+}
+
 // TestStopClosesBuiltinConnectionsQuietly checks that a built-in's
 // connection closed by a stop is logged as such, not with Go's "use of
 // closed network connection".
