@@ -35,6 +35,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -142,36 +143,68 @@ func trustedFolders(dir, file string) error {
 // names it at the start of a message; the message ends with the command
 // that fixes it.
 func trusted(fi fs.FileInfo, what, path string) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	euid := os.Geteuid()
-	if st.Uid != 0 && int(st.Uid) != euid {
+	w := writers(fi)
+	switch {
+	case w.owner >= 0:
 		owner := "root"
-		if euid != 0 {
+		if euid := os.Geteuid(); euid != 0 {
 			owner = fmt.Sprintf("root or uid %d (goinetd's user)", euid)
 		}
 		return fmt.Errorf("%s is owned by uid %d; it must be owned by %s, as goinetd runs what its config says: chown root %s",
-			what, st.Uid, owner, path)
+			what, w.owner, owner, path)
+	case w.group >= 0 || w.others:
+		return fmt.Errorf("%s is writable by %s (mode %04o), who could change what goinetd runs: chmod go-w %s",
+			what, w, fi.Mode().Perm(), path)
+	}
+	return nil
+}
+
+// writersOf are those other than root and goinetd's own user and group
+// who may write a file or folder: its owner (a uid, or -1), its group (a
+// gid, or -1) and everyone else.
+type writersOf struct {
+	owner, group int
+	others       bool
+}
+
+// writers says who other than root and goinetd's user and group may write
+// fi. A sticky folder (such as /tmp) that root or goinetd owns counts as
+// written by them alone: no one else can replace what they made in it.
+func writers(fi fs.FileInfo) writersOf {
+	w := writersOf{owner: -1, group: -1}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return w
+	}
+	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
+	if st.Uid != 0 && st.Uid != uid {
+		w.owner = int(st.Uid)
+		return w
+	}
+	if fi.IsDir() && fi.Mode()&fs.ModeSticky != 0 {
+		return w
 	}
 	perm := fi.Mode().Perm()
-	writable := perm & 0o002
-	if st.Gid != 0 {
-		writable |= perm & 0o020
+	if perm&0o020 != 0 && st.Gid != 0 && st.Gid != gid {
+		w.group = int(st.Gid)
 	}
-	if writable == 0 || fi.IsDir() && fi.Mode()&fs.ModeSticky != 0 {
-		return nil
+	w.others = perm&0o002 != 0
+	return w
+}
+
+// String names the writers, for a message: "group 100 and others".
+func (w writersOf) String() string {
+	var who []string
+	if w.owner >= 0 {
+		who = append(who, fmt.Sprintf("uid %d", w.owner))
 	}
-	by := "others"
-	if writable&0o020 != 0 {
-		by = fmt.Sprintf("group %d", st.Gid)
-		if writable&0o002 != 0 {
-			by += " and others"
-		}
+	if w.group >= 0 {
+		who = append(who, fmt.Sprintf("group %d", w.group))
 	}
-	return fmt.Errorf("%s is writable by %s (mode %04o), who could change what goinetd runs: chmod go-w %s",
-		what, by, perm, path)
+	if w.others {
+		who = append(who, "others")
+	}
+	return strings.Join(who, " and ")
 }
 
 // fileType names the type of a file that is not a regular one.

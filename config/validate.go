@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"syscall"
 
 	"github.com/BurntSushi/toml"
 	"golang.org/x/sys/unix"
@@ -459,19 +458,15 @@ func writableByOthers(dir string) string {
 // writableFolder is writableByOthers for the folders named in dir's
 // path, symlinks skipped.
 func writableFolder(dir string) string {
-	uid, gid := uint32(os.Geteuid()), uint32(os.Getegid())
-	trusted := func(id, own uint32) bool { return id == 0 || id == own }
 	for {
 		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
-			st := fi.Sys().(*syscall.Stat_t)
-			switch {
-			case !trusted(st.Uid, uid):
-				return fmt.Sprintf("folder %s is owned by uid %d", dir, st.Uid)
-			case fi.Mode()&fs.ModeSticky != 0:
-			case fi.Mode()&0o002 != 0:
+			switch w := writers(fi); {
+			case w.owner >= 0:
+				return fmt.Sprintf("folder %s is owned by uid %d", dir, w.owner)
+			case w.others:
 				return fmt.Sprintf("folder %s is writable by every user", dir)
-			case fi.Mode()&0o020 != 0 && !trusted(st.Gid, gid):
-				return fmt.Sprintf("folder %s is writable by group %d", dir, st.Gid)
+			case w.group >= 0:
+				return fmt.Sprintf("folder %s is writable by group %d", dir, w.group)
 			}
 		}
 		up := filepath.Dir(dir)
