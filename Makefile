@@ -42,6 +42,7 @@ bench:
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags stress ./...
 
 # Debian packages of the real clients the tests drive: command=package.
 TEST_TOOLS := prlimit=util-linux setpriv=util-linux setcap=libcap2-bin socat=socat nc=netcat-openbsd python3=python3 /lib/systemd/systemd-socket-proxyd=systemd haproxy=haproxy groff=groff-base man=man-db

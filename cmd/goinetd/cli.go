@@ -16,8 +16,8 @@ import (
 // the checkout.
 var sysconfdir string
 
-// usage is what `goinetd -h` and `goinetd help` print.
-const usage = `Usage:
+// usageText is what `goinetd -h` and `goinetd help` print.
+const usageText = `Usage:
   goinetd [-c FILE] [-log-level LEVEL]   serve the services of FILE in the foreground
   goinetd check [-c FILE | FILE]         check FILE and its drop-ins, bind nothing, summarise
   goinetd help                           print this help
@@ -125,7 +125,7 @@ func globalFlags(w io.Writer) (*flag.FlagSet, *globalOptions) {
 // printUsage writes goinetd's help to w.
 func printUsage(w io.Writer) {
 	flags, _ := globalFlags(w)
-	fmt.Fprintf(w, usage, strings.Join(defaultConfigs(), ", or else "))
+	fmt.Fprintf(w, usageText, strings.Join(defaultConfigs(), ", or else "))
 	flags.PrintDefaults()
 }
 
