@@ -340,14 +340,18 @@ args = ["-c", "trap '' TERM; echo up; exec sleep 60"]
 	d.waitLog(func(r record) bool { return r.msg() == "connection ended" && r.str("signal") == "SIGKILL" })
 }
 
-func TestSdNotify(t *testing.T) {
+// notifySocket makes a socket for goinetd's sd_notify messages and
+// returns its path and a function that returns the next message, failing
+// the test if none comes within waitTimeout.
+func notifySocket(t *testing.T) (string, func() string) {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "notify")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	next := func() string {
+	t.Cleanup(func() { conn.Close() })
+	return sock, func() string {
 		t.Helper()
 		conn.SetReadDeadline(time.Now().Add(waitTimeout))
 		buf := make([]byte, 4096)
@@ -357,6 +361,10 @@ func TestSdNotify(t *testing.T) {
 		}
 		return string(buf[:n])
 	}
+}
+
+func TestSdNotify(t *testing.T) {
+	sock, next := notifySocket(t)
 	port := freePort(t, "127.0.0.1")
 	d := startDaemon(t, jsonLog+helperService(t, "report", port, "report"), func(c *exec.Cmd) {
 		c.Env = append(c.Env, "NOTIFY_SOCKET="+sock)

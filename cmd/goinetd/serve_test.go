@@ -569,8 +569,13 @@ func TestStartServesWhatItCan(t *testing.T) {
 	defer taken.Close()
 	busy := taken.Addr().(*net.TCPAddr).Port
 	free, mport := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	sock, notified := notifySocket(t)
 	d := startDaemon(t, fmt.Sprintf("[server]\nlog_format = \"json\"\nmetrics = \"127.0.0.1:%d\"\n", mport)+
-		echoService("a-free", "127.0.0.1", free)+echoService("b-busy", "127.0.0.1", busy))
+		echoService("a-free", "127.0.0.1", free)+echoService("b-busy", "127.0.0.1", busy),
+		func(c *exec.Cmd) { c.Env = append(c.Env, "NOTIFY_SOCKET="+sock) })
+	if got, want := notified(), "READY=1\nSTATUS=serving 1 services: a-free; cannot bind 1, retrying: b-busy"; got != want {
+		t.Errorf("systemd's status: got %q; want %q", got, want)
+	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
 	failed := d.waitLog(func(r record) bool { return r.msg() == "cannot serve service" })
 	if failed.str("service") != "b-busy" || !strings.Contains(failed.str("err"), "address already in use") {
@@ -584,6 +589,9 @@ func TestStartServesWhatItCan(t *testing.T) {
 
 	taken.Close()
 	d.waitLog(func(r record) bool { return r.msg() == "listening" && r.str("service") == "b-busy" })
+	if got, want := notified(), "STATUS=serving 2 services: a-free, b-busy"; got != want {
+		t.Errorf("systemd's status once bound: got %q; want %q", got, want)
+	}
 	if got := exchange(t, addr(busy), "b"); got != "b" {
 		t.Errorf("the service bound on a retry: got %q; want the echo", got)
 	}
