@@ -31,7 +31,7 @@ test: deps lint
 stress: deps
 	@log=$$(mktemp); \
 	$(GO) test -tags stress -run Stress -count=1 -timeout 30m -v ./cmd/goinetd/ >"$$log" 2>&1; status=$$?; \
-	grep -h -e FIGURE -e '^--- ' -e '^ok' -e '^FAIL' "$$log"; \
+	grep -h -e FIGURE -e '^--- ' -e '^    [a-z_]*_test.go:[0-9]*: ' -e '^ok' -e '^FAIL' "$$log"; \
 	[ $$status = 0 ] || tail -50 "$$log"; rm -f "$$log"; exit $$status
 
 ## bench: install the peers, build, and compare goinetd with them side by
