@@ -25,4 +25,3 @@ func TestArgv0(t *testing.T) {
 		})
 	}
 }
-
