@@ -388,3 +388,6 @@ func idName(v any) (string, error) {
 }
 
 func builtinNames() []string { return builtin.Names() }
+
+// ServiceKeys are the keys of a service table and of [defaults], sorted.
+func ServiceKeys() []string { return sortedKeys(serviceKeys(&Service{}).set) }

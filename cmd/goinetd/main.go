@@ -78,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "check":
 		return check(cmd.configPath, stdout, stderr)
+	case "import":
+		return runImport(cmd.importPaths, cmd.importOut, stdout, stderr)
 	}
 	spawn, err := spawner.ParseSpawnMode(os.Getenv(spawner.SpawnEnv))
 	if err != nil {
