@@ -288,4 +288,3 @@ func writeSettings(b *strings.Builder, settings []setting, prefix string) {
 		b.WriteString(prefix + st.key + " = " + string(st.val) + "\n")
 	}
 }
-
