@@ -20,6 +20,9 @@ func TestCommandLine(t *testing.T) {
 	os.WriteFile(good, []byte(echoService("echo", "127.0.0.1", 7)), 0o644)
 	// A valid ./inetd.toml, which a silent fallback would check instead.
 	os.WriteFile(filepath.Join(dir, "inetd.toml"), []byte(echoService("fallback", "127.0.0.1", 8)), 0o644)
+	xinetd := filepath.Join(dir, "echo")
+	os.WriteFile(xinetd, []byte("service echo\n{\n\ttype = INTERNAL\n\tsocket_type = stream\n\twait = no\n\tport = 7\n}\n"), 0o644)
+	out := filepath.Join(dir, "imported.toml")
 	t.Chdir(dir)
 
 	badProblem := bad + ":2: services.a.port: 70000 is out of range 1-65535"
@@ -41,7 +44,7 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"check", good, bad}, code: 2, stderr: "check takes one config file"},
 		{args: []string{"-c", good, "check", bad}, code: 2, stderr: "check takes one config file"},
 		{args: []string{"check", "-x", good}, code: 2, stderr: "usage: goinetd check"},
-		{args: []string{"chekc", good}, code: 2, stderr: `unknown command "chekc": goinetd accepts check, help`},
+		{args: []string{"chekc", good}, code: 2, stderr: `unknown command "chekc": goinetd accepts check, import, help`},
 		{args: []string{good}, code: 2, stderr: "unknown command"},
 		{args: []string{"-x"}, code: 2, stderr: "flag provided but not defined: -x"},
 		{args: []string{"-log-level", "loud", "check"}, code: 2, stderr: "-log-level"},
@@ -49,6 +52,13 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"help"}, code: 0, stdout: "goinetd(8)"},
 		{args: []string{"check", "-h"}, code: 0, stdout: "Usage:"},
 		{args: []string{"help", "check"}, code: 2, stderr: "help takes no argument"},
+		{args: []string{"import", xinetd}, code: 0, stdout: "[services.echo]\n", stderr: "1 services written to standard output; 0 items not converted"},
+		{args: []string{"import", "-o", out, xinetd}, code: 0, stderr: "1 services written to " + out},
+		{args: []string{"import"}, code: 2, stderr: "import needs an inetd.conf, an xinetd.conf or an xinetd.d folder"},
+		{args: []string{"import", "-x", xinetd}, code: 2, stderr: "usage: goinetd import [-o FILE] PATH..."},
+		{args: []string{"import", filepath.Join(dir, "missing")}, code: 1, stderr: "no such file or directory"},
+		{args: []string{"import", "-h"}, code: 0, stdout: "goinetd import [-o FILE] PATH..."},
+		{args: []string{"check", out}, code: 0, stdout: out + ": ok, 1 services"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(tc.args, &stdout, &stderr)
