@@ -91,4 +91,3 @@ func TestImportedConfigServes(t *testing.T) {
 		t.Errorf("git ls-remote through the imported git daemon line: got %v\n%s\nwant refs/heads/main listed", err, out)
 	}
 }
-
