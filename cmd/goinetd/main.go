@@ -7,6 +7,7 @@
 //
 //	goinetd [-c FILE] [-log-level LEVEL]   serve in the foreground
 //	goinetd check [-c FILE | FILE]         validate FILE and summarise it
+//	goinetd import [-o FILE] PATH...       convert inetd.conf and xinetd files
 //	goinetd help
 //	goinetd -version
 //
