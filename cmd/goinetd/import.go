@@ -35,15 +35,7 @@ func summarise(w io.Writer, r *importer.Result, out string) {
 	if out != "" {
 		where = out
 	}
-	fmt.Fprintf(w, "goinetd import: %d services written to %s; %d items not converted", r.Services, where, len(r.NotConverted))
-	if len(r.NotConverted) == 0 {
-		fmt.Fprintln(w)
-		return
-	}
-	fmt.Fprintln(w, " (each is a \"# not converted:\" comment in the file):")
-	for _, item := range r.NotConverted {
-		fmt.Fprintf(w, "  %s\n", item)
-	}
+	io.WriteString(w, r.Summary(where))
 }
 
 // writeNew writes data to path through a temporary file in its folder,

@@ -11,9 +11,10 @@ import (
 
 // Options adjust an import.
 type Options struct {
-	// Root, if set, is prefixed to the absolute paths that xinetd's
-	// include and includedir name, to import a tree unpacked elsewhere
-	// (a package, a backup); comments still show the paths as written.
+	// Root, if set, is prefixed to every absolute path read (the paths
+	// given and those xinetd's include and includedir lines name), to
+	// import a tree unpacked elsewhere (a package, a backup, a test);
+	// comments still show the paths as written.
 	Root string
 }
 
@@ -54,7 +55,7 @@ func Import(paths []string, opt Options) (*Result, error) {
 	x := &xinetdReader{root: opt.Root, seen: map[string]bool{}}
 	var problems []string
 	for _, path := range paths {
-		fi, err := os.Stat(path)
+		fi, err := os.Stat(x.under(path))
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
@@ -63,7 +64,7 @@ func Import(paths []string, opt Options) (*Result, error) {
 			x.readDir(path)
 			continue
 		}
-		data, err := os.ReadFile(path)
+		data, err := os.ReadFile(x.under(path))
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
@@ -94,8 +95,23 @@ func Import(paths []string, opt Options) (*Result, error) {
 			r.NotConverted = append(r.NotConverted, Item{s.origin, what})
 		}
 	}
-	r.TOML = render(paths, xdefaults, defaults, services)
+	r.TOML = render(paths, len(xservices) > 0, xdefaults, defaults, services)
 	return r, nil
+}
+
+// Summary says how many services were written to where, and lists what
+// was not converted, one item a line.
+func (r *Result) Summary(where string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "goinetd import: %d services written to %s; %d items not converted", r.Services, where, len(r.NotConverted))
+	if len(r.NotConverted) == 0 {
+		return b.String() + "\n"
+	}
+	b.WriteString(" (each is a \"# not converted:\" comment in the file):\n")
+	for _, item := range r.NotConverted {
+		fmt.Fprintf(&b, "  %s\n", item)
+	}
+	return b.String()
 }
 
 // mergeFamilies makes one service of a tcp (or udp) line and a tcp6 (or
@@ -213,19 +229,21 @@ var keyOrder = []string{
 }
 
 // render writes the inetd.toml text.
-func render(paths []string, xdefaults *service, defaults []setting, services []*service) []byte {
+func render(paths []string, xinetd bool, xdefaults *service, defaults []setting, services []*service) []byte {
 	var b strings.Builder
 	line := func(s string) { b.WriteString(s + "\n") }
 	line("# inetd.toml written by `goinetd import` from:")
 	for _, p := range paths {
 		line("#   " + comment(p))
 	}
-	for _, l := range wrap("# ", "# ", "Check it with `goinetd check -c FILE` on the host that will run it. "+
-		"goinetd's own limits apply to these services too, where inetd and xinetd had none: at most 256 live "+
-		"connections a service (max_connections; past it clients wait in the backlog), 16 a client address "+
-		"for tcp services in nowait mode (max_per_source; past it refused), and a log record per connection. "+
-		"An xinetd service without flags = IPv6 binds IPv4 only, as under xinetd (address = \"0.0.0.0\"). "+
-		"See docs/migrating.md for what differs.") {
+	header := "Check it with `goinetd check -c FILE` on the host that will run it. " +
+		"goinetd's own limits apply to these services too, where inetd and xinetd had none: at most 256 live " +
+		"connections a service (max_connections; past it clients wait in the backlog), 16 a client address " +
+		"for tcp services in nowait mode (max_per_source; past it refused), and a log record per connection. "
+	if xinetd {
+		header += "An xinetd service without flags = IPv6 binds IPv4 only, as under xinetd (address = \"0.0.0.0\"). "
+	}
+	for _, l := range wrap("# ", "# ", header+"See docs/migrating.md for what differs.") {
 		line(l)
 	}
 	if len(services) == 0 {

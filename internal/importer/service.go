@@ -75,8 +75,8 @@ func (s *service) note(format string, args ...any) {
 const (
 	whyStderr = `inetd and xinetd give the handler the connection as its stderr too, ` +
 		`so its error messages reach the client, as before (goinetd's default is "log")`
-	whyTCPD = "tcpd unwrapped: goinetd does not read hosts.allow and hosts.deny; " +
-		"move their rules for %s to only_from and no_access"
+	whyTCPD = "hosts.allow and hosts.deny rules for %s: tcpd is unwrapped, and goinetd does not read them; " +
+		"move them to only_from and no_access"
 	whyUDPReflector = "UDP %s: it answers whatever source a datagram names, and a source can be forged: " +
 		"anyone can make it flood a victim (reflection). goinetd serves it only with udp_reflection = true; " +
 		"the service is left commented out: serve it over tcp, or uncomment it and accept the risk"
@@ -99,7 +99,7 @@ func (s *service) setProgram(program string, argv []string) {
 		if !filepath.IsAbs(real) {
 			real = filepath.Join(tcpdDaemonDir, real)
 		}
-		s.note(whyTCPD, filepath.Base(real))
+		s.skip(whyTCPD, filepath.Base(real))
 		program = real
 	}
 	s.set("program", str(program), "")
