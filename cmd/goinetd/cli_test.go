@@ -91,3 +91,27 @@ func TestNoDefaultConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPrintsNamedPort checks that goinetd check resolves a port given
+// as a service name in /etc/services and prints the number, and names the
+// file when the name is not there.
+func TestCheckPrintsNamedPort(t *testing.T) {
+	if data, err := os.ReadFile("/etc/services"); err != nil || !strings.Contains(string(data), "\necho\t") && !strings.Contains(string(data), "\necho ") {
+		t.Skip("no echo in /etc/services (apt-get install netbase)")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inetd.toml")
+	os.WriteFile(path, []byte("[services.echo]\naddress = \"127.0.0.1\"\nport = \"echo\"\nbuiltin = \"echo\"\n\n[services.other]\naddress = \"127.0.0.1\"\nport = \"no-such-service\"\nbuiltin = \"echo\"\n"), 0o644)
+	var stdout, stderr bytes.Buffer
+	want := path + `:8: services.other.port: "no-such-service" is not a service name in /etc/services`
+	if code := run([]string{"check", path}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), want) {
+		t.Errorf("goinetd check: got exit %d, stderr %q; want exit 1 and %q", code, stderr.String(), want)
+	}
+	os.WriteFile(path, []byte("[services.echo]\naddress = \"127.0.0.1\"\nport = \"echo\"\nbuiltin = \"echo\"\n"), 0o644)
+	stdout.Reset()
+	stderr.Reset()
+	want = `echo: tcp 127.0.0.1:7 (port "echo") builtin echo`
+	if code := run([]string{"check", path}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), want) {
+		t.Errorf("goinetd check: got exit %d, stdout %q, stderr %q; want exit 0 and %q", code, stdout.String(), stderr.String(), want)
+	}
+}

@@ -87,8 +87,10 @@ func tableHeader(name string) string {
 }
 
 // comment makes text safe inside a one-line comment: control characters
-// escaped, so a byte of the source cannot end the comment.
+// escaped, so a byte of the source cannot end the comment, and bytes that
+// are not UTF-8 replaced, as TOML requires.
 func comment(text string) string {
+	text = strings.ToValidUTF8(text, "\uFFFD")
 	if !strings.ContainsFunc(text, unicode.IsControl) {
 		return text
 	}
