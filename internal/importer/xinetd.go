@@ -349,6 +349,13 @@ func xinetdService(b *xblock, attrs map[string]xattr) *service {
 	return s
 }
 
+// handlerAttrs are the attributes about the handler process, which a
+// built-in does not have.
+var handlerAttrs = []string{
+	"user", "group", "groups", "nice", "umask", "env", "passenv", "server_args",
+	"rlimit_as", "rlimit_cpu", "rlimit_data", "rlimit_rss", "rlimit_stack", "rlimit_files",
+}
+
 // convertXinetdAttrs converts the attributes that do not make the service
 // what it is: users, rules, limits, environment, logs and the rest.
 func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, proto, mode string) {
@@ -360,12 +367,19 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 	perClient := proto == "tcp" && mode == "nowait"
 	rlimits := map[string]value{}
 	env := map[string]value{}
+	var inGoinetd []string // attributes that do not apply to a built-in
 	for _, name := range names {
 		a := attrs[name]
 		v := a.values
 		one := ""
 		if len(v) > 0 {
 			one = v[0]
+		}
+		if isBuiltin && slices.Contains(handlerAttrs, name) {
+			if name != "user" || one != "root" {
+				inGoinetd = append(inGoinetd, name)
+			}
+			continue
 		}
 		switch name {
 		case "id", "type", "socket_type", "protocol", "wait", "server", "server_args", "port", "bind", "interface", "disable", "disabled", "enabled":
@@ -381,12 +395,6 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 				}
 			}
 		case "user", "group":
-			if isBuiltin {
-				if one != "root" {
-					s.note("runs inside goinetd: %s %s does not apply", name, one)
-				}
-				continue
-			}
 			s.set(name, str(one), "")
 		case "groups":
 			if strings.EqualFold(one, "yes") {
@@ -462,13 +470,14 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 			}
 		case "nice":
 			n, err := strconv.Atoi(one)
-			if err != nil || isBuiltin {
-				s.skip("nice %q: not a number, or a built-in's", one)
+			if err != nil {
+				s.skip("nice %q is not a number", one)
 				continue
 			}
 			s.set("nice", num(n), "")
 		case "umask":
-			if isBuiltin {
+			if _, err := strconv.ParseUint(one, 8, 12); err != nil {
+				s.skip("umask %q is not an octal mode", one)
 				continue
 			}
 			s.set("umask", str(one), "")
@@ -478,7 +487,7 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 				res = "nofile"
 			}
 			val, ok := rlimitValue(one)
-			if !ok || isBuiltin {
+			if !ok {
 				s.skip("%s %q: want a number, with K or M, or UNLIMITED", name, one)
 				continue
 			}
@@ -497,7 +506,10 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 			s.skip("%s %s: no equivalent in goinetd", name, strings.Join(v, " "))
 		}
 	}
-	if len(env) > 0 && !isBuiltin {
+	if len(inGoinetd) > 0 {
+		s.note("a built-in runs inside goinetd, where these do not apply: %s", strings.Join(inGoinetd, ", "))
+	}
+	if len(env) > 0 {
 		s.set("env", table(env), "")
 	}
 	if len(rlimits) > 0 {
