@@ -3,7 +3,7 @@
 //
 // It is one package, not a parser package per format and a converter,
 // because both formats meet in one place: a service, described by the
-// settings goinetd has (service), that carries the comments explaining
+// settings goinetd has (service.go), that carries the comments explaining
 // where it came from and what could not be carried over. inetd.go and
 // xinetd.go read their format into services; import.go finds the files,
 // merges a tcp and a tcp6 line into one service, moves the settings every
@@ -22,5 +22,10 @@
 //     nearest goinetd key with the difference spelt out.
 //   - A setting that would be unsafe when enabled is not written enabled:
 //     UDP echo and chargen (reflection) are written commented out.
-//   - Every key written is one of config's keys (TestKeysAreConfigKeys).
+//   - Every key written is one of config's keys: keyOrder lists them in the
+//     order they are written, and TestKeysAreConfigKeys checks the list
+//     against config.ServiceKeys, so config stays the one home of the names.
+//   - A service the import cannot place safely is written disabled (a host
+//     name where an address or a rule belongs) or commented out (not
+//     convertible, or a UDP reflector), never served wider than before.
 package importer
