@@ -45,7 +45,7 @@ lint:
 	$(GO) vet -tags stress ./...
 
 # Debian packages of the real clients the tests drive: command=package.
-TEST_TOOLS := prlimit=util-linux setpriv=util-linux setcap=libcap2-bin socat=socat nc=netcat-openbsd python3=python3 /lib/systemd/systemd-socket-proxyd=systemd haproxy=haproxy groff=groff-base man=man-db
+TEST_TOOLS := prlimit=util-linux setpriv=util-linux setcap=libcap2-bin socat=socat nc=netcat-openbsd python3=python3 /lib/systemd/systemd-socket-proxyd=systemd haproxy=haproxy groff=groff-base man=man-db git=git
 
 ## deps: install the test tools that are missing (needs root and apt-get;
 ## otherwise it says what is missing and the tests that need it skip)

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -83,6 +84,9 @@ type Service struct {
 	// interface, IPv4 and IPv6. tcp and udp only.
 	Address netip.Addr
 	Port    uint16 // tcp and udp only
+	// PortName is the service name the port was given as, looked up in
+	// ServicesFile for Protocol; empty if it was given as a number.
+	PortName string
 	// FreeBind binds Address even if it is not (yet) on the host
 	// (IP_FREEBIND), as for a floating address. tcp and udp only.
 	FreeBind bool
@@ -96,9 +100,11 @@ type Service struct {
 	// Builtin names an in-process service (see package builtin); when it
 	// is set, Program is empty, and the other way round.
 	Builtin string
-	// Program is the absolute path of the handler; Args are its argv[1:].
+	// Program is the absolute path of the handler; Args are its argv[1:]
+	// and Argv0 its argv[0] if set (see Argv).
 	Program string
 	Args    []string
+	Argv0   string
 	// ListenFDs passes a wait-mode service's socket as fd 3, the way
 	// systemd socket activation does, instead of as fds 0 and 1.
 	ListenFDs bool
@@ -254,15 +260,36 @@ func (s *Service) Summary() string {
 		return fmt.Sprintf("%s: disabled", s.Name)
 	}
 	if s.Builtin != "" {
-		return fmt.Sprintf("%s: %s %s builtin %s", s.Name, s.Protocol, s.ListenAddress(), s.Builtin)
+		return fmt.Sprintf("%s: %s %s%s builtin %s", s.Name, s.Protocol, s.ListenAddress(), s.portName(), s.Builtin)
 	}
 	argv := append([]string{s.Program}, s.Args...)
 	fds := ""
 	if s.ListenFDs {
 		fds = " listen_fds"
 	}
-	return fmt.Sprintf("%s: %s %s %s%s stderr=%s: %s", s.Name, s.Protocol, s.ListenAddress(),
+	if argv0 := s.Argv()[0]; argv0 != filepath.Base(s.Program) {
+		fds += " argv0=" + argv0
+	}
+	return fmt.Sprintf("%s: %s %s%s %s%s stderr=%s: %s", s.Name, s.Protocol, s.ListenAddress(), s.portName(),
 		s.Mode, fds, s.Stderr, strings.Join(argv, " "))
+}
+
+// portName says which service name the port was looked up as, if any.
+func (s *Service) portName() string {
+	if s.PortName == "" || s.Protocol == Unix {
+		return ""
+	}
+	return fmt.Sprintf(" (port %q)", s.PortName)
+}
+
+// Argv is the handler's argv: Argv0, or Program's base name if Argv0 is
+// empty, then Args.
+func (s *Service) Argv() []string {
+	argv0 := s.Argv0
+	if argv0 == "" {
+		argv0 = filepath.Base(s.Program)
+	}
+	return append([]string{argv0}, s.Args...)
 }
 
 // Protocol is a service's socket type.

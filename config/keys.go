@@ -40,7 +40,7 @@ func serviceKeys(s *Service) tableKeys {
 			"protocol":     func(v any) error { return oneOf(v, &s.Protocol, TCP, UDP, Unix) },
 			"address":      func(v any) error { return parseAddress(v, &s.Address) },
 			"freebind":     func(v any) error { return parseBool(v, &s.FreeBind) },
-			"port":         func(v any) error { return parsePort(v, &s.Port) },
+			"port":         func(v any) error { return parsePort(v, &s.Port, &s.PortName) },
 			"path":         func(v any) error { return parsePath(v, &s.Path) },
 			"socket_mode":  func(v any) error { return parseFileMode(v, &s.SocketMode) },
 			"socket_user":  func(v any) error { return parseUser(v, &s.SocketUID) },
@@ -85,6 +85,7 @@ func serviceKeys(s *Service) tableKeys {
 			"umask":    func(v any) error { return parseUmask(v, &s.Umask) },
 			"chroot":   func(v any) error { return parsePath(v, &s.Chroot) },
 			"args":     func(v any) error { return parseStrings(v, &s.Args) },
+			"argv0":    func(v any) error { return parseArgv0(v, &s.Argv0) },
 			"workdir":  func(v any) error { return parsePath(v, &s.Workdir) },
 			"env":      func(v any) error { return parseEnv(v, &s.Env) },
 			"stderr":   func(v any) error { return oneOf(v, &s.Stderr, StderrLog, StderrSocket, StderrNull) },
@@ -164,15 +165,40 @@ func parseBool(v any, dst *bool) error {
 	return nil
 }
 
-func parsePort(v any, dst *uint16) error {
+// parsePort accepts a port number, or a service name of /etc/services
+// that validate resolves once the protocol is known.
+func parsePort(v any, dst *uint16, name *string) error {
+	if s, ok := v.(string); ok {
+		if n, err := strconv.Atoi(s); err == nil {
+			return fmt.Errorf("%q is a number in quotes: write port = %d", s, n)
+		}
+		if !validPortName.MatchString(s) {
+			return fmt.Errorf("%q is neither a port number nor a service name of %s", s, ServicesFile)
+		}
+		*dst, *name = 0, s
+		return nil
+	}
 	n, ok := v.(int64)
 	if !ok {
-		return fmt.Errorf("must be an integer, not %s", describe(v))
+		return fmt.Errorf("must be a port number or a service name of %s, not %s", ServicesFile, describe(v))
 	}
 	if n < 1 || n > 65535 {
 		return fmt.Errorf("%d is out of range 1-65535", n)
 	}
-	*dst = uint16(n)
+	*dst, *name = uint16(n), ""
+	return nil
+}
+
+// parseArgv0 accepts the handler's argv[0]: any string but the empty one.
+func parseArgv0(v any, dst *string) error {
+	s, err := parseString(v)
+	if err != nil {
+		return err
+	}
+	if s == "" {
+		return fmt.Errorf("must not be empty: leave argv0 out for the program's base name")
+	}
+	*dst = s
 	return nil
 }
 
@@ -377,3 +403,6 @@ func idName(v any) (string, error) {
 }
 
 func builtinNames() []string { return builtin.Names() }
+
+// ServiceKeys are the keys of a service table and of [defaults], sorted.
+func ServiceKeys() []string { return sortedKeys(serviceKeys(&Service{}).set) }

@@ -70,6 +70,9 @@ func parsePrefix(s string) (netip.Prefix, error) {
 			return netip.Prefix{}, fmt.Errorf("%q is not an address or a CIDR prefix", s)
 		}
 		a = a.Unmap().WithZone("")
+		if err := xinetdWildcard(s, a); err != nil {
+			return netip.Prefix{}, err
+		}
 		return netip.PrefixFrom(a, a.BitLen()), nil
 	}
 	p, err := netip.ParsePrefix(s)
@@ -83,6 +86,29 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q has host bits set; did you mean %s?", s, p.Masked())
 	}
 	return p, nil
+}
+
+// xinetdWildcard refuses an IPv4 address, written without a prefix length,
+// that xinetd reads as a network: one ending in zero bytes (10.0.0.0 is
+// 10.0.0.0/8 there) and 0.0.0.0 (everyone). goinetd would read it as one
+// host, which a config written for xinetd does not mean; the error asks
+// for the prefix either way.
+func xinetdWildcard(s string, a netip.Addr) error {
+	if !a.Is4() {
+		return nil
+	}
+	b := a.As4()
+	zeros := 0
+	for i := 3; i >= 0 && b[i] == 0; i-- {
+		zeros++
+	}
+	switch zeros {
+	case 0:
+		return nil
+	case 4:
+		return fmt.Errorf("%q is one address here, which no client has, while xinetd reads it as everyone: write \"0.0.0.0/0\" (or leave the list out)", s)
+	}
+	return fmt.Errorf("%q is one host here, while xinetd reads it as the network %s/%d: write \"%s/%d\" for the network or \"%s/32\" for the host", s, s, 32-8*zeros, s, 32-8*zeros, s)
 }
 
 // parseDuration accepts a positive duration such as "10s".

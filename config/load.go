@@ -313,6 +313,10 @@ func (d *decoder) unknown(key toml.Key, known []string) {
 		d.ps.add(key.String(), "unknown key; include goes at the top of the file, before any [table]")
 		return
 	}
+	if hint, ok := legacyTerms[name]; ok && (hint.key == "" || slices.Contains(known, hint.key)) {
+		d.ps.add(key.String(), "unknown key; %s", hint)
+		return
+	}
 	if guess := closestKey(name, known); guess != "" {
 		d.ps.add(key.String(), "unknown key; did you mean %s?", guess)
 		return

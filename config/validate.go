@@ -126,6 +126,13 @@ func validateService(s *Service, w *where) {
 
 	switch s.Protocol {
 	case TCP, UDP:
+		if s.PortName != "" {
+			port, err := lookupPort(ServicesFile, s.PortName, s.Protocol)
+			if err != nil {
+				w.add("port", "%v", err)
+			}
+			s.Port = port
+		}
 		if s.Port == 0 && !w.set("port") {
 			w.add("port", "missing: a %s service needs a port", s.Protocol)
 		}
@@ -146,7 +153,7 @@ func validateService(s *Service, w *where) {
 	case s.Builtin != "" && s.Program != "":
 		w.add("builtin", "a service runs a program or a builtin, not both")
 	case s.Builtin != "":
-		notFor("a builtin service", "args", "workdir", "env", "stderr", "stderr_line_rate", "stderr_byte_rate", "listen_fds")
+		notFor("a builtin service", "args", "argv0", "workdir", "env", "stderr", "stderr_line_rate", "stderr_byte_rate", "listen_fds")
 		if s.Mode == Wait && s.Protocol != UDP {
 			w.add("mode", "a builtin %s service serves each connection in goinetd: it runs in \"nowait\" mode", s.Protocol)
 		}

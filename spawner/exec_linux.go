@@ -56,7 +56,7 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 	}
 	p.path = svc.Program
 	p.dir = svc.Workdir
-	p.argv = append([]string{filepath.Base(svc.Program)}, svc.Args...)
+	p.argv = svc.Argv()
 	p.env = baseEnv(svc.Env)
 	s.sandbox(p)
 	if s.vfork {

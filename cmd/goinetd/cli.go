@@ -20,6 +20,7 @@ var sysconfdir string
 const usageText = `Usage:
   goinetd [-c FILE] [-log-level LEVEL]   serve the services of FILE in the foreground
   goinetd check [-c FILE | FILE]         check FILE and its drop-ins, bind nothing, summarise
+  goinetd import [-o FILE] PATH...       convert inetd.conf and xinetd files to inetd.toml
   goinetd help                           print this help
   goinetd -version                       print the version
 
@@ -32,9 +33,13 @@ Flags:
 
 // command is what the command line asks for.
 type command struct {
-	name       string // "serve", "check", "help" or "version"
+	name       string // "serve", "check", "import", "help" or "version"
 	configPath string // as given, or the default that exists
 	level      slog.Level
+	// importPaths and importOut are import's PATHs and -o FILE ("":
+	// standard output).
+	importPaths []string
+	importOut   string
 }
 
 // errUsage marks a command line goinetd does not understand (exit 2),
@@ -79,13 +84,22 @@ func parseArgs(args []string, stderr io.Writer) (*command, error) {
 				return nil, err
 			}
 			configPath = file
+		case "import":
+			paths, out, err := parseImport(rest[1:], stderr)
+			if errors.Is(err, flag.ErrHelp) {
+				return &command{name: "help"}, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			return &command{name: "import", importPaths: paths, importOut: out}, nil
 		case "help":
 			if len(rest) > 1 {
 				return nil, fmt.Errorf("help takes no argument, got %q", rest[1])
 			}
 			return &command{name: "help"}, nil
 		default:
-			return nil, fmt.Errorf("unknown command %q: goinetd accepts check, help or no command (serve); see goinetd -h", rest[0])
+			return nil, fmt.Errorf("unknown command %q: goinetd accepts check, import, help or no command (serve); see goinetd -h", rest[0])
 		}
 	}
 	if cmd.name == "version" {
@@ -159,6 +173,25 @@ func parseCheck(args []string, global string, stderr io.Writer) (string, error) 
 		return "", fmt.Errorf("check takes one config file, got %s", strings.Join(quoted(files), " and "))
 	}
 	return files[0], nil
+}
+
+// parseImport reads import's arguments: -o FILE, then at least one PATH.
+func parseImport(args []string, stderr io.Writer) (paths []string, out string, err error) {
+	flags := flag.NewFlagSet("goinetd import", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	flags.StringVar(&out, "o", "", "write the config to `file` instead of standard output")
+	flags.Usage = func() {}
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, "", err
+		}
+		fmt.Fprintf(stderr, "usage: goinetd import [-o FILE] PATH...\n")
+		return nil, "", errUsage
+	}
+	if flags.NArg() == 0 {
+		return nil, "", fmt.Errorf("import needs an inetd.conf, an xinetd.conf or an xinetd.d folder to read; see goinetd -h")
+	}
+	return flags.Args(), out, nil
 }
 
 // defaultConfig returns the first of the default config paths that

@@ -20,6 +20,9 @@ func TestCommandLine(t *testing.T) {
 	os.WriteFile(good, []byte(echoService("echo", "127.0.0.1", 7)), 0o644)
 	// A valid ./inetd.toml, which a silent fallback would check instead.
 	os.WriteFile(filepath.Join(dir, "inetd.toml"), []byte(echoService("fallback", "127.0.0.1", 8)), 0o644)
+	xinetd := filepath.Join(dir, "echo")
+	os.WriteFile(xinetd, []byte("service echo\n{\n\ttype = INTERNAL\n\tsocket_type = stream\n\twait = no\n\tport = 7\n}\n"), 0o644)
+	out := filepath.Join(dir, "imported.toml")
 	t.Chdir(dir)
 
 	badProblem := bad + ":2: services.a.port: 70000 is out of range 1-65535"
@@ -41,7 +44,7 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"check", good, bad}, code: 2, stderr: "check takes one config file"},
 		{args: []string{"-c", good, "check", bad}, code: 2, stderr: "check takes one config file"},
 		{args: []string{"check", "-x", good}, code: 2, stderr: "usage: goinetd check"},
-		{args: []string{"chekc", good}, code: 2, stderr: `unknown command "chekc": goinetd accepts check, help`},
+		{args: []string{"chekc", good}, code: 2, stderr: `unknown command "chekc": goinetd accepts check, import, help`},
 		{args: []string{good}, code: 2, stderr: "unknown command"},
 		{args: []string{"-x"}, code: 2, stderr: "flag provided but not defined: -x"},
 		{args: []string{"-log-level", "loud", "check"}, code: 2, stderr: "-log-level"},
@@ -49,6 +52,13 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"help"}, code: 0, stdout: "goinetd(8)"},
 		{args: []string{"check", "-h"}, code: 0, stdout: "Usage:"},
 		{args: []string{"help", "check"}, code: 2, stderr: "help takes no argument"},
+		{args: []string{"import", xinetd}, code: 0, stdout: "[services.echo]\n", stderr: "1 services written to standard output; 0 items not converted"},
+		{args: []string{"import", "-o", out, xinetd}, code: 0, stderr: "1 services written to " + out},
+		{args: []string{"import"}, code: 2, stderr: "import needs an inetd.conf, an xinetd.conf or an xinetd.d folder"},
+		{args: []string{"import", "-x", xinetd}, code: 2, stderr: "usage: goinetd import [-o FILE] PATH..."},
+		{args: []string{"import", filepath.Join(dir, "missing")}, code: 1, stderr: "no such file or directory"},
+		{args: []string{"import", "-h"}, code: 0, stdout: "goinetd import [-o FILE] PATH..."},
+		{args: []string{"check", out}, code: 0, stdout: out + ": ok, 1 services"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(tc.args, &stdout, &stderr)
@@ -79,5 +89,29 @@ func TestNoDefaultConfig(t *testing.T) {
 		if code != 1 || stderr.String() != want {
 			t.Errorf("goinetd %v: got exit %d, stderr %q; want exit 1, %q", args, code, stderr.String(), want)
 		}
+	}
+}
+
+// TestCheckPrintsNamedPort checks that goinetd check resolves a port given
+// as a service name in /etc/services and prints the number, and names the
+// file when the name is not there.
+func TestCheckPrintsNamedPort(t *testing.T) {
+	if data, err := os.ReadFile("/etc/services"); err != nil || !strings.Contains(string(data), "\necho\t") && !strings.Contains(string(data), "\necho ") {
+		t.Skip("no echo in /etc/services (apt-get install netbase)")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inetd.toml")
+	os.WriteFile(path, []byte("[services.echo]\naddress = \"127.0.0.1\"\nport = \"echo\"\nbuiltin = \"echo\"\n\n[services.other]\naddress = \"127.0.0.1\"\nport = \"no-such-service\"\nbuiltin = \"echo\"\n"), 0o644)
+	var stdout, stderr bytes.Buffer
+	want := path + `:8: services.other.port: "no-such-service" is not a service name in /etc/services`
+	if code := run([]string{"check", path}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), want) {
+		t.Errorf("goinetd check: got exit %d, stderr %q; want exit 1 and %q", code, stderr.String(), want)
+	}
+	os.WriteFile(path, []byte("[services.echo]\naddress = \"127.0.0.1\"\nport = \"echo\"\nbuiltin = \"echo\"\n"), 0o644)
+	stdout.Reset()
+	stderr.Reset()
+	want = `echo: tcp 127.0.0.1:7 (port "echo") builtin echo`
+	if code := run([]string{"check", path}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), want) {
+		t.Errorf("goinetd check: got exit %d, stdout %q, stderr %q; want exit 0 and %q", code, stdout.String(), stderr.String(), want)
 	}
 }

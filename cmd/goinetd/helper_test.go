@@ -63,6 +63,10 @@ func runHelper(mode string) int {
 		json.NewEncoder(os.Stdout).Encode(report{PID: os.Getpid(), FDs: fds, Env: os.Environ()})
 		io.Copy(io.Discard, os.Stdin)
 		return 0
+	case "argv":
+		// The argv goinetd gave, one item per line.
+		fmt.Println(strings.Join(os.Args, "\n"))
+		return 0
 	case "stderr":
 		fmt.Fprintf(os.Stderr, "complaint from %d\nsecond line\n", os.Getpid())
 		fmt.Printf("%d\n", os.Getpid())

@@ -7,6 +7,7 @@
 //
 //	goinetd [-c FILE] [-log-level LEVEL]   serve in the foreground
 //	goinetd check [-c FILE | FILE]         validate FILE and summarise it
+//	goinetd import [-o FILE] PATH...       convert inetd.conf and xinetd files
 //	goinetd help
 //	goinetd -version
 //
@@ -79,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "check":
 		return check(cmd.configPath, stdout, stderr)
+	case "import":
+		return runImport(cmd.importPaths, cmd.importOut, stdout, stderr)
 	}
 	spawn, err := spawner.ParseSpawnMode(os.Getenv(spawner.SpawnEnv))
 	if err != nil {
