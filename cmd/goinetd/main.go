@@ -96,7 +96,7 @@ func serve(path string, level slog.Level, spawn spawner.SpawnMode, stderr io.Wri
 	// waits in epoll_wait holding one, and the runtime leaves it there
 	// only while another is idle (spawner/loop_linux.go). More Ps cost
 	// CPU per connection: the scheduler hands goroutines between threads
-	// and wakes spinning ones (README.md, Performance).
+	// and wakes spinning ones (docs/performance.md).
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(2)
 	}

@@ -12,7 +12,7 @@ package main
 // Their sizes fit a few minutes on two cores without -race.
 // GOINETD_STRESS_SCALE multiplies them: 10 for a 1,000,000-connection soak,
 // 0.05 for a quick look. Each test logs its results as "FIGURE name: value"
-// lines, the form the README's Reliability section quotes: grep FIGURE.
+// lines, the form docs/testing.md's stress suite section quotes: grep FIGURE.
 
 import (
 	"bufio"
@@ -73,7 +73,7 @@ func figure(t *testing.T, name, format string, args ...any) {
 }
 
 // maxBackoff is the longest pause of an accept loop after a resource error
-// (README: "5 ms doubling to 1 s").
+// (goinetd(8): "5 ms doubling to 1 s").
 const maxBackoff = time.Second
 
 // endure lets the clients of a test run for window, failing the test at

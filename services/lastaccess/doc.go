@@ -77,7 +77,7 @@
 // earlier versions), keeps every record in PATH itself, and -list prints its
 // lines in file order. Every update reads, parses and rewrites the whole
 // file, so its cost grows linearly with the number of records: about 0.6 ms
-// more per 1,000 records on the machine of the README's figures, where 4
+// more per 1,000 records on the machine of docs/performance.md, where 4
 // connections at a time get 560 updates/s at 1,000 records, 130 at 10,000
 // and 15 at 100,000, against about 700 at any size in the folder layout.
 // -migrate converts it into the folder layout.
@@ -131,8 +131,8 @@
 //
 // lastaccess -db PATH -migrate turns the records file PATH into a records
 // folder at the same path while goinetd keeps serving; connections wait on
-// the lock meanwhile (-migrate of 100,000 records took 8 s on the README's
-// machine, so pick a quiet moment). Each address's record goes to its file,
+// the lock meanwhile (-migrate of 100,000 records took 8 s on the machine
+// of docs/performance.md, so pick a quiet moment). Each address's record goes to its file,
 // followed by any duplicate lines for it; the malformed lines go, in order,
 // to PATH/malformed. The folder and the files get the old file's permissions
 // (plus x on the folder wherever it has r). The old file is kept as
