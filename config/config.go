@@ -62,6 +62,9 @@ func (c *Config) Serves(name string) bool {
 // Server holds the [server] table.
 type Server struct {
 	LogFormat LogFormat
+	// Log is where the log goes. The zero value is standard error;
+	// an empty Facility is "daemon".
+	Log LogTarget
 	// MaxConnections caps live connections across all services; 0 means
 	// no cap.
 	MaxConnections int

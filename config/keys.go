@@ -30,6 +30,9 @@ func serverKeys(s *Server) tableKeys {
 			"metrics":         func(v any) error { return parseHostPort(v, &s.Metrics) },
 
 			"require_all_services": func(v any) error { return parseBool(v, &s.RequireAllServices) },
+
+			"log":             func(v any) error { return parseLogTarget(v, &s.Log) },
+			"syslog_facility": func(v any) error { return parseFacility(v, &s.Log.Facility) },
 		},
 	}
 }

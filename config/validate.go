@@ -32,6 +32,17 @@ func validate(cfg *Config, main *problems, from map[*Service]*where) {
 
 // validateServer checks the [server] table as a whole.
 func validateServer(s *Server, main *problems) {
+	if _, set := main.lines["server.syslog_facility"]; set && s.Log.Kind != LogSyslog {
+		main.add("server.syslog_facility", `applies only with log = "syslog"`)
+	}
+	if s.Log.Kind == LogFile {
+		dir := filepath.Dir(s.Log.Path)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			main.add("server.log", "%s: its folder %s must exist", s.Log.Path, dir)
+		} else if w := writers(fi); w != (writersOf{owner: -1, group: -1}) {
+			main.warn("server.log", "the folder %s of the log file can be written by %s, who could replace the log or read it", dir, w)
+		}
+	}
 	if s.Metrics != "" && !isLoopback(s.Metrics) {
 		main.warn("server.metrics", "%q is reachable beyond this host: the metrics endpoint is not authenticated; bind it to 127.0.0.1 or [::1], or make sure a firewall keeps it on an admin network", s.Metrics)
 	}

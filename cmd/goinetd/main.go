@@ -37,6 +37,7 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/goinetd/goinetd/config"
+	"github.com/goinetd/goinetd/internal/logsink"
 	"github.com/goinetd/goinetd/metrics"
 	"github.com/goinetd/goinetd/spawner"
 	"golang.org/x/sys/unix"
@@ -108,14 +109,20 @@ func serve(path string, level slog.Level, spawn spawner.SpawnMode, stderr io.Wri
 	}
 	// Catch the signals before anything can deliver them.
 	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1)
 
 	cfg, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	log := newLogger(cfg.Server.LogFormat, level, stderr)
+	sink, err := logsink.Open(cfg.Server.Log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "goinetd: %v\n", err)
+		return 1
+	}
+	defer sink.Close()
+	log := newLogger(sink, cfg.Server.LogFormat, level)
 	logWarnings(log, cfg)
 	m := metrics.New()
 	m.BuildInfo(version)
@@ -158,6 +165,10 @@ func serve(path string, level slog.Level, spawn spawner.SpawnMode, stderr io.Wri
 	for {
 		select {
 		case sig := <-signals:
+			if sig == syscall.SIGUSR1 {
+				reopenLog(log, sink)
+				continue
+			}
 			if sig == syscall.SIGHUP {
 				if loading != nil {
 					again = true
@@ -235,6 +246,10 @@ func applyReload(log *slog.Logger, srv *spawner.Server, path string, cur *config
 		log.Warn("reload: a setting needs a restart; keeping the running one", "key", "server.log_format",
 			"running", cur.Server.LogFormat, "configured", next.Server.LogFormat)
 	}
+	if next.Server.Log != cur.Server.Log {
+		log.Warn("reload: a setting needs a restart; keeping the running one", "key", "server.log",
+			"running", cur.Server.Log, "configured", next.Server.Log)
+	}
 	ch := srv.Apply(next)
 	failed := make([]string, 0, len(ch.Failed))
 	for name := range ch.Failed {
@@ -309,15 +324,27 @@ func check(path string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// newLogger returns goinetd's logger. In JSON, a duration is a number of
-// seconds (0.0015), as log processors expect; in text, Go's form (1.5ms).
-func newLogger(format config.LogFormat, level slog.Level, w io.Writer) *slog.Logger {
+// newLogger returns goinetd's logger, writing to sink. In JSON, a
+// duration is a number of seconds (0.0015), as log processors expect; in
+// text, Go's form (1.5ms).
+func newLogger(sink *logsink.Sink, format config.LogFormat, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == config.LogJSON {
 		opts.ReplaceAttr = durationSeconds
-		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(sink.Handler(format, opts))
+}
+
+// reopenLog reopens a log file that logrotate moved away (SIGUSR1).
+func reopenLog(log *slog.Logger, sink *logsink.Sink) {
+	switch reopened, err := sink.Reopen(); {
+	case err != nil:
+		log.Error("cannot reopen the log file; still writing to the one open", "err", err)
+	case reopened:
+		log.Info("log file reopened")
+	default:
+		log.Info("SIGUSR1: the log is not a file; nothing to reopen")
+	}
 }
 
 // durationSeconds writes a duration attribute as seconds.
