@@ -4,14 +4,19 @@
 
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+# EXTRA_LDFLAGS: the packages strip the binaries (-s -w), as Debian wants.
+LDFLAGS := -X main.version=$(VERSION) $(EXTRA_LDFLAGS)
 
 .PHONY: build run test stress bench deps lint
+
+# Where build puts the binaries; the packages build each architecture's
+# (GOARCH=arm64 in the environment cross-builds) into a folder of its own.
+BUILD_DIR ?= bin
 
 ## build: goinetd and the bundled handlers into bin/, statically linked
 ## (no cgo), so the same file runs on any Linux of its architecture
 build:
-	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/goinetd ./services/echo ./services/lastaccess
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BUILD_DIR)/ ./cmd/goinetd ./services/echo ./services/lastaccess
 
 ## run: build, then serve inetd.toml in the foreground (Ctrl-C stops it)
 run: build
@@ -149,7 +154,7 @@ max_per_source = 4
 timeout = "10s"
 endef
 
-.PHONY: install uninstall
+.PHONY: install uninstall install-sysvinit install-openrc
 
 # An installed goinetd takes $(CONFDIR)/inetd.toml when no -c is given.
 install: LDFLAGS += -X main.sysconfdir=$(SYSCONFDIR)
@@ -158,9 +163,9 @@ install: LDFLAGS += -X main.sysconfdir=$(SYSCONFDIR)
 ## if there is none yet, a config
 install: export GOINETD_SYSTEM_CONFIG = $(SYSTEM_CONFIG)
 install: build
-	$(INSTALL) -D -m 0755 bin/goinetd '$(DESTDIR)$(SBINDIR)/goinetd'
+	$(INSTALL) -D -m 0755 $(BUILD_DIR)/goinetd '$(DESTDIR)$(SBINDIR)/goinetd'
 	for h in $(HANDLERS); do \
-		$(INSTALL) -D -m 0755 bin/$$h '$(DESTDIR)$(HANDLERDIR)/'$$h || exit 1; \
+		$(INSTALL) -D -m 0755 $(BUILD_DIR)/$$h '$(DESTDIR)$(HANDLERDIR)/'$$h || exit 1; \
 	done
 	tmp=$$(mktemp) && trap 'rm -f "$$tmp"' EXIT && \
 	for pair in $(WITH_PATHS); do \
@@ -195,3 +200,71 @@ uninstall:
 		$(foreach h,$(HANDLERS),'$(DESTDIR)$(HANDLERDIR)/$(h)') \
 		$(foreach p,$(WITH_PATHS),'$(DESTDIR)$(lastword $(subst =, ,$(p)))')
 	rmdir '$(DESTDIR)$(HANDLERDIR)' 2>/dev/null || true
+
+# The init scripts for hosts without systemd, each installed as
+# $(SYSCONFDIR)/init.d/goinetd with the same paths as the units; neither is
+# part of install, and neither is enabled (see the top of each script).
+INITDIR = $(SYSCONFDIR)/init.d
+
+## install-sysvinit: the sysvinit (LSB) script, for Debian and Devuan
+## without systemd; install-openrc: the OpenRC one, for Alpine and Gentoo
+install-sysvinit: INIT_SCRIPT = examples/goinetd.init
+install-openrc: INIT_SCRIPT = examples/goinetd.openrc
+install-sysvinit install-openrc:
+	tmp=$$(mktemp) && trap 'rm -f "$$tmp"' EXIT && \
+	sed $(INSTALL_PATHS) $(INIT_SCRIPT) >"$$tmp" && \
+	$(INSTALL) -D -m 0755 "$$tmp" '$(DESTDIR)$(INITDIR)/goinetd'
+
+# ---------------------------------------------------------------------------
+# deb, rpm: the packages, for amd64 and arm64, built by nfpm from
+# `make install` (and install-sysvinit) staged at the distribution's paths
+# for each architecture, with the config's handlers run as the user the
+# package creates. See packaging/nfpm.yaml and docs/packaging.md.
+#   make deb rpm [PKG_ARCHES=amd64]     -> bin/packages/
+
+NFPM_VERSION   := v2.48.0
+NFPM           := bin/tools/nfpm-$(NFPM_VERSION)
+PKG_ARCHES     ?= amd64 arm64
+PKG_DIR        := bin/pkg
+PKG_OUT        := bin/packages
+PKG_MAINTAINER ?= goinetd maintainers <maintainers@users.noreply.r-seed-1d0ec6e0.example>
+# The version of the packages, and of the goinetd in them: git describe
+# made a valid Debian and RPM version (see the script). Computed once.
+PKG_VERSION     = $(eval PKG_VERSION := $$(shell packaging/version.sh))$(PKG_VERSION)
+
+.PHONY: deb rpm packages-staged
+
+## deb, rpm: the packages for $(PKG_ARCHES), in bin/packages/
+deb rpm: packages-staged $(NFPM)
+	@mkdir -p $(PKG_OUT) && rm -f $(PKG_OUT)/*.$@
+	for arch in $(PKG_ARCHES); do \
+		PKG_ARCH=$$arch PKG_VERSION='$(PKG_VERSION)' PKG_ROOT=$(PKG_DIR)/$$arch/root \
+		PKG_MAINTAINER='$(PKG_MAINTAINER)' \
+			$(NFPM) package --config packaging/nfpm.yaml --packager $@ --target $(PKG_OUT)/ || exit 1; \
+	done
+
+# nfpm, pinned, built once into bin/tools/.
+$(NFPM):
+	@mkdir -p $(@D)
+	GOBIN=$(CURDIR)/$(@D) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+	mv $(@D)/nfpm $@
+
+# packages-staged: each architecture's tree in bin/pkg/ARCH/root, as the
+# packages lay it out (man pages gzipped, as Debian wants), and the
+# changelog nfpm writes into them: this commit's.
+packages-staged:
+	rm -rf $(PKG_DIR) && mkdir -p $(PKG_DIR)
+	for arch in $(PKG_ARCHES); do \
+		GOARCH=$$arch $(MAKE) --no-print-directory install install-sysvinit \
+			BUILD_DIR=$(PKG_DIR)/$$arch/bin DESTDIR=$(CURDIR)/$(PKG_DIR)/$$arch/root \
+			PREFIX=/usr SYSTEMDUNITDIR=/lib/systemd/system HANDLER_USER=goinetd \
+			VERSION='$(PKG_VERSION)' EXTRA_LDFLAGS='-s -w' || exit 1; \
+		gzip -9n $(PKG_DIR)/$$arch/root/usr/share/man/man*/* || exit 1; \
+	done
+	{ echo '- semver: "$(PKG_VERSION)"'; \
+	  echo "  date: $$(git log -1 --format=%cI 2>/dev/null || date -u +%FT%TZ)"; \
+	  echo '  packager: "$(PKG_MAINTAINER)"'; \
+	  echo '  deb: {urgency: medium, distributions: [unstable]}'; \
+	  echo '  changes:'; \
+	  echo "    - note: \"Built from $$(git log -1 --format='git commit %h of %cs' 2>/dev/null || echo 'a source tree without git').\""; \
+	} >$(PKG_DIR)/changelog.yml
