@@ -29,6 +29,7 @@ run: build
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 	GOINETD_SPAWN=forkexec $(GO) test -count=1 -timeout 10m ./cmd/goinetd/
+	$(MAKE) --no-print-directory test-packages
 
 ## stress: the fault-injection, flood and soak suite, without the race
 ## detector; GOINETD_STRESS_SCALE=10 makes it ten times bigger (the
@@ -48,9 +49,12 @@ lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags stress ./...
+	$(GO) vet -tags packagetest ./cmd/goinetd/
 
 # Debian packages of the real clients the tests drive: command=package.
 TEST_TOOLS := prlimit=util-linux setpriv=util-linux setcap=libcap2-bin socat=socat nc=netcat-openbsd python3=python3 /lib/systemd/systemd-socket-proxyd=systemd haproxy=haproxy groff=groff-base man=man-db
+# The package tests' (test-packages): lintian on the .deb, rpm -qlp on the .rpm.
+TEST_TOOLS += lintian=lintian rpm=rpm
 
 ## deps: install the test tools that are missing (needs root and apt-get;
 ## otherwise it says what is missing and the tests that need it skip)
@@ -232,7 +236,14 @@ PKG_MAINTAINER ?= goinetd maintainers <maintainers@users.noreply.r-seed-1d0ec6e0
 # made a valid Debian and RPM version (see the script). Computed once.
 PKG_VERSION     = $(eval PKG_VERSION := $$(shell packaging/version.sh))$(PKG_VERSION)
 
-.PHONY: deb rpm packages-staged
+.PHONY: deb rpm packages-staged test-packages
+
+## test-packages: build the packages, lintian the .debs, compare the .rpm's
+## files with the .deb's, and, as root, install the .deb into this machine,
+## run it, and purge it (about two minutes). `make test` runs it last, on
+## its own: nothing else may run while the package is installed.
+test-packages: deps
+	$(GO) test -tags packagetest -count=1 -timeout 10m -run '^TestPackage' -v ./cmd/goinetd/
 
 ## deb, rpm: the packages for $(PKG_ARCHES), in bin/packages/
 deb rpm: packages-staged $(NFPM)
