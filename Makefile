@@ -236,14 +236,25 @@ PKG_MAINTAINER ?= goinetd maintainers <maintainers@users.noreply.r-seed-1d0ec6e0
 # made a valid Debian and RPM version (see the script). Computed once.
 PKG_VERSION     = $(eval PKG_VERSION := $$(shell packaging/version.sh))$(PKG_VERSION)
 
-.PHONY: deb rpm packages-staged test-packages
+.PHONY: deb rpm packages-staged test-packages openrc-tools
 
 ## test-packages: build the packages, lintian the .debs, compare the .rpm's
 ## files with the .deb's, and, as root, install the .deb into this machine,
 ## run it, and purge it (about two minutes). `make test` runs it last, on
 ## its own: nothing else may run while the package is installed.
-test-packages: deps
-	$(GO) test -tags packagetest -count=1 -timeout 10m -run '^TestPackage' -v ./cmd/goinetd/
+test-packages: deps openrc-tools
+	$(GO) test -tags packagetest -count=1 -timeout 10m -run '^(TestPackage|TestOpenRC)' -v ./cmd/goinetd/
+
+## openrc-tools: Debian's openrc, unpacked into bin/tools/openrc, not
+## installed (it would take over update-rc.d): the OpenRC script's test
+## runs it in a mount namespace. Without apt-get, that test skips.
+openrc-tools:
+	@[ -x bin/tools/openrc/sbin/openrc-run ] || ! command -v apt-get >/dev/null || { \
+		tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		(cd "$$tmp" && apt-get download -qq openrc librc1 libeinfo1 2>/dev/null) && \
+		for deb in "$$tmp"/*.deb; do dpkg-deb -x "$$deb" "$$tmp/root" || exit 1; done && \
+		mkdir -p bin/tools && rm -rf bin/tools/openrc && mv "$$tmp/root" bin/tools/openrc; \
+	} || echo "could not unpack openrc into bin/tools/openrc: the OpenRC test will skip"
 
 ## deb, rpm: the packages for $(PKG_ARCHES), in bin/packages/
 deb rpm: packages-staged $(NFPM)

@@ -10,6 +10,7 @@ package main
 // TestInstallLayout, which looks at /etc/goinetd, from running meanwhile.
 
 import (
+	"context"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -544,4 +546,148 @@ func markInstalling(t *testing.T, on bool) {
 func markedInstalling(t *testing.T) bool {
 	b, _ := os.ReadFile(systemInstallLock)
 	return string(b) == installingMark
+}
+
+// openrcRoot is where `make openrc-tools` unpacks Debian's OpenRC, unused
+// by this machine's init: the OpenRC test runs the script with it.
+const openrcRoot = repoRoot + "/bin/tools/openrc"
+
+// TestOpenRCScript runs the OpenRC script `make install-openrc` installs,
+// directly, with OpenRC's openrc-run and supervise-daemon, against the
+// goinetd the tests built: start, status, a connection, reload, stop,
+// status. This machine does not run OpenRC, so the test runs it in a
+// mount namespace of its own, which lays Debian's openrc package (unpacked
+// by `make openrc-tools`, not installed) over /usr/lib and /usr/sbin, gives
+// OpenRC a /run of its own, and mounts the script's folder on /etc/init.d.
+func TestOpenRCScript(t *testing.T) {
+	needRoot(t)
+	needTool(t, "unshare")
+	if _, err := os.Stat(openrcRoot + "/sbin/openrc-run"); err != nil {
+		t.Skipf("needs Debian's openrc unpacked in bin/tools/openrc (make openrc-tools): %v", err)
+	}
+	orc, err := filepath.Abs(openrcRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := openDir(t)
+	runMake(t, "install-openrc", "DESTDIR="+dest, "PREFIX=/usr")
+	script := readText(t, filepath.Join(dest, "etc/init.d/goinetd"))
+	if !strings.Contains(script, `command="/usr/sbin/goinetd"`) {
+		t.Errorf("installed OpenRC script: lacks command=\"/usr/sbin/goinetd\":\n%s", script)
+	}
+	port := freePort(t, "127.0.0.1")
+	config, log := filepath.Join(dest, "inetd.toml"), filepath.Join(dest, "goinetd.log")
+	writeConfig(t, config, fmt.Sprintf("[services.echo]\naddress = \"127.0.0.1\"\nport = %d\nprogram = %q\n",
+		port, filepath.Join(bin, "echo")))
+	script = strings.NewReplacer("/usr/sbin/goinetd", filepath.Join(bin, "goinetd"),
+		"/etc/goinetd/inetd.toml", config, "/var/log/goinetd.log", log).Replace(script)
+	initDir := filepath.Join(dest, "init.d")
+	if err := os.Mkdir(initDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(initDir, "goinetd"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	// The driver runs each action and prints its exit status; between
+	// "status" and "reload" it waits for the test to connect.
+	driver := `set -u
+mount -t overlay overlay -o lowerdir="$ORC/lib:/usr/lib" /usr/lib &&
+mount -t overlay overlay -o lowerdir="$ORC/sbin:/usr/sbin" /usr/sbin &&
+mount -t tmpfs tmpfs /run &&
+mkdir -p /run/openrc/started /run/openrc/starting /run/openrc/stopping /run/openrc/inactive \
+	/run/openrc/wasinactive /run/openrc/failed /run/openrc/hotplugged /run/openrc/daemons \
+	/run/openrc/options /run/openrc/exclusive /run/openrc/scheduled /run/openrc/tmp &&
+touch /run/openrc/softlevel &&
+mount --bind "$INITDIR" /etc/init.d || exit 1
+act() { out=$(/etc/init.d/goinetd --nodeps "$1" 2>&1); status=$?; echo "$out" | grep -v insserv.conf; echo "== $1 $status"; }
+act start; act status; echo "== waiting"; read -r _
+act reload; act status; act stop; act status
+`
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "sh", "-c", driver)
+	cmd.Env = append(os.Environ(), "ORC="+orc, "INITDIR="+initDir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := newLogLines()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go lines.read(stdout)
+	defer func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("the OpenRC driver: %v\n%s", err, lines)
+		}
+	}()
+	waitFor(t, "the OpenRC script to start goinetd", func() bool { return strings.Contains(lines.String(), "== waiting") })
+	// supervise-daemon, daemonized, is now this process's child (the tests
+	// run as a subreaper): collect it when the stop ends it, or OpenRC
+	// waits for it to be gone until the retry's timeout.
+	supervisor := childNamed("supervise-daemon")
+	if supervisor == 0 {
+		t.Fatalf("no supervise-daemon among this test's children; the OpenRC script said\n%s", lines)
+	}
+	reaped := make(chan struct{})
+	go func() {
+		var ws unix.WaitStatus
+		unix.Wait4(supervisor, &ws, 0, nil)
+		close(reaped)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-reaped:
+		default: // the stop failed: supervise-daemon ends goinetd on SIGTERM
+			unix.Kill(supervisor, unix.SIGTERM)
+			<-reaped
+		}
+	})
+	waitFor(t, "goinetd under OpenRC to accept", func() bool {
+		c, err := net.DialTimeout("tcp", addr(port), ioTimeout)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	if got := exchange(t, addr(port), "openrc\n"); got != "openrc\n" {
+		t.Errorf("echo of the goinetd OpenRC started: got %q; want %q", got, "openrc\n")
+	}
+	io.WriteString(stdin, "go\n")
+	waitFor(t, "the OpenRC script to stop goinetd", func() bool { return strings.Count(lines.String(), "== status") == 3 })
+	out := lines.String()
+	for _, want := range []string{"== start 0", "status: started", "== status 0", "== reload 0", "== stop 0", "status: stopped", "== status 3"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the OpenRC script: got\n%s\nwant it to say %q", out, want)
+		}
+	}
+	select {
+	case <-reaped:
+	case <-time.After(waitTimeout):
+		t.Fatalf("supervise-daemon still runs %v after the OpenRC script's stop; it said\n%s", waitTimeout, lines)
+	}
+	waitFor(t, "goinetd under OpenRC to log its reload and stop", func() bool {
+		b, _ := os.ReadFile(log)
+		return strings.Contains(string(b), "msg=reloaded") && strings.Contains(string(b), "msg=stopped")
+	})
+}
+
+// childNamed returns the pid of a child of this process whose command
+// name is name (as /proc/PID/comm, truncated to 15 bytes, says), or 0.
+func childNamed(name string) int {
+	kids, _ := childrenOf(os.Getpid())
+	for _, pid := range kids {
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if strings.TrimSpace(string(comm)) == name[:min(len(name), 15)] {
+			return pid
+		}
+	}
+	return 0
 }
