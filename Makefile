@@ -3,7 +3,8 @@
 # the tests use installed first).
 
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# A source tarball (make dist) has no git history: its VERSION file says.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || cat VERSION 2>/dev/null || echo dev)
 # EXTRA_LDFLAGS: the packages strip the binaries (-s -w), as Debian wants.
 LDFLAGS := -X main.version=$(VERSION) $(EXTRA_LDFLAGS)
 
@@ -236,14 +237,16 @@ PKG_MAINTAINER ?= goinetd maintainers <maintainers@users.noreply.r-seed-1d0ec6e0
 # made a valid Debian and RPM version (see the script). Computed once.
 PKG_VERSION     = $(eval PKG_VERSION := $$(shell packaging/version.sh))$(PKG_VERSION)
 
-.PHONY: deb rpm packages-staged test-packages openrc-tools
+.PHONY: deb rpm packages-staged test-packages openrc-tools dist
 
 ## test-packages: build the packages, lintian the .debs, compare the .rpm's
-## files with the .deb's, and, as root, install the .deb into this machine,
-## run it, and purge it (about two minutes). `make test` runs it last, on
-## its own: nothing else may run while the package is installed.
+## files with the .deb's; as root, install the .deb into this machine, run
+## it directly and by its sysvinit script, and purge it; run the OpenRC
+## script; build the source tarball of `make dist` offline (two minutes or
+## so). `make test` runs it last, on its own: nothing else may run while
+## the package is installed.
 test-packages: deps openrc-tools
-	$(GO) test -tags packagetest -count=1 -timeout 10m -run '^(TestPackage|TestOpenRC)' -v ./cmd/goinetd/
+	$(GO) test -tags packagetest -count=1 -timeout 10m -run '^(TestPackage|TestOpenRC|TestDist)' -v ./cmd/goinetd/
 
 ## openrc-tools: Debian's openrc, unpacked into bin/tools/openrc, not
 ## installed (it would take over update-rc.d): the OpenRC script's test
@@ -290,3 +293,36 @@ packages-staged:
 	  echo '  changes:'; \
 	  echo "    - note: \"Built from $$(git log -1 --format='git commit %h of %cs' 2>/dev/null || echo 'a source tree without git').\""; \
 	} >$(PKG_DIR)/changelog.yml
+
+# ---------------------------------------------------------------------------
+# dist: the release tarballs, in dist/, with a SHA256SUMS file:
+#   goinetd-VERSION.tar.gz               the source, this tree as it is, with
+#                                        vendor/ and a VERSION file, so that
+#                                        `make build` works offline
+#   goinetd-VERSION-linux-ARCH.tar.gz    the static binaries of the packages,
+#                                        man pages, examples (units, init
+#                                        scripts, configs), README, SECURITY
+DIST_DIR := dist
+DIST_DOCS = README.md SECURITY.md $(wildcard LICENSE CHANGELOG.md)
+
+## dist: the source and binary tarballs and SHA256SUMS, in dist/
+dist: packages-staged
+	rm -rf $(DIST_DIR) && mkdir -p $(DIST_DIR)
+	set -e; v='$(PKG_VERSION)'; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	mtime=@$$(git log -1 --format=%ct); \
+	pack() { tar -C "$$tmp" --sort=name --owner=0 --group=0 --numeric-owner --mtime="$$mtime" \
+		-cf - "$$1" | gzip -9n >$(DIST_DIR)/"$$1".tar.gz; }; \
+	src=goinetd-$$v; tree=$$(git stash create); \
+	git archive --prefix=$$src/ $${tree:-HEAD} | tar -x -C "$$tmp"; \
+	echo "$$v" >"$$tmp/$$src/VERSION"; \
+	(cd "$$tmp/$$src" && $(GO) mod vendor); \
+	pack $$src; \
+	for arch in $(PKG_ARCHES); do \
+		b=goinetd-$$v-linux-$$arch; mkdir -p "$$tmp/$$b/handlers" "$$tmp/$$b/man"; \
+		cp $(PKG_DIR)/$$arch/bin/goinetd "$$tmp/$$b/"; \
+		cp $(foreach h,$(HANDLERS),$(PKG_DIR)/$$arch/bin/$(h)) "$$tmp/$$b/handlers/"; \
+		(cd "$$tmp/$$src" && cp man/goinetd.8 man/inetd.toml.5 "$$tmp/$$b/man/" && \
+			cp -r examples $(DIST_DOCS) "$$tmp/$$b/"); \
+		pack $$b; \
+	done; \
+	cd $(DIST_DIR) && sha256sum *.tar.gz >SHA256SUMS && cat SHA256SUMS

@@ -6,11 +6,12 @@
 #   the tag v1.3.0-rc1               1.3.0~rc1 (before 1.3.0)
 #   no tag yet, 153 commits          0.0.0~git153.abc1234 (before any tag)
 #   uncommitted changes              the above, then .dirty
-# Outside a git checkout it prints 0.0.0~unknown.
+# Outside a git checkout it prints the VERSION file of a source tarball
+# (make dist), else 0.0.0~unknown.
 set -eu
 cd "$(dirname "$0")/.."
 if ! git rev-parse --verify -q HEAD >/dev/null 2>&1; then
-	echo 0.0.0~unknown
+	cat VERSION 2>/dev/null || echo 0.0.0~unknown
 	exit 0
 fi
 dirty=""

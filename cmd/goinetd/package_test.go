@@ -691,3 +691,59 @@ func childNamed(name string) int {
 	}
 	return 0
 }
+
+// TestDist runs `make dist` and checks its tarballs: SHA256SUMS matches
+// them; each binary tarball holds goinetd, the handlers, the man pages, the
+// units, the init scripts and the docs; and the source tarball builds
+// offline (no module proxy, an empty module cache) into a goinetd that
+// prints the tarball's version.
+func TestDist(t *testing.T) {
+	needTool(t, "sha256sum")
+	out := runMake(t, "dist")
+	dist := filepath.Join(repoRoot, "dist")
+	sums := readText(t, filepath.Join(dist, "SHA256SUMS"))
+	cmd := exec.Command("sha256sum", "--check", "--strict", "SHA256SUMS")
+	cmd.Dir = dist
+	if got, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("sha256sum --check SHA256SUMS: %v\n%s", err, got)
+	}
+	tarballs := regexp.MustCompile(`(?m)^[0-9a-f]{64}  (goinetd-(\S+?)(-linux-(amd64|arm64))?\.tar\.gz)$`).FindAllStringSubmatch(sums, -1)
+	if len(tarballs) != 3 {
+		t.Fatalf("SHA256SUMS: got\n%s\nwant the source tarball and one for amd64 and arm64; make dist said\n%s", sums, out)
+	}
+	version := tarballs[0][2]
+	for _, tb := range tarballs {
+		list := strings.Fields(fieldOf(t, "tar", "-tzf", filepath.Join(dist, tb[1])))
+		top := strings.TrimSuffix(tb[1], ".tar.gz") + "/"
+		var want []string
+		if tb[4] == "" {
+			want = []string{"VERSION", "go.mod", "Makefile", "vendor/modules.txt", "packaging/nfpm.yaml", "cmd/goinetd/main.go"}
+		} else {
+			want = []string{"goinetd", "handlers/echo", "handlers/lastaccess", "man/goinetd.8", "man/inetd.toml.5",
+				"examples/goinetd.service", "examples/goinetd.socket", "examples/goinetd.init", "examples/goinetd.openrc",
+				"examples/inetd.toml", "README.md", "SECURITY.md"}
+		}
+		for _, w := range want {
+			if !slices.Contains(list, top+w) {
+				t.Errorf("%s: lacks %s", tb[1], top+w)
+			}
+		}
+	}
+
+	src := t.TempDir()
+	fieldOf(t, "tar", "-xzf", filepath.Join(dist, "goinetd-"+version+".tar.gz"), "-C", src)
+	tree := filepath.Join(src, "goinetd-"+version)
+	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
+	defer cancel()
+	build := exec.CommandContext(ctx, "make", "-C", tree, "--no-print-directory", "build")
+	build.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains([]string{"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "GOFLAGS"}, name)
+	}), "GOPROXY=off", "GOMODCACHE="+t.TempDir(), "GOTOOLCHAIN=local")
+	if got, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("make build in the source tarball, offline: %v\n%s", err, got)
+	}
+	if got := fieldOf(t, filepath.Join(tree, "bin/goinetd"), "-version"); got != "goinetd "+version {
+		t.Errorf("goinetd built from the source tarball: -version says %q; want %q", got, "goinetd "+version)
+	}
+}
