@@ -47,13 +47,15 @@ const (
 	pkgUser     = "goinetd"
 )
 
-// packages builds the .deb and .rpm of every architecture with
-// `make deb rpm` and returns them by format and architecture, e.g.
-// "deb/amd64". It builds them once for all the tests.
+// packages builds the .deb and .rpm of every architecture and the
+// tarballs with `make deb rpm dist`, which stage the binaries once, and
+// returns the packages by format and architecture, e.g. "deb/amd64". It
+// builds them once for all the tests.
 func packages(t *testing.T) map[string]string {
 	t.Helper()
 	builtOnce.Do(func() {
-		out := runMake(t, "deb", "rpm")
+		out := runMake(t, "deb", "rpm", "dist")
+		distOutput = out
 		built = map[string]string{}
 		for _, m := range regexp.MustCompile(`created package: (\S+)`).FindAllStringSubmatch(out, -1) {
 			path := filepath.Join(repoRoot, m[1])
@@ -76,8 +78,9 @@ func packages(t *testing.T) map[string]string {
 }
 
 var (
-	builtOnce sync.Once
-	built     map[string]string
+	builtOnce  sync.Once
+	built      map[string]string
+	distOutput string // what make said
 )
 
 // fieldOf runs a command that prints one value and returns it, trimmed.
@@ -692,14 +695,15 @@ func childNamed(name string) int {
 	return 0
 }
 
-// TestDist runs `make dist` and checks its tarballs: SHA256SUMS matches
+// TestDist checks the tarballs of `make dist`: SHA256SUMS matches
 // them; each binary tarball holds goinetd, the handlers, the man pages, the
 // units, the init scripts and the docs; and the source tarball builds
 // offline (no module proxy, an empty module cache) into a goinetd that
 // prints the tarball's version.
 func TestDist(t *testing.T) {
 	needTool(t, "sha256sum")
-	out := runMake(t, "dist")
+	packages(t)
+	out := distOutput
 	dist := filepath.Join(repoRoot, "dist")
 	sums := readText(t, filepath.Join(dist, "SHA256SUMS"))
 	cmd := exec.Command("sha256sum", "--check", "--strict", "SHA256SUMS")
