@@ -342,14 +342,21 @@ user = "%s"
 		if got := exchange(t, addr(echoPort), "still\n"); got != "still\n" {
 			t.Errorf("echo after a failed reload: got %q; want %q", got, "still\n")
 		}
-		initScript(t, "stop", 0)
-		// goinetd, daemonized, is now this process's child (the tests run
-		// as a subreaper): collect it.
-		waitFor(t, "goinetd to exit", func() bool {
-			var ws unix.WaitStatus
-			unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-			return procState(pid) == ""
+		// restart: a new goinetd, the old one gone.
+		initScript(t, "restart", 0)
+		reap(t, pid)
+		if pid, err = strconv.Atoi(strings.TrimSpace(readText(t, pkgPidFile))); err != nil {
+			t.Fatalf("%s after restart: %v", pkgPidFile, err)
+		}
+		waitFor(t, "the restarted goinetd to accept", func() bool {
+			c, err := net.DialTimeout("tcp", addr(echoPort), ioTimeout)
+			if err == nil {
+				c.Close()
+			}
+			return err == nil
 		})
+		initScript(t, "stop", 0)
+		reap(t, pid)
 		if out := initScript(t, "status", 3); !strings.Contains(out, "goinetd is not running") {
 			t.Errorf("%s status after stop: got %q; want it to say goinetd is not running", pkgInit, out)
 		}
@@ -750,4 +757,16 @@ func TestDist(t *testing.T) {
 	if got := fieldOf(t, filepath.Join(tree, "bin/goinetd"), "-version"); got != "goinetd "+version {
 		t.Errorf("goinetd built from the source tarball: -version says %q; want %q", got, "goinetd "+version)
 	}
+}
+
+// reap waits for a goinetd the init script started, and stopped, to exit.
+// Daemonized, it became this process's child (the tests run as a
+// subreaper): collect it.
+func reap(t *testing.T, pid int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("goinetd %d to exit", pid), func() bool {
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		return procState(pid) == ""
+	})
 }
