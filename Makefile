@@ -264,7 +264,7 @@ deb rpm: packages-staged $(NFPM)
 	@mkdir -p $(PKG_OUT) && rm -f $(PKG_OUT)/*.$@
 	for arch in $(PKG_ARCHES); do \
 		PKG_ARCH=$$arch PKG_VERSION='$(PKG_VERSION)' PKG_ROOT=$(PKG_DIR)/$$arch/root \
-		PKG_MAINTAINER='$(PKG_MAINTAINER)' \
+		PKG_MAINTAINER='$(PKG_MAINTAINER)' SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null) \
 			$(NFPM) package --config packaging/nfpm.yaml --packager $@ --target $(PKG_OUT)/ || exit 1; \
 	done
 
