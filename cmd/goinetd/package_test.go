@@ -186,7 +186,7 @@ func debFiles(t *testing.T, deb string) []string {
 // the installed config passes `goinetd check` and serves nothing; then
 // enables two services in a drop-in, runs the installed goinetd directly
 // (no systemd runs here) and through the installed sysvinit script (start,
-// status, reload, stop), connects to both services and checks that their
+// status, reload, restart, stop), connects to both services and checks that their
 // handlers run as the user the package created, and keep their state in
 // its folder. Then `dpkg -r` keeps the config and the state, and
 // `dpkg -P` leaves nothing behind: no file, folder, link or process.
