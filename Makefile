@@ -3,15 +3,21 @@
 # the tests use installed first).
 
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+# A source tarball (make dist) has no git history: its VERSION file says.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || cat VERSION 2>/dev/null || echo dev)
+# EXTRA_LDFLAGS: the packages strip the binaries (-s -w), as Debian wants.
+LDFLAGS := -X main.version=$(VERSION) $(EXTRA_LDFLAGS)
 
 .PHONY: build run test stress bench deps lint
+
+# Where build puts the binaries; the packages build each architecture's
+# (GOARCH=arm64 in the environment cross-builds) into a folder of its own.
+BUILD_DIR ?= bin
 
 ## build: goinetd and the bundled handlers into bin/, statically linked
 ## (no cgo), so the same file runs on any Linux of its architecture
 build:
-	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/goinetd ./services/echo ./services/lastaccess
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BUILD_DIR)/ ./cmd/goinetd ./services/echo ./services/lastaccess
 
 ## run: build, then serve inetd.toml in the foreground (Ctrl-C stops it)
 run: build
@@ -24,6 +30,7 @@ run: build
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 	GOINETD_SPAWN=forkexec $(GO) test -count=1 -timeout 10m ./cmd/goinetd/
+	$(MAKE) --no-print-directory test-packages
 
 ## stress: the fault-injection, flood and soak suite, without the race
 ## detector; GOINETD_STRESS_SCALE=10 makes it ten times bigger (the
@@ -43,9 +50,12 @@ lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags stress ./...
+	$(GO) vet -tags packagetest ./cmd/goinetd/
 
 # Debian packages of the real clients the tests drive: command=package.
 TEST_TOOLS := prlimit=util-linux setpriv=util-linux setcap=libcap2-bin socat=socat nc=netcat-openbsd python3=python3 /lib/systemd/systemd-socket-proxyd=systemd haproxy=haproxy groff=groff-base man=man-db git=git
+# The package tests' (test-packages): lintian on the .deb, rpm -qlp on the .rpm.
+TEST_TOOLS += lintian=lintian rpm=rpm
 
 ## deps: install the test tools that are missing (needs root and apt-get;
 ## otherwise it says what is missing and the tests that need it skip)
@@ -149,7 +159,7 @@ max_per_source = 4
 timeout = "10s"
 endef
 
-.PHONY: install uninstall
+.PHONY: install uninstall install-sysvinit install-openrc
 
 # An installed goinetd takes $(CONFDIR)/inetd.toml when no -c is given.
 install: LDFLAGS += -X main.sysconfdir=$(SYSCONFDIR)
@@ -158,9 +168,9 @@ install: LDFLAGS += -X main.sysconfdir=$(SYSCONFDIR)
 ## if there is none yet, a config
 install: export GOINETD_SYSTEM_CONFIG = $(SYSTEM_CONFIG)
 install: build
-	$(INSTALL) -D -m 0755 bin/goinetd '$(DESTDIR)$(SBINDIR)/goinetd'
+	$(INSTALL) -D -m 0755 $(BUILD_DIR)/goinetd '$(DESTDIR)$(SBINDIR)/goinetd'
 	for h in $(HANDLERS); do \
-		$(INSTALL) -D -m 0755 bin/$$h '$(DESTDIR)$(HANDLERDIR)/'$$h || exit 1; \
+		$(INSTALL) -D -m 0755 $(BUILD_DIR)/$$h '$(DESTDIR)$(HANDLERDIR)/'$$h || exit 1; \
 	done
 	tmp=$$(mktemp) && trap 'rm -f "$$tmp"' EXIT && \
 	for pair in $(WITH_PATHS); do \
@@ -195,3 +205,124 @@ uninstall:
 		$(foreach h,$(HANDLERS),'$(DESTDIR)$(HANDLERDIR)/$(h)') \
 		$(foreach p,$(WITH_PATHS),'$(DESTDIR)$(lastword $(subst =, ,$(p)))')
 	rmdir '$(DESTDIR)$(HANDLERDIR)' 2>/dev/null || true
+
+# The init scripts for hosts without systemd, each installed as
+# $(SYSCONFDIR)/init.d/goinetd with the same paths as the units; neither is
+# part of install, and neither is enabled (see the top of each script).
+INITDIR = $(SYSCONFDIR)/init.d
+
+## install-sysvinit: the sysvinit (LSB) script, for Debian and Devuan
+## without systemd; install-openrc: the OpenRC one, for Alpine and Gentoo
+install-sysvinit: INIT_SCRIPT = examples/goinetd.init
+install-openrc: INIT_SCRIPT = examples/goinetd.openrc
+install-sysvinit install-openrc:
+	tmp=$$(mktemp) && trap 'rm -f "$$tmp"' EXIT && \
+	sed $(INSTALL_PATHS) $(INIT_SCRIPT) >"$$tmp" && \
+	$(INSTALL) -D -m 0755 "$$tmp" '$(DESTDIR)$(INITDIR)/goinetd'
+
+# ---------------------------------------------------------------------------
+# deb, rpm: the packages, for amd64 and arm64, built by nfpm from
+# `make install` (and install-sysvinit) staged at the distribution's paths
+# for each architecture, with the config's handlers run as the user the
+# package creates. See packaging/nfpm.yaml and docs/packaging.md.
+#   make deb rpm [PKG_ARCHES=amd64]     -> bin/packages/
+
+NFPM_VERSION   := v2.48.0
+NFPM           := bin/tools/nfpm-$(NFPM_VERSION)
+PKG_ARCHES     ?= amd64 arm64
+PKG_DIR        := bin/pkg
+PKG_OUT        := bin/packages
+PKG_MAINTAINER ?= goinetd maintainers <maintainers@users.noreply.r-seed-1d0ec6e0.example>
+# The version of the packages, and of the goinetd in them: git describe
+# made a valid Debian and RPM version (see the script). Computed once.
+PKG_VERSION     = $(eval PKG_VERSION := $$(shell packaging/version.sh))$(PKG_VERSION)
+
+.PHONY: deb rpm packages-staged test-packages openrc-tools dist
+
+## test-packages: build the packages, lintian the .debs, compare the .rpm's
+## files with the .deb's; as root, install the .deb into this machine, run
+## it directly and by its sysvinit script, and purge it; run the OpenRC
+## script; build the source tarball of `make dist` offline (two minutes or
+## so). `make test` runs it last, on its own: nothing else may run while
+## the package is installed.
+test-packages: deps openrc-tools
+	$(GO) test -tags packagetest -count=1 -timeout 10m -run '^(TestPackage|TestOpenRC|TestDist)' -v ./cmd/goinetd/
+
+## openrc-tools: Debian's openrc, unpacked into bin/tools/openrc, not
+## installed (it would take over update-rc.d): the OpenRC script's test
+## runs it in a mount namespace. Without apt-get, that test skips.
+openrc-tools:
+	@[ -x bin/tools/openrc/sbin/openrc-run ] || ! command -v apt-get >/dev/null || { \
+		tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		(cd "$$tmp" && apt-get download -qq openrc librc1 libeinfo1 2>/dev/null) && \
+		for deb in "$$tmp"/*.deb; do dpkg-deb -x "$$deb" "$$tmp/root" || exit 1; done && \
+		mkdir -p bin/tools && rm -rf bin/tools/openrc && mv "$$tmp/root" bin/tools/openrc; \
+	} || echo "could not unpack openrc into bin/tools/openrc: the OpenRC test will skip"
+
+## deb, rpm: the packages for $(PKG_ARCHES), in bin/packages/
+deb rpm: packages-staged $(NFPM)
+	@mkdir -p $(PKG_OUT) && rm -f $(PKG_OUT)/*.$@
+	for arch in $(PKG_ARCHES); do \
+		PKG_ARCH=$$arch PKG_VERSION='$(PKG_VERSION)' PKG_ROOT=$(PKG_DIR)/$$arch/root \
+		PKG_MAINTAINER='$(PKG_MAINTAINER)' SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null) \
+			$(NFPM) package --config packaging/nfpm.yaml --packager $@ --target $(PKG_OUT)/ || exit 1; \
+	done
+
+# nfpm, pinned, built once into bin/tools/.
+$(NFPM):
+	@mkdir -p $(@D)
+	GOBIN=$(CURDIR)/$(@D) $(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+	mv $(@D)/nfpm $@
+
+# packages-staged: each architecture's tree in bin/pkg/ARCH/root, as the
+# packages lay it out (man pages gzipped, as Debian wants), and the
+# changelog nfpm writes into them: this commit's.
+packages-staged:
+	rm -rf $(PKG_DIR) && mkdir -p $(PKG_DIR)
+	for arch in $(PKG_ARCHES); do \
+		GOARCH=$$arch $(MAKE) --no-print-directory install install-sysvinit \
+			BUILD_DIR=$(PKG_DIR)/$$arch/bin DESTDIR=$(CURDIR)/$(PKG_DIR)/$$arch/root \
+			PREFIX=/usr SYSTEMDUNITDIR=/lib/systemd/system HANDLER_USER=goinetd \
+			VERSION='$(PKG_VERSION)' EXTRA_LDFLAGS='-s -w' || exit 1; \
+		gzip -9n $(PKG_DIR)/$$arch/root/usr/share/man/man*/* || exit 1; \
+	done
+	{ echo '- semver: "$(PKG_VERSION)"'; \
+	  echo "  date: $$(git log -1 --format=%cI 2>/dev/null || date -u +%FT%TZ)"; \
+	  echo '  packager: "$(PKG_MAINTAINER)"'; \
+	  echo '  deb: {urgency: medium, distributions: [unstable]}'; \
+	  echo '  changes:'; \
+	  echo "    - note: \"Built from $$(git log -1 --format='git commit %h of %cs' 2>/dev/null || echo 'a source tree without git').\""; \
+	} >$(PKG_DIR)/changelog.yml
+
+# ---------------------------------------------------------------------------
+# dist: the release tarballs, in dist/, with a SHA256SUMS file:
+#   goinetd-VERSION.tar.gz               the source, this tree as it is, with
+#                                        vendor/ and a VERSION file, so that
+#                                        `make build` works offline
+#   goinetd-VERSION-linux-ARCH.tar.gz    the static binaries of the packages,
+#                                        man pages, examples (units, init
+#                                        scripts, configs), README, SECURITY
+DIST_DIR := dist
+DIST_DOCS = README.md SECURITY.md $(wildcard LICENSE CHANGELOG.md)
+
+## dist: the source and binary tarballs and SHA256SUMS, in dist/
+dist: packages-staged
+	rm -rf $(DIST_DIR) && mkdir -p $(DIST_DIR)
+	set -e; v='$(PKG_VERSION)'; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	mtime=@$$(git log -1 --format=%ct); \
+	pack() { tar -C "$$tmp" --sort=name --owner=0 --group=0 --numeric-owner --mtime="$$mtime" \
+		-cf - "$$1" | gzip -9n >$(DIST_DIR)/"$$1".tar.gz; }; \
+	src=goinetd-$$v; tree=$$(git stash create); \
+	git archive --prefix=$$src/ $${tree:-HEAD} | tar -x -C "$$tmp"; \
+	echo "$$v" >"$$tmp/$$src/VERSION"; \
+	(cd "$$tmp/$$src" && $(GO) mod vendor); \
+	pack $$src; \
+	for arch in $(PKG_ARCHES); do \
+		b=goinetd-$$v-linux-$$arch; mkdir -p "$$tmp/$$b/handlers" "$$tmp/$$b/man"; \
+		cp $(PKG_DIR)/$$arch/bin/goinetd "$$tmp/$$b/"; \
+		cp $(foreach h,$(HANDLERS),$(PKG_DIR)/$$arch/bin/$(h)) "$$tmp/$$b/handlers/"; \
+		(cd "$$tmp/$$src" && cp man/goinetd.8 man/inetd.toml.5 "$$tmp/$$b/man/" && \
+			cp -r examples $(DIST_DOCS) "$$tmp/$$b/"); \
+		pack $$b; \
+	done; \
+	cd $(DIST_DIR) && sha256sum *.tar.gz >SHA256SUMS && cat SHA256SUMS

@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // installTimeout bounds one make run; the build in it is the slow part.
@@ -58,6 +60,29 @@ const (
 	installedSocket  = "usr/lib/systemd/system/goinetd.socket"
 	installedStateDB = "var/lib/goinetd/lastaccess.db"
 )
+
+// systemInstallLock is the lock of goinetd's system install, the one in
+// the machine's real /: the package tests (package_test.go) hold it
+// exclusively while the package is installed; a test that looks at the
+// system install holds it shared.
+const systemInstallLock = "/run/lock/goinetd-package-test.lock"
+
+// lockSystemInstall takes the lock of goinetd's system install, with how
+// unix.LOCK_EX or unix.LOCK_SH, until the test ends; without /run/lock
+// nothing can install a package meanwhile, and it takes none.
+func lockSystemInstall(t *testing.T, how int) {
+	t.Helper()
+	f, err := os.OpenFile(systemInstallLock, os.O_RDWR|os.O_CREATE, 0o644)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		return
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
+		t.Fatalf("lock %s: %v", systemInstallLock, err)
+	}
+}
 
 // runMake runs make in the repository with args and returns its output,
 // failing the test if it fails or outlasts installTimeout.
@@ -212,6 +237,7 @@ func TestInstallLayout(t *testing.T) {
 	// Without -c, the installed goinetd takes the installed config path
 	// (SYSCONFDIR is /etc: DESTDIR only stages the files).
 	t.Chdir(t.TempDir())
+	lockSystemInstall(t, unix.LOCK_SH) // no package comes or goes meanwhile
 	out, errOut, _ := runBounded(t, nil, filepath.Join(dest, installedGoinetd), "check")
 	if _, err := os.Stat("/etc/goinetd/inetd.toml"); err == nil {
 		if !strings.HasPrefix(out, "/etc/goinetd/inetd.toml: ") {
