@@ -36,11 +36,12 @@ func (p *Problem) Error() string {
 	}
 	b.WriteString(": ")
 	b.WriteString(p.Msg)
-	return escapeControls(b.String())
+	return EscapeControls(b.String())
 }
 
-// escapeControls writes control characters as Go escapes (\n, \x1b).
-func escapeControls(s string) string {
+// EscapeControls writes the control characters of s as Go escapes (\n,
+// \x1b), so that s cannot break a line or reach a terminal raw.
+func EscapeControls(s string) string {
 	if !strings.ContainsFunc(s, unicode.IsControl) {
 		return s
 	}

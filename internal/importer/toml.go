@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/BurntSushi/toml"
+	"github.com/goinetd/goinetd/config"
 )
 
 // value is a TOML value, rendered.
@@ -90,20 +91,7 @@ func tableHeader(name string) string {
 // escaped, so a byte of the source cannot end the comment, and bytes that
 // are not UTF-8 replaced, as TOML requires.
 func comment(text string) string {
-	text = strings.ToValidUTF8(text, "\uFFFD")
-	if !strings.ContainsFunc(text, unicode.IsControl) {
-		return text
-	}
-	var b strings.Builder
-	for _, r := range text {
-		if unicode.IsControl(r) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return config.EscapeControls(strings.ToValidUTF8(text, "\uFFFD"))
 }
 
 // wrap splits text into comment lines of at most about 78 bytes: the
