@@ -15,6 +15,7 @@ import (
 
 	"github.com/goinetd/goinetd/builtin"
 	"github.com/goinetd/goinetd/config"
+	"github.com/goinetd/goinetd/internal/vfork"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,7 +28,7 @@ type service struct {
 	argv     []string             // its argv
 	env      []string             // PATH and the config's env, sorted; the peer is added per connection
 	sys      *syscall.SysProcAttr // shared, read-only, by every spawn
-	exec     *execTemplate        // for vforkExec; nil: ForkExec starts the handler
+	exec     *vfork.Template      // nil: syscall.ForkExec starts the handler
 	dir      string               // where the handler starts; empty: in goinetd's own directory
 	stderrFD int                  // fd 2 of the child, unless stderr is "socket"
 	replies  *replyGate           // a UDP built-in that answers: its reply budgets; else nil
@@ -59,9 +60,10 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 	p.argv = append([]string{filepath.Base(svc.Program)}, svc.Args...)
 	p.env = baseEnv(svc.Env)
 	s.sandbox(p)
-	if s.vfork {
+	// vfork cannot switch credentials or root: ForkExec does.
+	if s.vfork && p.sys.Credential == nil && p.sys.Chroot == "" {
 		var err error
-		if p.exec, err = newExecTemplate(p); err != nil {
+		if p.exec, err = vfork.NewTemplate(p.path, p.dir, p.argv, p.env); err != nil {
 			return nil, err
 		}
 	}
@@ -216,11 +218,11 @@ func workdirFailed(svc *service, err error) bool {
 // then a failed exec's errno is written to *execErr for the reaper. It
 // returns the child's pid, or the errno of the fork or the exec.
 func (s *Server) fork(svc *service, files []uintptr, conn []string, execErr *uintptr) (int, error) {
-	if svc.exec != nil && vforkable(files) {
-		if cl := s.loop.noWait(); cl != nil {
-			return svc.exec.spawnNoWait(cl, files, conn, s.nofile, execErr)
+	if svc.exec != nil && vfork.Fits(files) {
+		if st := s.loop.noWait(); st != nil {
+			return svc.exec.StartNoWait(st, files, conn, s.nofile, execErr)
 		}
-		return svc.exec.spawn(files, conn, s.nofile)
+		return svc.exec.Start(files, conn, s.nofile)
 	}
 	env := append(slices.Clip(svc.env), conn...)
 	return syscall.ForkExec(svc.path, svc.argv, &syscall.ProcAttr{Dir: svc.dir, Env: env, Files: files, Sys: svc.sys})

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/goinetd/goinetd/internal/vfork"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,7 +77,7 @@ type spawnLoop struct {
 	// Owned by the loop.
 	leases     map[int32]*lease // by listening descriptor
 	noExecWait bool             // the spawn under way need not wait for its child's exec (see noWait)
-	clones     clonePool
+	clones     vfork.Pool
 }
 
 // lease is a nowait listener the loop serves until it hands it back to
@@ -363,11 +364,11 @@ func (lp *spawnLoop) acceptReady(ls *lease) {
 // one wake-up, others are queued behind it already; when no other handler
 // runs, no other client is likely to arrive during the exec. Then the
 // loop goes on at once, and sleeps only in epoll_wait.
-func (lp *spawnLoop) noWait() *cloneSpawn {
+func (lp *spawnLoop) noWait() *vfork.Stack {
 	if !lp.noExecWait {
 		return nil
 	}
-	return lp.clones.get()
+	return lp.clones.Get()
 }
 
 // idle reports whether no handler runs but, perhaps, one that has exited

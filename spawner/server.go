@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/goinetd/goinetd/config"
+	"github.com/goinetd/goinetd/internal/vfork"
 	"github.com/goinetd/goinetd/metrics"
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sys/unix"
@@ -32,7 +33,7 @@ type Server struct {
 	heldFull     limitedLog     // held connections at their cap
 	loops        sync.WaitGroup // accept loops and stderr readers
 	// vfork says whether handlers may start through vforkExec, which then
-	// sets their soft RLIMIT_NOFILE back to nofile (see startingNofile).
+	// sets their soft RLIMIT_NOFILE back to nofile (see vfork.StartingNofile).
 	vfork  bool
 	nofile *unix.Rlimit
 
@@ -61,9 +62,9 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 	// Before the reaper starts, which would collect the probe's child.
 	var nofile *unix.Rlimit
 	var nofileErr error
-	vfork := haveVfork && mode != SpawnForkExec
-	if vfork {
-		nofile, nofileErr = startingNofile("/proc/self/exe")
+	wantVfork := vfork.Available && mode != SpawnForkExec
+	if wantVfork {
+		nofile, nofileErr = vfork.StartingNofile("/proc/self/exe")
 	}
 	reserveThreads(reservedThreads)
 	s := &Server{
@@ -79,7 +80,7 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 		listeners: make(map[string]*listener),
 		inherited: make(map[string]*os.File),
 
-		vfork:        vfork && nofileErr == nil,
+		vfork:        wantVfork && nofileErr == nil,
 		nofile:       nofile,
 		builtinConns: make(map[net.Conn]struct{}),
 	}
@@ -91,7 +92,7 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 		unix.Close(devNullRead)
 		return nil, fmt.Errorf("start the spawn loop: %w", err)
 	}
-	if vfork && nofileErr != nil {
+	if wantVfork && nofileErr != nil {
 		log.Info("handlers start through syscall.ForkExec, the slower way, since goinetd cannot learn "+
 			"the RLIMIT_NOFILE it started with, which they must get back", "err", nofileErr)
 	}

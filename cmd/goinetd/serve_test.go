@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goinetd/goinetd/spawner"
+	"github.com/goinetd/goinetd/internal/vfork"
 )
 
 // testBinary is the path of this test binary, which doubles as a handler.
@@ -302,14 +302,14 @@ func TestOrphanedProbeExitsAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "goinetd"), "-config", path)
-	cmd.Args[0] = spawner.ProbeName
+	cmd.Args[0] = vfork.ProbeName
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(out) > 0 {
-		t.Errorf("goinetd as %s: %v, output %q; want exit 0 and no output", spawner.ProbeName, err, out)
+		t.Errorf("goinetd as %s: %v, output %q; want exit 0 and no output", vfork.ProbeName, err, out)
 	}
 	if c, err := net.DialTimeout("tcp", addr(port), time.Second); err == nil {
 		c.Close()
-		t.Errorf("something listens on %s after goinetd ran as %s", addr(port), spawner.ProbeName)
+		t.Errorf("something listens on %s after goinetd ran as %s", addr(port), vfork.ProbeName)
 	}
 }
 
