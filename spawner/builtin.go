@@ -75,9 +75,9 @@ func (s *Server) serveBuiltinConn(svc *service, counted slot, conn net.Conn) {
 			conn.Close()
 			return
 		}
-		if h.client.IsValid() {
-			peerName = h.client.String() + " via " + peer.String()
-			peer = h.client
+		if h.Client.IsValid() {
+			peerName = h.Client.String() + " via " + peer.String()
+			peer = h.Client
 		}
 		conn = c
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/goinetd/goinetd/config"
+	"github.com/goinetd/goinetd/internal/trampoline"
 	"github.com/goinetd/goinetd/internal/vfork"
 	"github.com/goinetd/goinetd/metrics"
 	"github.com/goinetd/goinetd/spawner"
@@ -47,8 +48,8 @@ var version = "dev"
 
 func main() {
 	switch filepath.Base(os.Args[0]) {
-	case spawner.TrampolineName:
-		os.Exit(spawner.Trampoline(os.Args[1:]))
+	case trampoline.Name:
+		os.Exit(trampoline.Run(os.Args[1:]))
 	case vfork.ProbeName:
 		// A probe child is killed before it runs; this one outlived the
 		// goinetd that started it, which was killed meanwhile.
