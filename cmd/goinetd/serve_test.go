@@ -74,7 +74,10 @@ program = %q
 `, name, addr, port, filepath.Join(bin, "echo"), strings.Join(extra, "\n"))
 }
 
-const jsonLog = "[server]\nlog_format = \"json\"\n"
+// jsonLog is the [server] table of most tests: JSON logs, and a stop that
+// waits at most a second for handlers (tests that are about the grace set
+// their own), so that each test's cleanup ends quickly.
+const jsonLog = "[server]\nlog_format = \"json\"\nshutdown_grace = \"1s\"\n"
 
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
