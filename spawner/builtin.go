@@ -86,12 +86,12 @@ func (s *Server) serveBuiltinConn(svc *service, counted slot, conn net.Conn) {
 		conn.Close()
 		return
 	}
-	s.mu.Lock()
+	s.lock()
 	s.builtinConns[conn] = struct{}{}
 	s.mu.Unlock()
 	go func() {
 		defer func() {
-			s.mu.Lock()
+			s.lock()
 			delete(s.builtinConns, conn)
 			s.mu.Unlock()
 			s.children.release(sl)

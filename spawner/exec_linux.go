@@ -60,12 +60,9 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 	p.argv = append([]string{filepath.Base(svc.Program)}, svc.Args...)
 	p.env = baseEnv(svc.Env)
 	s.sandbox(p)
-	// vfork cannot switch credentials or root: ForkExec does.
-	if s.vfork && p.sys.Credential == nil && p.sys.Chroot == "" {
-		var err error
-		if p.exec, err = vfork.NewTemplate(p.path, p.dir, p.argv, p.env); err != nil {
-			return nil, err
-		}
+	var err error
+	if p.exec, err = s.execTemplate(p); err != nil {
+		return nil, err
 	}
 	switch svc.Stderr {
 	case config.StderrNull:
@@ -101,15 +98,15 @@ func baseEnv(env []string) []string {
 // closes fd afterwards. A refusal or failure is logged here, and frees the
 // count; the error it returns wraps errFork when the accept loop should
 // back off.
-func (s *Server) serveConn(svc *service, counted slot, fd int, sa unix.Sockaddr) error {
+func (s *Server) serveConn(svc *service, counted slot, fd int, sa unix.Sockaddr, wait execWait) error {
 	s.metrics.Accepted(svc.Name)
-	return s.spawnFor(svc, counted, fd, sa, addrPort(sa), netip.AddrPort{})
+	return s.spawnFor(svc, counted, fd, sa, addrPort(sa), netip.AddrPort{}, wait)
 }
 
 // spawnFor admits the counted connection fd (with socket address sa) of
 // client, which arrived through the balancer via if via is valid, and
 // starts svc's program for it. See serveConn.
-func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, client, via netip.AddrPort) error {
+func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, client, via netip.AddrPort, wait execWait) error {
 	sl, perSource, refused := s.admitCounted(svc, counted, client)
 	if refused != "" {
 		return nil
@@ -132,7 +129,7 @@ func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, 
 	if stderr < 0 {
 		stderr = fd
 	}
-	return s.start(svc, []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)}, conn, peerName, client, sl, nil)
+	return s.start(svc, []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)}, conn, peerName, client, sl, nil, wait)
 }
 
 // spawnWait starts a wait-mode child on the listening socket fd, counted
@@ -144,7 +141,7 @@ func (s *Server) spawnWait(svc *service, fd int, sl slot, exited chan struct{}) 
 	if svc.ListenFDs {
 		files = []uintptr{uintptr(s.devNullRead), uintptr(svc.stderrFD), uintptr(svc.stderrFD), uintptr(fd)}
 	}
-	return s.start(svc, files, nil, "", netip.AddrPort{}, sl, exited)
+	return s.start(svc, files, nil, "", netip.AddrPort{}, sl, exited, waitExec)
 }
 
 // start forks and execs svc's program with files as its descriptors 0, 1,
@@ -152,12 +149,12 @@ func (s *Server) spawnWait(svc *service, fd int, sl slot, exited chan struct{}) 
 // connection counted in sl from client (the zero AddrPort if it has no
 // address), named peer in logs, and logs a failure. The slot is freed
 // when the child is reaped, or at once if it cannot start.
-func (s *Server) start(svc *service, files []uintptr, conn []string, peer string, client netip.AddrPort, sl slot, exited chan struct{}) error {
+func (s *Server) start(svc *service, files []uintptr, conn []string, peer string, client netip.AddrPort, sl slot, exited chan struct{}, wait execWait) error {
 	c := &child{svc: svc, peer: peer, client: client, started: time.Now(), slot: sl, exited: exited, killGroup: svc.KillGroupOnExit}
 	var err error
 	s.loop.do(func() {
 		var pid int
-		if pid, err = s.fork(svc, files, conn, &c.execErr); err == nil {
+		if pid, err = s.loop.fork(svc, files, conn, &c.execErr, wait); err == nil {
 			s.children.add(pid, c, svc.Timeout)
 		}
 	})
@@ -209,23 +206,6 @@ func workdirFailed(svc *service, err error) bool {
 		return true
 	}
 	return svc.Credential != nil && config.AccessDenied(root, svc.Workdir, svc.Credential, config.MaySearch) != nil
-}
-
-// fork starts svc's program with files as its descriptors 0, 1, 2 (and
-// 3) and svc.env followed by the connection's variables conn: through
-// vforkExec when it can, through syscall.ForkExec otherwise; without
-// waiting for the exec if the spawn loop says so (spawnLoop.noWait), and
-// then a failed exec's errno is written to *execErr for the reaper. It
-// returns the child's pid, or the errno of the fork or the exec.
-func (s *Server) fork(svc *service, files []uintptr, conn []string, execErr *uintptr) (int, error) {
-	if svc.exec != nil && vfork.Fits(files) {
-		if st := s.loop.noWait(); st != nil {
-			return svc.exec.StartNoWait(st, files, conn, s.nofile, execErr)
-		}
-		return svc.exec.Start(files, conn, s.nofile)
-	}
-	env := append(slices.Clip(svc.env), conn...)
-	return syscall.ForkExec(svc.path, svc.argv, &syscall.ProcAttr{Dir: svc.dir, Env: env, Files: files, Sys: svc.sys})
 }
 
 // connectionEnv returns what the handler of the connection fd should know

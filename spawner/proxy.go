@@ -141,5 +141,5 @@ func (s *Server) serveProxied(svc *service, counted slot, fd int, sa unix.Sockad
 	if !client.IsValid() {
 		client = balancer // LOCAL: the balancer's own connection
 	}
-	s.spawnFor(svc, counted, fd, sa, client, balancer)
+	s.spawnFor(svc, counted, fd, sa, client, balancer, waitExec)
 }

@@ -38,7 +38,7 @@ type Changes struct {
 //
 // cfg must be valid (config.Load's result).
 func (s *Server) Apply(cfg *config.Config) Changes {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	return s.apply(cfg, false)
 }
@@ -226,7 +226,7 @@ func (s *Server) updateSocketFile(l *listener, svc *config.Service) {
 // before Start. A socket whose name matches no service is kept, open, for
 // a later reload that adds one; see Unused.
 func (s *Server) Adopt(files []*os.File) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	for _, f := range files {
 		s.inherited[f.Name()] = f
@@ -236,7 +236,7 @@ func (s *Server) Adopt(files []*os.File) {
 // Unused returns the names of sockets passed by systemd that no service
 // has taken.
 func (s *Server) Unused() []string {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	return sortedNames(s.inherited)
 }

@@ -72,7 +72,7 @@ func (s *Server) serveNoWait(l *listener) {
 			go s.serveProxied(cur, counted, fd, sa)
 			continue
 		}
-		err = s.serveConn(cur, counted, fd, sa)
+		err = s.serveConn(cur, counted, fd, sa, waitExec)
 		unix.Close(fd)
 		if errors.Is(err, errFork) {
 			noForkUntil = time.Now().Add(wait.advance())

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 
 	"github.com/goinetd/goinetd/config"
-	"github.com/goinetd/goinetd/internal/vfork"
 	"github.com/goinetd/goinetd/metrics"
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sys/unix"
@@ -33,7 +32,7 @@ type Server struct {
 	heldFull     limitedLog     // held connections at their cap
 	loops        sync.WaitGroup // accept loops and stderr readers
 	// vfork says whether handlers may start through vforkExec, which then
-	// sets their soft RLIMIT_NOFILE back to nofile (see vfork.StartingNofile).
+	// sets their soft RLIMIT_NOFILE back to nofile (see vforkMode).
 	vfork  bool
 	nofile *unix.Rlimit
 
@@ -60,12 +59,7 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 		return nil, fmt.Errorf("open /dev/null: %w", err)
 	}
 	// Before the reaper starts, which would collect the probe's child.
-	var nofile *unix.Rlimit
-	var nofileErr error
-	wantVfork := vfork.Available && mode != SpawnForkExec
-	if wantVfork {
-		nofile, nofileErr = vfork.StartingNofile("/proc/self/exe")
-	}
+	useVfork, nofile, nofileErr := vforkMode(mode)
 	reserveThreads(reservedThreads)
 	s := &Server{
 		log:         log,
@@ -80,7 +74,7 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 		listeners: make(map[string]*listener),
 		inherited: make(map[string]*os.File),
 
-		vfork:        wantVfork && nofileErr == nil,
+		vfork:        useVfork,
 		nofile:       nofile,
 		builtinConns: make(map[net.Conn]struct{}),
 	}
@@ -92,7 +86,7 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 		unix.Close(devNullRead)
 		return nil, fmt.Errorf("start the spawn loop: %w", err)
 	}
-	if wantVfork && nofileErr != nil {
+	if nofileErr != nil {
 		log.Info("handlers start through syscall.ForkExec, the slower way, since goinetd cannot learn "+
 			"the RLIMIT_NOFILE it started with, which they must get back", "err", nofileErr)
 	}
@@ -106,7 +100,7 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 // any failure fails it. On failure nothing is served: what was bound is
 // closed, and the error names each failed service and address.
 func (s *Server) Start(cfg *config.Config) error {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	strict := cfg.Server.RequireAllServices
 	ch := s.apply(cfg, strict)
@@ -173,7 +167,7 @@ func (s *Server) serve(l *listener) {
 // return and stops the spawn loop, which reaps. Running children are left
 // to finish on their own, as classic inetd leaves them.
 func (s *Server) Close() {
-	s.mu.Lock()
+	s.lock()
 	s.stopRetries()
 	for _, l := range s.listeners {
 		l.close()

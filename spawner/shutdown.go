@@ -71,7 +71,7 @@ func (s *Server) endConnections(grace time.Duration, live int) Stopped {
 
 // closeListeners closes every listener; their loops return.
 func (s *Server) closeListeners() {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	for _, l := range s.listeners {
 		l.close()
@@ -80,7 +80,7 @@ func (s *Server) closeListeners() {
 
 // closeBuiltinConns closes the connections built-in services are serving.
 func (s *Server) closeBuiltinConns() {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	for c := range s.builtinConns {
 		c.Close()
