@@ -240,12 +240,12 @@ func (lp *spawnLoop) stop() {
 	})
 }
 
-// serve lets the loop accept and spawn on l, which its caller (l's
+// acceptOn lets the loop accept and spawn on l, which its caller (l's
 // goroutine) has room and a rate_limit token for, until the loop hands it
 // back. It returns why: errHandBack, an error wrapping errFork after a
 // failed fork, an accept error, or errLoopStopped once l or the loop is
 // closed; and whether a handler started meanwhile.
-func (lp *spawnLoop) serve(l *listener) (served bool, err error) {
+func (lp *spawnLoop) acceptOn(l *listener) (served bool, err error) {
 	ls := &lease{l: l, prepaid: true}
 	err = lp.lendAndWait(ls)
 	return ls.served, err
@@ -311,7 +311,7 @@ func (lp *spawnLoop) forget(l *listener) {
 }
 
 // acceptReady takes up to acceptBatch connections from ls's listener and
-// spawns a handler for each, as serveNoWait would, and hands the listener
+// spawns a handler for each, as noWaitLoop would, and hands the listener
 // back when it must wait or has failed.
 func (lp *spawnLoop) acceptReady(ls *lease) {
 	s := lp.s
@@ -346,7 +346,7 @@ func (lp *spawnLoop) acceptReady(ls *lease) {
 		if i > 0 || lp.idle() {
 			wait = noExecWait
 		}
-		err = s.serveConn(svc, slot{service: svc.Name}, fd, sa, wait)
+		err = s.spawnAccepted(svc, slot{service: svc.Name}, fd, sa, wait)
 		unix.Close(fd)
 		if errors.Is(err, errFork) {
 			lp.handBack(ls, err)
@@ -424,7 +424,7 @@ func vforkMode(mode SpawnMode) (use bool, nofile *unix.Rlimit, err error) {
 // left for the reaper, after this spawn, so that its record is not
 // written on the new client's path.
 func (lp *spawnLoop) idle() bool {
-	switch lp.s.children.count() {
+	switch lp.s.children.handlers() {
 	case 0:
 		return true
 	case 1:

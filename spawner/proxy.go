@@ -110,14 +110,14 @@ type bufferedConn struct {
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// serveProxied serves a connection accepted, and counted, on a
+// spawnProxied serves a connection accepted, and counted, on a
 // proxy_protocol service, in a goroutine of its own so that a slow or
 // silent balancer never holds up the accept loop. A connection from
 // outside proxy_from is refused, never believed; one whose header is
 // missing, malformed, oversized, truncated or later than proxy_timeout is
 // refused too. Then the client the header names is the connection's peer
 // for everything: admission, the handler's environment, logs. It owns fd.
-func (s *Server) serveProxied(svc *service, counted slot, fd int, sa unix.Sockaddr) {
+func (s *Server) spawnProxied(svc *service, counted slot, fd int, sa unix.Sockaddr) {
 	if counted.held {
 		// Held only until fd is closed, not for the child's life.
 		defer s.children.unhold()

@@ -71,7 +71,7 @@ func (s *Server) apply(cfg *config.Config, strict bool) Changes {
 	for _, svc := range cfg.Enabled() {
 		key := listenKey(svc)
 		l, ok := old[key]
-		if ok && loopKind(l.service) == loopKind(svc) {
+		if ok && loopKind(l.bound) == loopKind(svc) {
 			p, err := s.prepare(svc)
 			if err != nil {
 				ch.Failed[svc.Name] = fmt.Errorf("service %s: %w (keeping its old settings)", svc.Name, err)
@@ -300,5 +300,5 @@ func adopt(svc *config.Service, f *os.File) (*listener, error) {
 		file.Close()
 		return nil, fmt.Errorf("service %s: %w", svc.Name, err)
 	}
-	return &listener{service: svc, file: file, addr: bound, raw: raw, adopted: true, done: make(chan struct{})}, nil
+	return &listener{bound: svc, file: file, addr: bound, raw: raw, adopted: true, done: make(chan struct{})}, nil
 }

@@ -112,7 +112,7 @@ func (s *Server) Start(cfg *config.Config) error {
 	}
 	for _, l := range s.listeners {
 		l.close()
-		delete(s.listeners, listenKey(l.service))
+		delete(s.listeners, listenKey(l.bound))
 	}
 	s.stopRetries()
 	var errs *multierror.Error
@@ -129,37 +129,37 @@ func (s *Server) OnBound(f func()) { s.onBound = f }
 
 // startLoop records l as serving and runs its loop.
 func (s *Server) startLoop(l *listener) {
-	s.listeners[listenKey(l.service)] = l
+	s.listeners[listenKey(l.bound)] = l
 	s.loops.Add(1)
 	go func() {
 		defer s.loops.Done()
-		s.serve(l)
+		s.runLoop(l)
 	}()
-	attrs := []any{"service", l.service.Name, "address", l.addr, "mode", l.service.Mode}
-	if l.service.Builtin != "" {
-		attrs = append(attrs, "builtin", l.service.Builtin)
+	attrs := []any{"service", l.bound.Name, "address", l.addr, "mode", l.bound.Mode}
+	if l.bound.Builtin != "" {
+		attrs = append(attrs, "builtin", l.bound.Builtin)
 	} else {
-		attrs = append(attrs, "program", l.service.Program)
+		attrs = append(attrs, "program", l.bound.Program)
 	}
 	if l.adopted {
 		attrs = append(attrs, "socket", "passed by systemd")
 	}
 	s.log.Info("listening", attrs...)
-	s.metrics.ServiceUp(l.service.Name, true)
+	s.metrics.ServiceUp(l.bound.Name, true)
 }
 
-// serve runs the loop that fits l's service until l is closed.
-func (s *Server) serve(l *listener) {
-	svc := l.service
+// runLoop runs the loop that fits l's service until l is closed.
+func (s *Server) runLoop(l *listener) {
+	svc := l.bound
 	switch {
 	case svc.Builtin != "" && svc.Protocol == config.UDP:
-		s.serveBuiltinPackets(l)
+		s.builtinPacketLoop(l)
 	case svc.Builtin != "":
-		s.serveBuiltinStream(l)
+		s.builtinStreamLoop(l)
 	case svc.Mode == config.Wait:
-		s.serveWait(l)
+		s.waitLoop(l)
 	default:
-		s.serveNoWait(l)
+		s.noWaitLoop(l)
 	}
 }
 
@@ -184,7 +184,7 @@ func (s *Server) Close() {
 
 // Connections returns the number of live connections: handlers running
 // and built-in connections open.
-func (s *Server) Connections() int { return s.children.active() }
+func (s *Server) Connections() int { return s.children.connections() }
 
 // SpawnMode returns how handlers are started: SpawnVfork if goinetd's own
 // spawn is used where it can be, SpawnForkExec if every handler starts

@@ -66,49 +66,6 @@ func (s *Server) endLeftovers() {
 	}
 }
 
-// signalLeftovers sends sig to each child of goinetd's that is not a live
-// handler, and returns how many it signalled. It holds the reap lock for
-// reading from the moment it lists the children until it has signalled
-// them: a child cannot be reaped meanwhile, so its pid cannot be reused.
-func (cs *children) signalLeftovers(sig unix.Signal) int {
-	if cs.childless.Load() {
-		return 0
-	}
-	cs.reapLock.RLock()
-	defer cs.reapLock.RUnlock()
-	pids := childPIDs()
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	n := 0
-	for _, pid := range pids {
-		if cs.live[pid] == nil {
-			unix.Kill(pid, sig)
-			n++
-		}
-	}
-	return n
-}
-
-// waitChildless waits until the reaper has found goinetd without any child
-// or deadline passes, and reports whether it has.
-func (cs *children) waitChildless(deadline time.Time) bool {
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	for {
-		cs.mu.Lock()
-		reaped := cs.leftoverReaped
-		cs.mu.Unlock()
-		if cs.childless.Load() {
-			return true
-		}
-		select {
-		case <-reaped:
-		case <-t.C:
-			return cs.childless.Load()
-		}
-	}
-}
-
 // childPIDs lists goinetd's child processes, zombies included, from the
 // parent pid in /proc/PID/stat: every kernel has it, unlike
 // /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN). It is used only at a

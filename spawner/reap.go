@@ -4,134 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/goinetd/goinetd/metrics"
 	"golang.org/x/sys/unix"
 )
-
-// child is one live handler.
-type child struct {
-	pid     int
-	svc     *service
-	peer    string         // as logs show it; empty for a wait-mode child
-	client  netip.AddrPort // the client's address, if it has one
-	started time.Time
-	slot    slot          // freed when the child is reaped
-	exited  chan struct{} // if not nil, closed when the child is reaped
-
-	// The errno of a failed exec, which a child started without waiting
-	// for its exec (spawnNoWait) writes before it exits; 0 otherwise.
-	execErr uintptr
-
-	// The timeout's timer, and whether it fired. Guarded by children.mu.
-	timer    *time.Timer
-	timedOut bool
-	// killGroup says to SIGKILL the child's process group as soon as the
-	// child is reaped (see reapExited): its service's kill_group_on_exit,
-	// or a timeout or a stop that signalled it. Guarded by children.mu.
-	killGroup bool
-}
-
-// children is the pid table of live handlers, and their reaper.
-type children struct {
-	log     *slog.Logger
-	metrics *metrics.Metrics
-
-	// reapLock is held for writing by the reaper and for reading by
-	// whatever signals a child by pid (expire, signalAll): a pid that is
-	// signalled has not been reaped, so it cannot have been reused.
-	// Spawns need no lock: they run on the spawn loop's thread, which
-	// also reaps, so a child whose exec failed is waited for by its pid
-	// before the reaper can look, and every pid the reaper collects is
-	// already in live.
-	reapLock sync.RWMutex
-
-	mu   sync.Mutex
-	live map[int]*child
-	// Live connections, children and built-ins, for admission.
-	total      int
-	perService map[string]int
-	perSource  map[perSourceKey]int
-	released   chan struct{} // closed and replaced by every release
-	maxTotal   atomic.Int64  // [server] max_connections; 0: none
-
-	// What handlers left behind (leftovers_linux.go): whether the
-	// reaper's last wait4 found no child at all, and a channel closed and
-	// replaced whenever it reaps a process that is not a handler.
-	childless      atomic.Bool
-	leftoverReaped chan struct{}
-	held           int          // connections whose descriptor goinetd holds
-	maxHeld        atomic.Int64 // their cap, heldLimit; 0: none
-}
-
-func newChildren(log *slog.Logger, m *metrics.Metrics) *children {
-	return &children{
-		log:        log,
-		metrics:    m,
-		live:       make(map[int]*child),
-		perService: make(map[string]int),
-		perSource:  make(map[perSourceKey]int),
-		released:   make(chan struct{}),
-
-		leftoverReaped: make(chan struct{}),
-	}
-}
-
-// killGrace is how long a child that outlived its timeout has between
-// SIGTERM and SIGKILL.
-const killGrace = 2 * time.Second
-
-// add records c as live under pid, the child just started for it. A
-// timeout above zero ends the child if it runs longer (see expire). Call
-// it on the spawn loop's thread, before the loop reaps again.
-func (cs *children) add(pid int, c *child, timeout time.Duration) {
-	c.pid = pid
-	cs.mu.Lock()
-	cs.live[pid] = c
-	if timeout > 0 {
-		c.timer = time.AfterFunc(timeout, func() { cs.expire(c, unix.SIGTERM) })
-	}
-	cs.mu.Unlock()
-}
-
-// expire ends a child that outlived its timeout: SIGTERM to its process
-// group (and to itself, should it have left the group), then SIGKILL after
-// killGrace if it is still there. It holds the reap lock for reading, so
-// the reaper cannot collect the child meanwhile and its pid cannot be
-// reused under the signal.
-func (cs *children) expire(c *child, sig unix.Signal) {
-	cs.reapLock.RLock()
-	defer cs.reapLock.RUnlock()
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if cs.live[c.pid] != c {
-		return // reaped already
-	}
-	unix.Kill(-c.pid, sig)
-	unix.Kill(c.pid, sig)
-	c.killGroup = true // what ignores SIGTERM ends with the child
-	logged := c.svc.connLog.allow(time.Now(), 0)
-	if sig == unix.SIGTERM {
-		c.timedOut = true
-		if logged {
-			cs.log.Warn("timeout: terminating handler", "service", c.svc.Name, "peer", c.peer, "pid", c.pid,
-				"after", time.Since(c.started).Round(time.Millisecond), "kill_in", killGrace)
-		}
-		c.timer = time.AfterFunc(killGrace, func() { cs.expire(c, unix.SIGKILL) })
-	} else if logged {
-		cs.log.Warn("timeout: killing handler", "service", c.svc.Name, "peer", c.peer, "pid", c.pid)
-	}
-}
-
-func (cs *children) count() int {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return len(cs.live)
-}
 
 // exit is one collected child and how it ended.
 type exit struct {
@@ -167,19 +44,7 @@ func (cs *children) reapExited() (childless bool) {
 		if pid <= 0 || err != nil {
 			break // no child left (ECHILD), or none has exited yet
 		}
-		cs.mu.Lock()
-		c := cs.live[pid]
-		killGroup := false
-		if c != nil {
-			delete(cs.live, pid)
-			if c.timer != nil {
-				c.timer.Stop()
-			}
-			killGroup = c.killGroup
-		} else {
-			c = &child{pid: pid} // a process a handler left behind
-		}
-		cs.mu.Unlock()
+		c, killGroup := cs.remove(pid)
 		if killGroup {
 			killProcessGroup(pid)
 		}
@@ -204,10 +69,7 @@ func (cs *children) reapExited() (childless bool) {
 		}
 	}
 	if leftovers {
-		cs.mu.Lock()
-		close(cs.leftoverReaped)
-		cs.leftoverReaped = make(chan struct{})
-		cs.mu.Unlock()
+		cs.leftoverWasReaped()
 	}
 	return childless
 }
