@@ -10,7 +10,7 @@ package spawner
 //   - goinetd is a child subreaper (becomeSubreaper): a process whose
 //     parent dies is reparented to goinetd, not to init. The reaper
 //     collects it like a handler, but it is in no pid table entry: it is
-//     logged at debug level only and frees no slot (reap_linux.go).
+//     logged at debug level only and frees no slot (reap.go).
 //   - A handler leads a process group of its own. With kill_group_on_exit
 //     (on by default in nowait mode), the reaper sends SIGKILL to that
 //     group as soon as it has collected the handler (killProcessGroup), so

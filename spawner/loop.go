@@ -21,8 +21,8 @@ import (
 // runtime's sysmon thread sleeps, and the next system call made through
 // package syscall wakes it again; os/signal hands each SIGCHLD from the
 // signal handler to a thread of its own and from there to the reaper's
-// goroutine. Together that was about 60 µs per connection, a third of
-// goinetd's CPU at one client (see the README's Performance section).
+// goroutine. Together that was a third of goinetd's CPU at one client
+// (README.md, Performance).
 //
 // So the services that spawn per connection are served by a goroutine
 // locked to its own thread, which waits in epoll_wait(2) as an ordinary
@@ -37,7 +37,7 @@ import (
 // one blocks signals for a vfork, or it arrives after the loop's last
 // wait4 and before it blocks again; the SIGCHLD of a process a handler
 // left behind, reparented to goinetd, goes to whichever thread the kernel
-// picks (see leftovers_linux.go). The loop reaps after every wake-up, and
+// picks (see leftovers.go). The loop reaps after every wake-up, and
 // while goinetd has any child it wakes at least every reapBackstop.
 
 // reapBackstop is how long an exited child may at worst wait to be reaped

@@ -100,12 +100,12 @@ func killProcessGroup(pid int) {
 func (cs *children) logExit(e exit) {
 	if e.svc == nil {
 		// Not a connection: its handler's exit was logged, and it held no
-		// slot (see leftovers_linux.go).
+		// slot (see leftovers.go).
 		cs.log.Debug("reaped a process a handler left behind", "pid", e.pid)
 		return
 	}
 	if e.execErr != 0 {
-		// Logged as start would have, had it waited for the exec.
+		// Logged as spawn would have, had it waited for the exec.
 		err := syscall.Errno(e.execErr)
 		stage, key, value := failedStart(e.svc, err)
 		cs.metrics.ExecFailedLate(e.svc.Name, stage)

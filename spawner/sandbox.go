@@ -29,9 +29,9 @@ package spawner
 //     and no root: the trampoline does both, in that order.
 //
 // The trampoline costs one more execve per handler start, of goinetd's
-// binary: a Go program starting, a few milliseconds (about 4 ms on a small
-// VM). Only services with rlimits, nice, umask or listen_fds pay it, and
-// its argv is built once, here, not per connection.
+// binary: a Go program starting, a few milliseconds. Only services with
+// rlimits, nice, umask or listen_fds pay it, and its argv is built once,
+// here, not per connection.
 //
 // What needs root: user and group (setgroups, setgid, setuid; config lets
 // only root run handlers as another user), chroot (CAP_SYS_CHROOT), a negative nice value

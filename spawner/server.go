@@ -31,7 +31,7 @@ type Server struct {
 	builtinConns map[net.Conn]struct{}
 	heldFull     limitedLog     // held connections at their cap
 	loops        sync.WaitGroup // accept loops and stderr readers
-	// vfork says whether handlers may start through vforkExec, which then
+	// vfork says whether handlers may start through package vfork, which then
 	// sets their soft RLIMIT_NOFILE back to nofile (see vforkMode).
 	vfork  bool
 	nofile *unix.Rlimit

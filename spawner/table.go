@@ -22,7 +22,7 @@ type child struct {
 	exited  chan struct{} // if not nil, closed when the child is reaped
 
 	// The errno of a failed exec, which a child started without waiting
-	// for its exec (spawnNoWait) writes before it exits; 0 otherwise.
+	// for its exec (noExecWait) writes before it exits; 0 otherwise.
 	execErr uintptr
 
 	// The timeout's timer, and whether it fired. Guarded by children.mu.
@@ -57,7 +57,7 @@ type children struct {
 	released   chan struct{} // closed and replaced by every release
 	maxTotal   atomic.Int64  // [server] max_connections; 0: none
 
-	// What handlers left behind (leftovers_linux.go): whether the
+	// What handlers left behind (leftovers.go): whether the
 	// reaper's last wait4 found no child at all, and a channel closed and
 	// replaced whenever it reaps a process that is not a handler.
 	childless      atomic.Bool

@@ -93,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func serve(path string, level slog.Level, spawn spawner.SpawnMode, stderr io.Writer) int {
 	// Two Ps, unless GOMAXPROCS says otherwise: the spawn loop's thread
 	// waits in epoll_wait holding one, and the runtime leaves it there
-	// only while another is idle (spawner/loop_linux.go). More Ps cost
+	// only while another is idle (spawner/loop.go). More Ps cost
 	// CPU per connection: the scheduler hands goroutines between threads
 	// and wakes spinning ones (README.md, Performance).
 	if os.Getenv("GOMAXPROCS") == "" {

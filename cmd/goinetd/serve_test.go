@@ -105,7 +105,7 @@ func TestEcho(t *testing.T) {
 
 // A spawning service's socket is watched by the spawn loop's epoll set
 // alone: in Go's netpoller too, every connection would also wake the
-// thread that waits there, for nothing (spawner/loop_linux.go).
+// thread that waits there, for nothing (spawner/loop.go).
 func TestOnlyTheSpawnLoopWatchesASpawningSocket(t *testing.T) {
 	port := freePort(t, "127.0.0.1")
 	d := startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", port))
