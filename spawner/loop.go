@@ -381,7 +381,7 @@ const (
 //
 // This is the only caller of package vfork's spawns and of
 // syscall.ForkExec: every handler is a child of the loop's thread, which
-// reaps them all. Call it on that thread (Server.start does, through do).
+// reaps them all. Call it on that thread (Server.spawn does, through do).
 func (lp *spawnLoop) fork(svc *service, files []uintptr, conn []string, execErr *uintptr, wait execWait) (int, error) {
 	lp.mustBeLoopThread()
 	if svc.exec != nil && vfork.Fits(files) {
