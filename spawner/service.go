@@ -1,7 +1,6 @@
 package spawner
 
 import (
-	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -33,10 +32,6 @@ type service struct {
 	acceptFailed, forkFailed, execFailed, quickExit limitedLog
 	connLog                                         *logBudget // connection records; nil: unbounded
 }
-
-// errFork marks a spawn that failed because the host is out of processes
-// or memory; the accept loop backs off after it.
-var errFork = errors.New("fork failed")
 
 // prepare builds the spawn template of svc.
 func (s *Server) prepare(svc *config.Service) (*service, error) {

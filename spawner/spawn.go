@@ -171,3 +171,7 @@ func tcpEnv(env []string, peer, local netip.AddrPort) []string {
 		"REMOTE_PORT="+remotePort,
 	)
 }
+
+// errFork marks a spawn that failed because the host is out of processes
+// or memory; the accept loop backs off after it.
+var errFork = errors.New("fork failed")
