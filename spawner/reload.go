@@ -48,19 +48,6 @@ func listenKey(svc *config.Service) string {
 	return string(svc.Protocol) + " " + svc.ListenAddress()
 }
 
-// loopKind names the loop that serves svc; a kept socket keeps its loop.
-func loopKind(svc *config.Service) string {
-	switch {
-	case svc.Builtin != "" && svc.Protocol == config.UDP:
-		return "builtin packets"
-	case svc.Builtin != "":
-		return "builtin stream"
-	case svc.Mode == config.Wait:
-		return "wait"
-	}
-	return "nowait"
-}
-
 // apply is Apply with s.mu held. When strict (at startup), any failure
 // undoes everything it bound and serves nothing.
 func (s *Server) apply(cfg *config.Config, strict bool) Changes {
@@ -185,7 +172,7 @@ func (s *Server) bind(svc *config.Service) (*listener, error) {
 	} else {
 		l, err = listen(svc)
 	}
-	if err == nil && loopKind(svc) == "nowait" {
+	if err == nil && loopKind(svc) == noWaitMode {
 		l.loop = s.loop
 		if err = l.unpoll(); err != nil {
 			l.close()

@@ -150,17 +150,40 @@ func (s *Server) startLoop(l *listener) {
 
 // runLoop runs the loop that fits l's service until l is closed.
 func (s *Server) runLoop(l *listener) {
-	svc := l.bound
-	switch {
-	case svc.Builtin != "" && svc.Protocol == config.UDP:
+	switch loopKind(l.bound) {
+	case builtinPackets:
 		s.builtinPacketLoop(l)
-	case svc.Builtin != "":
+	case builtinStream:
 		s.builtinStreamLoop(l)
-	case svc.Mode == config.Wait:
+	case waitMode:
 		s.waitLoop(l)
 	default:
 		s.noWaitLoop(l)
 	}
+}
+
+// A kind of loop that serves a listener; a socket kept across a reload
+// keeps its loop, so a change of kind rebinds it.
+type kindOfLoop int
+
+const (
+	noWaitMode     kindOfLoop = iota // nowait.go and loop.go: a handler per connection
+	waitMode                         // wait.go: the socket handed to one handler at a time
+	builtinStream                    // builtin.go: a built-in's connections, in process
+	builtinPackets                   // builtin.go: a UDP built-in's datagrams, in process
+)
+
+// loopKind returns the kind of loop that serves svc.
+func loopKind(svc *config.Service) kindOfLoop {
+	switch {
+	case svc.Builtin != "" && svc.Protocol == config.UDP:
+		return builtinPackets
+	case svc.Builtin != "":
+		return builtinStream
+	case svc.Mode == config.Wait:
+		return waitMode
+	}
+	return noWaitMode
 }
 
 // Close stops accepting on every service, waits for the accept loops to
