@@ -14,9 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// spawnAccepted admits the connection fd from the socket address sa, already
-// counted by acceptCounted in the slot counted, and starts svc's program
-// for it. The caller
+// spawnAccepted admits the connection fd from the socket address sa,
+// already counted by acceptCounted in the slot counted, and starts svc's
+// program for it, waiting for its exec or not as wait says. The caller
 // closes fd afterwards. A refusal or failure is logged here, and frees the
 // count; the error it returns wraps errFork when the accept loop should
 // back off.
