@@ -1,6 +1,7 @@
 package spawner
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -45,5 +46,44 @@ func TestLocksHaveOneHome(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestDebugChecksCatchBrokenRules breaks rules 1 and 2 on purpose, in a
+// build that has the checks (-race, or -tags goinetd_debug), and expects
+// each to panic: a fork off the loop's thread, and the loop's thread
+// taking Server.mu.
+func TestDebugChecksCatchBrokenRules(t *testing.T) {
+	if !debugChecks {
+		t.Skip("the checks are on with -race or -tags goinetd_debug")
+	}
+	s := &Server{children: newChildren(slog.New(slog.DiscardHandler), nil)}
+	lp, err := startSpawnLoop(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.loop = lp
+	defer lp.stop()
+	panics := func(f func()) (msg any) {
+		defer func() { msg = recover() }()
+		f()
+		return nil
+	}
+	if msg := panics(lp.mustBeLoopThread); msg == nil {
+		t.Error("fork check off the loop's thread: got no panic; want one")
+	}
+	var onLoop, lockOnLoop any
+	lp.do(func() {
+		onLoop = panics(lp.mustBeLoopThread)
+		lockOnLoop = panics(func() { s.lock(); s.mu.Unlock() })
+	})
+	if onLoop != nil {
+		t.Errorf("fork check on the loop's thread: got panic %v; want none", onLoop)
+	}
+	if lockOnLoop == nil {
+		t.Error("Server.mu taken on the loop's thread: got no panic; want one")
+	}
+	if msg := panics(func() { s.lock(); s.mu.Unlock() }); msg != nil {
+		t.Errorf("Server.mu taken off the loop's thread: got panic %v; want none", msg)
 	}
 }
