@@ -87,3 +87,21 @@ func TestDebugChecksCatchBrokenRules(t *testing.T) {
 		t.Errorf("Server.mu taken off the loop's thread: got panic %v; want none", msg)
 	}
 }
+
+// TestDocNamesEveryFile checks that doc.go's file map names every file of
+// the package.
+func TestDocNamesEveryFile(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range files {
+		if file != "doc.go" && !strings.HasSuffix(file, "_test.go") && !strings.Contains(string(doc), file) {
+			t.Errorf("doc.go: got no mention of %s; want every file in its file map", file)
+		}
+	}
+}
