@@ -23,10 +23,11 @@ build:
 run: build
 	bin/goinetd -config inetd.toml
 
-## test: gofmt, go vet, then every test with the race detector; then the
-## end-to-end suite again with every handler started through Go's
-## syscall.ForkExec (GOINETD_SPAWN=forkexec), without the race detector,
-## which the first run covers: a minute more
+## test: gofmt, go vet, then every test with the race detector (which also
+## turns on spawner's run-time checks of its rules); then the end-to-end
+## suite again with every handler started through Go's syscall.ForkExec
+## (GOINETD_SPAWN=forkexec), without the race detector, which the first
+## run covers: a minute more
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 	GOINETD_SPAWN=forkexec $(GO) test -count=1 -timeout 10m ./cmd/goinetd/
@@ -51,6 +52,7 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags stress ./...
 	$(GO) vet -tags packagetest ./cmd/goinetd/
+	$(GO) vet -tags goinetd_debug ./...
 
 # Debian packages of the real clients the tests drive: command=package.
 TEST_TOOLS := prlimit=util-linux setpriv=util-linux setcap=libcap2-bin socat=socat nc=netcat-openbsd python3=python3 /lib/systemd/systemd-socket-proxyd=systemd haproxy=haproxy groff=groff-base man=man-db git=git

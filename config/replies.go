@@ -44,10 +44,10 @@ func replyKeys(r *Replies) []struct {
 		field *Rate
 		dflt  Rate
 	}{
-		{"udp_reply_rate", &r.Rate, DefaultReplyRate},
-		{"udp_reply_bytes", &r.Bytes, DefaultReplyBytes},
-		{"udp_reply_rate_per_source", &r.RatePerSource, DefaultReplyRatePerSource},
-		{"udp_reply_bytes_per_source", &r.BytesPerSource, DefaultReplyBytesPerSource},
+		{keyUDPReplyRate, &r.Rate, DefaultReplyRate},
+		{keyUDPReplyBytes, &r.Bytes, DefaultReplyBytes},
+		{keyUDPReplyRatePerSource, &r.RatePerSource, DefaultReplyRatePerSource},
+		{keyUDPReplyBytesPerSource, &r.BytesPerSource, DefaultReplyBytesPerSource},
 	}
 }
 
@@ -90,7 +90,7 @@ func parseByteRateOrZero(v any, dst *Rate) error {
 // beyond loopback. The keys are errors on any other service, and ignored
 // there when inherited from [defaults].
 func validateReplies(s *Service, w *where) {
-	names := []string{"udp_reflection"}
+	names := []string{keyUDPReflection}
 	for _, k := range replyKeys(&s.Replies) {
 		names = append(names, k.name)
 		if !w.set(k.name) {
@@ -107,21 +107,21 @@ func validateReplies(s *Service, w *where) {
 		return
 	}
 	switch {
-	case w.set("udp_reflection") && !w.own("udp_reflection"):
-		w.add("udp_reflection", "must be set in each service's own table: it accepts a risk for that service alone")
+	case w.set(keyUDPReflection) && !w.own(keyUDPReflection):
+		w.add(keyUDPReflection, "must be set in each service's own table: it accepts a risk for that service alone")
 	case builtin.Reflector(s.Builtin) && !s.Replies.Reflection:
 		what := "sends back whatever a datagram holds"
 		if s.Builtin == "chargen" {
 			what = "answers an empty datagram with up to 512 bytes"
 		}
-		w.add("builtin", "%q over udp %s, to whatever source the datagram names, and a source can be forged: "+
+		w.add(keyBuiltin, "%q over udp %s, to whatever source the datagram names, and a source can be forged: "+
 			"anyone can make it flood a victim (reflection and amplification) or bounce datagrams off another server; "+
 			"set udp_reflection = true to serve it anyway, or serve it over tcp", s.Builtin, what)
 	case s.Replies.Reflection && !builtin.Reflector(s.Builtin):
-		w.add("udp_reflection", "does not apply to %q, whose reply is small and fixed: it needs no consent", s.Builtin)
+		w.add(keyUDPReflection, "does not apply to %q, whose reply is small and fixed: it needs no consent", s.Builtin)
 	}
 	if !s.Disabled && builtin.Answers(s.Builtin) && !s.Address.IsLoopback() {
-		w.warn("address", "a udp built-in answers whatever source a datagram names, and sources can be forged: "+
+		w.warn(keyAddress, "a udp built-in answers whatever source a datagram names, and sources can be forged: "+
 			"beyond loopback, anyone can make it send its replies to a victim (within its udp_reply_ budgets); "+
 			"bind it to 127.0.0.1 or ::1, or keep it behind a firewall")
 	}

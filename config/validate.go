@@ -140,44 +140,44 @@ func validateService(s *Service, w *where) {
 		if s.PortName != "" {
 			port, err := lookupPort(ServicesFile, s.PortName, s.Protocol)
 			if err != nil {
-				w.add("port", "%v", err)
+				w.add(keyPort, "%v", err)
 			}
 			s.Port = port
 		}
-		if s.Port == 0 && !w.set("port") {
-			w.add("port", "missing: a %s service needs a port", s.Protocol)
+		if s.Port == 0 && !w.set(keyPort) {
+			w.add(keyPort, "missing: a %s service needs a port", s.Protocol)
 		}
-		notFor("a "+string(s.Protocol)+" service (it is for unix sockets)", "path", "socket_mode", "socket_user", "socket_group")
+		notFor("a "+string(s.Protocol)+" service (it is for unix sockets)", keySocketPath, keySocketMode, keySocketUser, keySocketGroup)
 		if s.Protocol == UDP && s.Mode == NoWait && s.Builtin == "" {
-			w.add("mode", "%q does not work for udp: the handler receives the datagram itself, "+
+			w.add(keyMode, "%q does not work for udp: the handler receives the datagram itself, "+
 				"so udp services run in \"wait\" mode", s.Mode)
 		}
 	case Unix:
-		notFor("a unix service (it has a path)", "port", "address", "freebind")
+		notFor("a unix service (it has a path)", keyPort, keyAddress, keyFreebind)
 		checkSocketPath(s, w)
 	}
-	if s.SocketMode == 0 && !w.set("socket_mode") {
+	if s.SocketMode == 0 && !w.set(keySocketMode) {
 		s.SocketMode = DefaultSocketMode
 	}
 
 	switch {
 	case s.Builtin != "" && s.Program != "":
-		w.add("builtin", "a service runs a program or a builtin, not both")
+		w.add(keyBuiltin, "a service runs a program or a builtin, not both")
 	case s.Builtin != "":
-		notFor("a builtin service", "args", "argv0", "workdir", "env", "stderr", "stderr_line_rate", "stderr_byte_rate", "listen_fds")
+		notFor("a builtin service", keyArgs, keyArgv0, keyWorkdir, keyEnv, keyStderr, keyStderrLineRate, keyStderrByteRate, keyListenFDs)
 		if s.Mode == Wait && s.Protocol != UDP {
-			w.add("mode", "a builtin %s service serves each connection in goinetd: it runs in \"nowait\" mode", s.Protocol)
+			w.add(keyMode, "a builtin %s service serves each connection in goinetd: it runs in \"nowait\" mode", s.Protocol)
 		}
 	case s.Program == "":
-		if !w.set("program") && !w.set("builtin") {
-			w.add("program", "missing: a service needs a program to run (or a builtin)")
+		if !w.set(keyProgram) && !w.set(keyBuiltin) {
+			w.add(keyProgram, "missing: a service needs a program to run (or a builtin)")
 		}
 	}
 	if s.ListenFDs && s.Mode != Wait {
-		w.add("listen_fds", "needs mode = \"wait\": the handler gets the listening socket")
+		w.add(keyListenFDs, "needs mode = \"wait\": the handler gets the listening socket")
 	}
 	if s.Stderr == StderrSocket && s.Mode == Wait {
-		w.add("stderr", "\"socket\" does not apply in wait mode: the handler gets the listening socket, not a connection")
+		w.add(keyStderr, "\"socket\" does not apply in wait mode: the handler gets the listening socket, not a connection")
 	}
 
 	validateLimits(s, w)
@@ -194,16 +194,16 @@ func validateLogLimits(s *Service, w *where) {
 		rate  *Rate
 		value Rate
 	}{
-		{"stderr_line_rate", &s.StderrLineRate, DefaultStderrLineRate},
-		{"stderr_byte_rate", &s.StderrByteRate, DefaultStderrByteRate},
-		{"connection_log_rate", &s.ConnectionLogRate, DefaultConnectionLogRate},
+		{keyStderrLineRate, &s.StderrLineRate, DefaultStderrLineRate},
+		{keyStderrByteRate, &s.StderrByteRate, DefaultStderrByteRate},
+		{keyConnectionLogRate, &s.ConnectionLogRate, DefaultConnectionLogRate},
 	} {
 		if !w.set(d.key) {
 			*d.rate = d.value
 		}
 	}
 	if s.Builtin == "" && s.Stderr != StderrLog {
-		for _, name := range []string{"stderr_line_rate", "stderr_byte_rate"} {
+		for _, name := range []string{keyStderrLineRate, keyStderrByteRate} {
 			if w.own(name) {
 				w.add(name, "applies only with stderr = \"log\": goinetd does not read the handlers' stderr otherwise")
 			}
@@ -217,16 +217,16 @@ func validateLogLimits(s *Service, w *where) {
 // even when inherited from [defaults], since ignoring it would open the
 // service to everyone.
 func validateLimits(s *Service, w *where) {
-	if s.SourcePrefixV6 == 0 && !w.set("source_prefix_v6") {
+	if s.SourcePrefixV6 == 0 && !w.set(keySourcePrefixV6) {
 		s.SourcePrefixV6 = 64
 	}
 	if s.RatePause == 0 {
 		s.RatePause = DefaultRatePause
 	}
-	if !w.set("max_connections") {
+	if !w.set(keyMaxConnections) {
 		s.MaxConnections = DefaultMaxConnections
 	}
-	perClient := []string{"only_from", "no_access", "max_per_source", "rate_limit_per_source", "source_prefix_v6"}
+	perClient := []string{keyOnlyFrom, keyNoAccess, keyMaxPerSource, keyRateLimitPerSource, keySourcePrefixV6}
 	var where string
 	switch {
 	case s.Protocol == Unix:
@@ -234,34 +234,34 @@ func validateLimits(s *Service, w *where) {
 	case s.Protocol == TCP && s.Mode == Wait:
 		where = "wait mode: the handler accepts connections itself"
 	case s.Protocol == UDP:
-		perClient, where = []string{"max_per_source"}, "a udp service: a datagram is not a connection"
+		perClient, where = []string{keyMaxPerSource}, "a udp service: a datagram is not a connection"
 	}
 	if where != "" {
 		for _, name := range perClient {
 			switch {
 			case w.own(name):
 				w.add(name, "does not apply to %s", where)
-			case name == "max_per_source" && s.MaxPerSource == 0:
+			case name == keyMaxPerSource && s.MaxPerSource == 0:
 				// Lifted in [defaults]: nothing is left unenforced.
 			case w.set(name):
 				w.addTable("%s from [defaults] does not apply to %s", name, where)
 			}
 		}
-	} else if !w.set("max_per_source") {
+	} else if !w.set(keyMaxPerSource) {
 		s.MaxPerSource = DefaultMaxPerSource
 	}
 	switch {
 	case s.Builtin == "":
-		if w.own("idle_timeout") {
-			w.add("idle_timeout", "applies only to builtin services: a handler's traffic does not pass through goinetd (use timeout)")
+		if w.own(keyIdleTimeout) {
+			w.add(keyIdleTimeout, "applies only to builtin services: a handler's traffic does not pass through goinetd (use timeout)")
 		}
 		s.IdleTimeout = 0
 	case s.Protocol == UDP:
-		if w.own("idle_timeout") {
-			w.add("idle_timeout", "does not apply to a udp service: a datagram is not a connection")
+		if w.own(keyIdleTimeout) {
+			w.add(keyIdleTimeout, "does not apply to a udp service: a datagram is not a connection")
 		}
 		s.IdleTimeout = 0
-	case !w.set("idle_timeout"):
+	case !w.set(keyIdleTimeout):
 		s.IdleTimeout = DefaultIdleTimeout
 	}
 	if s.ProxyTimeout == 0 {
@@ -269,18 +269,18 @@ func validateLimits(s *Service, w *where) {
 	}
 	switch {
 	case s.ProxyProtocol && (s.Protocol != TCP || s.Mode == Wait):
-		w.add("proxy_protocol", "applies only to tcp services in nowait mode: goinetd reads the header before the handler starts")
+		w.add(keyProxyProtocol, "applies only to tcp services in nowait mode: goinetd reads the header before the handler starts")
 	case s.ProxyProtocol && len(s.ProxyFrom) == 0:
-		w.add("proxy_protocol", "needs proxy_from: the balancers trusted to send a header (anyone else's connection is refused)")
-	case !s.ProxyProtocol && !w.set("proxy_protocol"):
-		for _, name := range []string{"proxy_from", "proxy_timeout"} {
+		w.add(keyProxyProtocol, "needs proxy_from: the balancers trusted to send a header (anyone else's connection is refused)")
+	case !s.ProxyProtocol && !w.set(keyProxyProtocol):
+		for _, name := range []string{keyProxyFrom, keyProxyTimeout} {
 			if w.own(name) {
 				w.add(name, "applies only with proxy_protocol = true")
 			}
 		}
 	}
-	if w.own("rate_pause") && !w.set("rate_limit") && !w.set("rate_limit_per_source") {
-		w.add("rate_pause", "applies only with rate_limit or rate_limit_per_source")
+	if w.own(keyRatePause) && !w.set(keyRateLimit) && !w.set(keyRateLimitPerSource) {
+		w.add(keyRatePause, "applies only with rate_limit or rate_limit_per_source")
 	}
 }
 
@@ -290,7 +290,7 @@ func validateSandbox(s *Service, w *where) {
 	if s.Builtin != "" {
 		// A built-in runs in goinetd: none of this applies. Keys inherited
 		// from [defaults] are ignored for it; its own are errors.
-		for _, name := range []string{"user", "group", "pass_env", "rlimits", "nice", "umask", "chroot", "kill_group_on_exit"} {
+		for _, name := range []string{keyUser, keyGroup, keyPassEnv, keyRlimits, keyNice, keyUmask, keyChroot, keyKillGroupOnExit} {
 			if w.own(name) {
 				w.add(name, "does not apply to a builtin service")
 			}
@@ -298,7 +298,7 @@ func validateSandbox(s *Service, w *where) {
 		s.Sandbox = Sandbox{}
 		return
 	}
-	if !w.set("kill_group_on_exit") {
+	if !w.set(keyKillGroupOnExit) {
 		// As systemd ends a per-connection unit's whole cgroup; a wait-mode
 		// handler is a server that may fork on purpose.
 		s.KillGroupOnExit = s.Mode == NoWait
@@ -306,7 +306,7 @@ func validateSandbox(s *Service, w *where) {
 	if s.Credential != nil && s.group == nil && os.Geteuid() != 0 && s.Credential.GID != uint32(os.Getegid()) {
 		// goinetd's own user, named while goinetd runs in another group
 		// (as under sg): switching to the user's primary group needs root.
-		w.add("user", "user %q: its primary group is %d, not goinetd's (%d): %v; set group to goinetd's",
+		w.add(keyUser, "user %q: its primary group is %d, not goinetd's (%d): %v; set group to goinetd's",
 			s.Credential.User, s.Credential.GID, os.Getegid(), needsRoot("running a handler in another group"))
 	}
 	if s.Credential != nil || s.group != nil {
@@ -326,10 +326,10 @@ func validateSandbox(s *Service, w *where) {
 	}
 	if os.Geteuid() != 0 {
 		if s.Chroot != "" {
-			w.add("chroot", "%v", needsRoot("chroot"))
+			w.add(keyChroot, "%v", needsRoot(keyChroot))
 		}
 		if s.Nice != nil && *s.Nice < 0 {
-			w.add("nice", "%v", needsRoot("a negative nice value"))
+			w.add(keyNice, "%v", needsRoot("a negative nice value"))
 		}
 	}
 
@@ -339,19 +339,19 @@ func validateSandbox(s *Service, w *where) {
 		root = s.Chroot
 		if !s.Disabled {
 			if err := checkDir(s.Chroot); err != nil {
-				w.add("chroot", "%v", err)
+				w.add(keyChroot, "%v", err)
 				rootOK = false
 			}
 		}
 	}
 	if s.Program != "" && rootOK {
 		if s.Chroot != "" && !filepath.IsAbs(s.Program) {
-			w.add("program", "with chroot, the program is a path inside the new root and must be absolute")
+			w.add(keyProgram, "with chroot, the program is a path inside the new root and must be absolute")
 		} else {
 			s.Program = resolve(w.dir, s.Program)
 			if !s.Disabled {
 				if err := checkExecutable(filepath.Join(root, s.Program)); err != nil {
-					w.add("program", "%v", err)
+					w.add(keyProgram, "%v", err)
 				}
 			}
 		}
@@ -362,12 +362,12 @@ func validateSandbox(s *Service, w *where) {
 	case s.Workdir == "":
 		s.Workdir = w.dir
 	case s.Chroot != "" && !filepath.IsAbs(s.Workdir):
-		w.add("workdir", "with chroot, the workdir is a path inside the new root and must be absolute")
+		w.add(keyWorkdir, "with chroot, the workdir is a path inside the new root and must be absolute")
 	default:
 		s.Workdir = resolve(w.dir, s.Workdir)
 		if !s.Disabled && rootOK {
 			if err := checkDir(filepath.Join(root, s.Workdir)); err != nil {
-				w.add("workdir", "%v", err)
+				w.add(keyWorkdir, "%v", err)
 			}
 		}
 	}
@@ -381,7 +381,7 @@ func validateSandbox(s *Service, w *where) {
 		}
 		if s.Program != "" {
 			if err := AccessDenied(root, s.Program, c, MayExec); err != nil {
-				w.warn("program", "%s cannot run %s: %v", who, s.Program, err)
+				w.warn(keyProgram, "%s cannot run %s: %v", who, s.Program, err)
 			}
 		}
 	}
@@ -391,37 +391,37 @@ func validateSandbox(s *Service, w *where) {
 // reported under: workdir if it is set, else user, which made the default
 // folder a problem.
 func workdirKey(w *where) string {
-	if w.set("workdir") {
-		return "workdir"
+	if w.set(keyWorkdir) {
+		return keyWorkdir
 	}
-	return "user"
+	return keyUser
 }
 
 // checkSocketPath resolves a unix service's path and checks that a socket
 // can be made there.
 func checkSocketPath(s *Service, w *where) {
 	if s.Path == "" {
-		if !w.set("path") {
-			w.add("path", "missing: a unix service needs a path")
+		if !w.set(keySocketPath) {
+			w.add(keySocketPath, "missing: a unix service needs a path")
 		}
 		return
 	}
 	s.Path = resolve(w.dir, s.Path)
 	if len(s.Path) > MaxSocketPath {
-		w.add("path", "%s is %d bytes long; a socket path has at most %d", s.Path, len(s.Path), MaxSocketPath)
+		w.add(keySocketPath, "%s is %d bytes long; a socket path has at most %d", s.Path, len(s.Path), MaxSocketPath)
 		return
 	}
 	if s.Disabled {
 		return
 	}
 	if err := checkDir(filepath.Dir(s.Path)); err != nil {
-		w.add("path", "folder %v", err)
+		w.add(keySocketPath, "folder %v", err)
 	} else if who := writableByOthers(filepath.Dir(s.Path)); who != "" {
-		w.warn("path", "%s: they can replace the socket with their own, and its clients would talk to them; "+
+		w.warn(keySocketPath, "%s: they can replace the socket with their own, and its clients would talk to them; "+
 			"put it in a folder only root can write, such as /run/goinetd", who)
 	}
 	if fi, err := os.Lstat(s.Path); err == nil && fi.Mode().Type() != fs.ModeSocket {
-		w.add("path", "%s exists and is not a socket; goinetd replaces only a stale socket", s.Path)
+		w.add(keySocketPath, "%s exists and is not a socket; goinetd replaces only a stale socket", s.Path)
 	}
 }
 
@@ -528,12 +528,12 @@ func checkConflicts(cfg *Config, from map[*Service]*where) {
 		}
 		for _, a := range seen[at] {
 			if b.Protocol == Unix {
-				from[b].file.add(toml.Key{"services", b.Name, "path"}.String(), "%s is already used by %s",
+				from[b].file.add(toml.Key{"services", b.Name, keySocketPath}.String(), "%s is already used by %s",
 					b.Path, from[a].name(a))
 				break
 			}
 			if overlaps(a.Address, b.Address) {
-				from[b].file.add(toml.Key{"services", b.Name, "port"}.String(), "%d is already used by %s",
+				from[b].file.add(toml.Key{"services", b.Name, keyPort}.String(), "%d is already used by %s",
 					b.Port, from[a].name(a))
 				break
 			}

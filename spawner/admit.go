@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/goinetd/goinetd/config"
-	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 )
 
@@ -43,7 +42,7 @@ const (
 	refusedRatePerSource = "rate_per_source"
 	refusedProxySource   = "proxy_source" // a PROXY header from outside proxy_from
 	refusedProxyHeader   = "proxy_header" // a missing, malformed or slow PROXY header
-	refusedForkBackoff   = "fork_backoff" // forks are failing: see serveNoWait
+	refusedForkBackoff   = "fork_backoff" // forks are failing: see noWaitLoop
 )
 
 // refusalReasons are every reason a connection can be refused.
@@ -144,153 +143,6 @@ func (g *gate) resume() {
 	g.rate = newLimiter(g.limits.RateLimit)
 }
 
-// slot is what one live connection counts against.
-type slot struct {
-	service string
-	source  netip.Prefix // valid when max_per_source applies
-	held    bool         // counted against maxHeld: goinetd holds its descriptor
-}
-
-// perSourceKey is what max_per_source counts live connections under.
-type perSourceKey struct {
-	service string
-	source  netip.Prefix
-}
-
-// heldShare is the part of goinetd's descriptor limit that held
-// connections may take together: the other half is the reserve.
-const heldShare = 2
-
-// heldLimit returns how many connections goinetd may hold open at once,
-// by its RLIMIT_NOFILE now, or 0 (no cap) if it cannot know.
-func heldLimit() int64 {
-	var r unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil || r.Cur > 1<<40 {
-		return 0
-	}
-	return int64(r.Cur / heldShare)
-}
-
-// take counts one more connection of svc from source (the zero Prefix if
-// the connection has no address or the service no per-source limit) and
-// returns the number of live connections from that source, this one
-// included. If svc or goinetd is at its max_connections, it returns a
-// channel that is closed at the next release, to wait on and try again. If
-// the source is at max_per_source, it returns errPerSource.
-func (cs *children) take(svc *service, source netip.Prefix) (perSource int, wait <-chan struct{}, err error) {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if svc.limits.MaxPerSource > 0 && source.IsValid() && cs.perSource[perSourceKey{svc.Name, source}] >= svc.limits.MaxPerSource {
-		return 0, nil, errPerSource
-	}
-	if cs.fullLocked(svc) {
-		return 0, cs.released, nil
-	}
-	cs.reserveLocked(svc)
-	return cs.addSourceLocked(slot{svc.Name, source, svc.holdsConn}), nil, nil
-}
-
-// reserveLocked counts one more connection of svc in the service's and
-// goinetd's totals, and among held connections if svc holds them. Callers
-// hold cs.mu and have checked fullLocked.
-func (cs *children) reserveLocked(svc *service) {
-	cs.total++
-	cs.perService[svc.Name]++
-	if svc.holdsConn {
-		cs.held++
-	}
-}
-
-// addSourceLocked counts a reserved connection under its source, if it
-// has one, and returns the source's count. Callers hold cs.mu.
-func (cs *children) addSourceLocked(s slot) int {
-	if !s.source.IsValid() {
-		return 0
-	}
-	k := perSourceKey{s.service, s.source}
-	cs.perSource[k]++
-	return cs.perSource[k]
-}
-
-// unhold stops counting a connection of a slot among held ones, once
-// goinetd has closed its descriptor; the slot lives on without held.
-func (cs *children) unhold() {
-	cs.mu.Lock()
-	cs.held--
-	cs.mu.Unlock()
-}
-
-// addSource counts a connection reserved by accept under its source, and
-// returns the source's count, or errPerSource (the reservation still
-// held) if the source is at max_per_source.
-func (cs *children) addSource(svc *service, s slot) (int, error) {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if svc.limits.MaxPerSource > 0 && s.source.IsValid() && cs.perSource[perSourceKey{s.service, s.source}] >= svc.limits.MaxPerSource {
-		return 0, errPerSource
-	}
-	return cs.addSourceLocked(s), nil
-}
-
-// fullLocked reports whether svc or goinetd is at its max_connections, or
-// svc holds connections and they are at their share of the descriptor
-// limit. Callers hold cs.mu.
-func (cs *children) fullLocked(svc *service) bool {
-	return full(cs.perService[svc.Name], svc.limits.MaxConnections) || full(cs.total, int(cs.maxTotal.Load())) ||
-		svc.holdsConn && cs.heldFullLocked()
-}
-
-// heldFullLocked reports whether held connections are at their share of
-// the descriptor limit. Callers hold cs.mu.
-func (cs *children) heldFullLocked() bool { return full(cs.held, int(cs.maxHeld.Load())) }
-
-// room returns nil if svc and goinetd are below their max_connections, or
-// a channel closed at the next release.
-func (cs *children) room(svc *service) <-chan struct{} {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if cs.fullLocked(svc) {
-		return cs.released
-	}
-	return nil
-}
-
-// heldFull reports whether held connections are at their share of the
-// descriptor limit.
-func (cs *children) heldFull() bool {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return cs.heldFullLocked()
-}
-
-func full(n, max int) bool { return max > 0 && n >= max }
-
-// release frees a slot taken by take. Callers hold cs.mu.
-func (cs *children) releaseLocked(s slot) {
-	cs.total--
-	if s.held {
-		cs.held--
-	}
-	if cs.perService[s.service]--; cs.perService[s.service] <= 0 {
-		delete(cs.perService, s.service)
-	}
-	if s.source.IsValid() {
-		k := perSourceKey{s.service, s.source}
-		if cs.perSource[k]--; cs.perSource[k] <= 0 {
-			delete(cs.perSource, k)
-		}
-	}
-	close(cs.released)
-	cs.released = make(chan struct{})
-}
-
-// release frees a slot taken by take.
-func (cs *children) release(s slot) {
-	cs.mu.Lock()
-	cs.releaseLocked(s)
-	cs.mu.Unlock()
-}
-
 // admit decides whether a connection of svc from peer (invalid for a unix
 // peer) is served. If so it returns the connection's slot and the live
 // count for its source; otherwise it logs the refusal and returns its
@@ -303,7 +155,7 @@ func (s *Server) admit(svc *service, peer netip.AddrPort, done <-chan struct{}) 
 			s.refused(svc, peer.String(), reason)
 			return slot{}, 0, reason
 		}
-		if svc.limits.MaxPerSource > 0 {
+		if svc.MaxPerSource > 0 {
 			source = svc.source(peer.Addr())
 		}
 	}
@@ -336,7 +188,7 @@ func (s *Server) admitCounted(svc *service, sl slot, peer netip.AddrPort) (_ slo
 		s.refused(svc, peer.String(), reason)
 		return slot{}, 0, reason
 	}
-	if svc.limits.MaxPerSource == 0 {
+	if svc.MaxPerSource == 0 {
 		return sl, 0, ""
 	}
 	withSource := slot{sl.service, svc.source(peer.Addr()), sl.held}
@@ -392,7 +244,7 @@ func (s *Server) waitForRoom(l *listener, svc *service) bool {
 		if d := svc.pause(); d > 0 {
 			s.metrics.Paused(svc.Name, "rate")
 			svc.paused.log(s.log, slog.LevelWarn, "rate limit reached; pausing", "service", svc.Name,
-				"rate_limit", svc.limits.RateLimit.String(), "pause", d)
+				"rate_limit", svc.RateLimit.String(), "pause", d)
 			t := time.NewTimer(d)
 			select {
 			case <-t.C:

@@ -10,14 +10,14 @@ import (
 	"github.com/goinetd/goinetd/builtin"
 )
 
-// serveBuiltinStream serves a built-in service on a stream socket: each
+// builtinStreamLoop serves a built-in service on a stream socket: each
 // connection is served by package builtin in a goroutine of its own; no
 // child is started. A connection is counted (see admit) the moment it is
 // accepted, since its descriptor is held from then on.
-func (s *Server) serveBuiltinStream(l *listener) {
+func (s *Server) builtinStreamLoop(l *listener) {
 	ln, open, err := derive(l, net.FileListener)
 	if err != nil {
-		s.log.Error("builtin service", "service", l.service.Name, "err", err)
+		s.log.Error("builtin service", "service", l.bound.Name, "err", err)
 		return
 	}
 	if !open {
@@ -44,18 +44,18 @@ func (s *Server) serveBuiltinStream(l *listener) {
 			return
 		}
 		if svc.ProxyProtocol {
-			go s.serveBuiltinConn(svc, counted, conn)
+			go s.runBuiltinConn(svc, counted, conn)
 			continue
 		}
-		s.serveBuiltinConn(svc, counted, conn)
+		s.runBuiltinConn(svc, counted, conn)
 	}
 }
 
-// serveBuiltinConn admits one connection of a built-in stream service,
+// runBuiltinConn admits one connection of a built-in stream service,
 // counted in counted, and serves it in a goroutine. A proxy_protocol
 // service (called in a goroutine of its own) first reads the PROXY header,
-// with the rules of serveProxied, and the client it names is the peer.
-func (s *Server) serveBuiltinConn(svc *service, counted slot, conn net.Conn) {
+// with the rules of spawnProxied, and the client it names is the peer.
+func (s *Server) runBuiltinConn(svc *service, counted slot, conn net.Conn) {
 	var peer netip.AddrPort
 	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
 		peer = netip.AddrPortFrom(a.AddrPort().Addr().Unmap(), a.AddrPort().Port())
@@ -75,9 +75,9 @@ func (s *Server) serveBuiltinConn(svc *service, counted slot, conn net.Conn) {
 			conn.Close()
 			return
 		}
-		if h.client.IsValid() {
-			peerName = h.client.String() + " via " + peer.String()
-			peer = h.client
+		if h.Client.IsValid() {
+			peerName = h.Client.String() + " via " + peer.String()
+			peer = h.Client
 		}
 		conn = c
 	}
@@ -86,12 +86,12 @@ func (s *Server) serveBuiltinConn(svc *service, counted slot, conn net.Conn) {
 		conn.Close()
 		return
 	}
-	s.mu.Lock()
+	s.lock()
 	s.builtinConns[conn] = struct{}{}
 	s.mu.Unlock()
 	go func() {
 		defer func() {
-			s.mu.Lock()
+			s.lock()
 			delete(s.builtinConns, conn)
 			s.mu.Unlock()
 			s.children.release(sl)
@@ -173,13 +173,13 @@ func (c *idleConn) extend() {
 	c.Conn.SetDeadline(d)
 }
 
-// serveBuiltinPackets serves a built-in service on a UDP socket: each
+// builtinPacketLoop serves a built-in service on a UDP socket: each
 // datagram gets at most one reply, and none unless its source may be
 // answered and the reply fits the budgets (see replies.go).
-func (s *Server) serveBuiltinPackets(l *listener) {
+func (s *Server) builtinPacketLoop(l *listener) {
 	pc, open, err := derive(l, net.FilePacketConn)
 	if err != nil {
-		s.log.Error("builtin service", "service", l.service.Name, "err", err)
+		s.log.Error("builtin service", "service", l.bound.Name, "err", err)
 		return
 	}
 	if !open {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goinetd/goinetd/internal/proxyheader"
 	"github.com/pires/go-proxyproto"
 	"golang.org/x/sys/unix"
 )
@@ -34,71 +35,6 @@ func v2Header(t testing.TB, cmd proxyproto.ProtocolVersionAndCommand, src, dst s
 	return b
 }
 
-func TestProxyHeaderFramingAndParsing(t *testing.T) {
-	v1 := []byte("PROXY TCP4 192.0.2.7 10.0.0.1 40000 80\r\n")
-	v1six := []byte("PROXY TCP6 2001:db8::7 2001:db8::1 40000 80\r\n")
-	v2 := v2Header(t, proxyproto.PROXY, "192.0.2.7:40000", "10.0.0.1:80",
-		proxyproto.TLV{Type: proxyproto.PP2_TYPE_AUTHORITY, Value: []byte("example.com")})
-	v2six := v2Header(t, proxyproto.PROXY, "[2001:db8::7]:40000", "[2001:db8::1]:80")
-	local := v2Header(t, proxyproto.LOCAL, "192.0.2.7:40000", "10.0.0.1:80")
-	for _, c := range []struct {
-		name   string
-		header []byte
-		client string // "" for the connection itself
-	}{
-		{"v1", v1, "192.0.2.7:40000"},
-		{"v1 IPv6", v1six, "[2001:db8::7]:40000"},
-		{"v1 UNKNOWN", []byte("PROXY UNKNOWN\r\n"), ""},
-		{"v2 with a TLV", v2, "192.0.2.7:40000"},
-		{"v2 IPv6", v2six, "[2001:db8::7]:40000"},
-		{"v2 LOCAL", local, ""},
-	} {
-		// Every prefix asks for more; the whole header, with the client's
-		// first bytes after it, frames exactly the header.
-		for i := range len(c.header) {
-			if n, err := proxyHeaderLength(c.header[:i]); n != 0 || err != nil {
-				t.Errorf("%s: length of a %d-byte prefix: got %d, %v; want 0 (more), nil", c.name, i, n, err)
-			}
-		}
-		n, err := proxyHeaderLength(append(bytes.Clone(c.header), "GET / HTTP/1.0\r\n"...))
-		if err != nil || n != len(c.header) {
-			t.Errorf("%s: length: got %d, %v; want %d", c.name, n, err, len(c.header))
-		}
-		h, err := parseProxyHeader(c.header)
-		if err != nil {
-			t.Errorf("%s: parse: %v", c.name, err)
-			continue
-		}
-		if got := h.client.String(); (c.client == "" && h.client.IsValid()) || (c.client != "" && got != c.client) {
-			t.Errorf("%s: client: got %s; want %q", c.name, got, c.client)
-		}
-	}
-}
-
-func TestProxyHeaderRejects(t *testing.T) {
-	long := append([]byte("PROXY TCP4 "), bytes.Repeat([]byte("1"), 200)...)
-	huge := append(bytes.Clone(v2Sig), 0x21, 0x11, 0xff, 0xff)
-	for _, b := range [][]byte{
-		[]byte("GET / HTTP/1.1\r\n"),
-		[]byte("\r\n\r\n\x00\r\nQUIX\n"),
-		long,
-		huge,
-	} {
-		if _, err := proxyHeaderLength(b); !errors.Is(err, errProxyHeader) {
-			t.Errorf("length of %q: got %v; want a malformed header error", b[:min(len(b), 20)], err)
-		}
-	}
-	for _, b := range [][]byte{
-		[]byte("PROXY TCP4 192.0.2.7 10.0.0.1 40000\r\n"),
-		[]byte("PROXY TCP4 not-an-ip 10.0.0.1 40000 80\r\n"),
-		append(bytes.Clone(v2Sig), 0x21, 0x11, 0x00, 0x04, 1, 2, 3, 4), // addresses cut short
-	} {
-		if _, err := parseProxyHeader(b); !errors.Is(err, errProxyHeader) {
-			t.Errorf("parse %q: got %v; want a malformed header error", b, err)
-		}
-	}
-}
-
 // TestReadProxyHeaderLeavesTheRest sends the header and the client's
 // first bytes in one write, over a real socket, and checks that exactly
 // the header is consumed.
@@ -115,8 +51,8 @@ func TestReadProxyHeaderLeavesTheRest(t *testing.T) {
 		client.Write(append(bytes.Clone(header), "hello after the header"...))
 		client.Close()
 		h, err := readProxyHeader(fds[0], time.Second)
-		if err != nil || h.client.String() != "192.0.2.7:40000" {
-			t.Errorf("readProxyHeader: got %v, %v", h.client, err)
+		if err != nil || h.Client.String() != "192.0.2.7:40000" {
+			t.Errorf("readProxyHeader: got %v, %v", h.Client, err)
 		}
 		rest, err := io.ReadAll(os.NewFile(uintptr(fds[0]), "server"))
 		if string(rest) != "hello after the header" {
@@ -135,7 +71,7 @@ func TestReadProxyHeaderTimesOut(t *testing.T) {
 	unix.Write(fds[1], []byte("PROXY TCP4 192.0.2.7")) // and then nothing
 	start := time.Now()
 	_, err = readProxyHeader(fds[0], 100*time.Millisecond)
-	if !errors.Is(err, errProxyHeader) || time.Since(start) > 5*time.Second {
+	if !errors.Is(err, proxyheader.ErrMalformed) || time.Since(start) > 5*time.Second {
 		t.Errorf("a header that never ends: got %v after %v; want a timeout error", err, time.Since(start))
 	}
 	if flags, _ := unix.FcntlInt(uintptr(fds[0]), unix.F_GETFL, 0); flags&unix.O_NONBLOCK != 0 {
@@ -151,38 +87,10 @@ func TestReadProxyHeaderConnKeepsBufferedBytes(t *testing.T) {
 		client.Close()
 	}()
 	c, h, err := readProxyHeaderConn(server, time.Second)
-	if err != nil || h.client.String() != "192.0.2.7:40000" {
-		t.Fatalf("readProxyHeaderConn: got %v, %v", h.client, err)
+	if err != nil || h.Client.String() != "192.0.2.7:40000" {
+		t.Fatalf("readProxyHeaderConn: got %v, %v", h.Client, err)
 	}
 	if rest, _ := io.ReadAll(c); string(rest) != "rest" {
 		t.Errorf("after the header: got %q; want %q", rest, "rest")
 	}
-}
-
-// FuzzProxyHeader feeds arbitrary bytes to the framing and the parser: no
-// panic, a length never past the input or the bounds, and a framed header
-// that parses names a valid client or none.
-func FuzzProxyHeader(f *testing.F) {
-	f.Add([]byte("PROXY TCP4 192.0.2.7 10.0.0.1 40000 80\r\nrest"))
-	f.Add([]byte("PROXY UNKNOWN\r\n"))
-	f.Add([]byte("PROXY TCP6 ::1 ::1 1 2\r\n"))
-	f.Add(v2Header(f, proxyproto.PROXY, "192.0.2.7:40000", "10.0.0.1:80"))
-	f.Add(v2Header(f, proxyproto.LOCAL, "192.0.2.7:40000", "10.0.0.1:80"))
-	f.Add(append(bytes.Clone(v2Sig), 0x21, 0x31, 0x00, 0x00))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		n, err := proxyHeaderLength(b)
-		if err != nil {
-			return
-		}
-		if n > len(b) || n > maxV2Header {
-			t.Fatalf("length %d for %d bytes", n, len(b))
-		}
-		if n == 0 {
-			return
-		}
-		h, err := parseProxyHeader(b[:n])
-		if err == nil && h.client.IsValid() && h.client.Addr().Is4In6() {
-			t.Fatalf("client %v left IPv4-mapped", h.client)
-		}
-	})
 }

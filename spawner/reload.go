@@ -38,7 +38,7 @@ type Changes struct {
 //
 // cfg must be valid (config.Load's result).
 func (s *Server) Apply(cfg *config.Config) Changes {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	return s.apply(cfg, false)
 }
@@ -46,19 +46,6 @@ func (s *Server) Apply(cfg *config.Config) Changes {
 // listenKey identifies a listening socket across configs.
 func listenKey(svc *config.Service) string {
 	return string(svc.Protocol) + " " + svc.ListenAddress()
-}
-
-// loopKind names the loop that serves svc; a kept socket keeps its loop.
-func loopKind(svc *config.Service) string {
-	switch {
-	case svc.Builtin != "" && svc.Protocol == config.UDP:
-		return "builtin packets"
-	case svc.Builtin != "":
-		return "builtin stream"
-	case svc.Mode == config.Wait:
-		return "wait"
-	}
-	return "nowait"
 }
 
 // apply is Apply with s.mu held. When strict (at startup), any failure
@@ -71,7 +58,7 @@ func (s *Server) apply(cfg *config.Config, strict bool) Changes {
 	for _, svc := range cfg.Enabled() {
 		key := listenKey(svc)
 		l, ok := old[key]
-		if ok && loopKind(l.service) == loopKind(svc) {
+		if ok && loopKind(l.bound) == loopKind(svc) {
 			p, err := s.prepare(svc)
 			if err != nil {
 				ch.Failed[svc.Name] = fmt.Errorf("service %s: %w (keeping its old settings)", svc.Name, err)
@@ -185,7 +172,7 @@ func (s *Server) bind(svc *config.Service) (*listener, error) {
 	} else {
 		l, err = listen(svc)
 	}
-	if err == nil && loopKind(svc) == "nowait" {
+	if err == nil && loopKind(svc) == noWaitMode {
 		l.loop = s.loop
 		if err = l.unpoll(); err != nil {
 			l.close()
@@ -226,7 +213,7 @@ func (s *Server) updateSocketFile(l *listener, svc *config.Service) {
 // before Start. A socket whose name matches no service is kept, open, for
 // a later reload that adds one; see Unused.
 func (s *Server) Adopt(files []*os.File) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	for _, f := range files {
 		s.inherited[f.Name()] = f
@@ -236,7 +223,7 @@ func (s *Server) Adopt(files []*os.File) {
 // Unused returns the names of sockets passed by systemd that no service
 // has taken.
 func (s *Server) Unused() []string {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	return sortedNames(s.inherited)
 }
@@ -300,5 +287,5 @@ func adopt(svc *config.Service, f *os.File) (*listener, error) {
 		file.Close()
 		return nil, fmt.Errorf("service %s: %w", svc.Name, err)
 	}
-	return &listener{service: svc, file: file, addr: bound, raw: raw, adopted: true, done: make(chan struct{})}, nil
+	return &listener{bound: svc, file: file, addr: bound, raw: raw, adopted: true, done: make(chan struct{})}, nil
 }

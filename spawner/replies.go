@@ -60,8 +60,8 @@ type ownPorts [65536 / 64]uint64
 func udpPortsOf(listeners map[string]*listener) *ownPorts {
 	var p ownPorts
 	for _, l := range listeners {
-		if l.service.Protocol == config.UDP {
-			p[l.service.Port/64] |= 1 << (l.service.Port % 64)
+		if l.bound.Protocol == config.UDP {
+			p[l.bound.Port/64] |= 1 << (l.bound.Port % 64)
 		}
 	}
 	return &p

@@ -125,7 +125,7 @@ func TestOwnPorts(t *testing.T) {
 		{Protocol: config.UDP, Port: 65535},
 		{Protocol: config.TCP, Port: 17015},
 	} {
-		listeners[string(rune('a'+i))] = &listener{service: svc}
+		listeners[string(rune('a'+i))] = &listener{bound: svc}
 	}
 	p := udpPortsOf(listeners)
 	for port, want := range map[uint16]bool{7: true, 17014: true, 65535: true, 17015: false, 0: false, 17013: false, 64: false} {

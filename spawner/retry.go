@@ -65,7 +65,7 @@ func (s *Server) retryBinds() {
 // retryPending is retryBinds with s.mu held; it reports whether any bind
 // succeeded.
 func (s *Server) retryPending() (bound bool) {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	r := &s.retry
 	if r.stopped || len(r.pending) == 0 {
@@ -101,7 +101,7 @@ func (s *Server) stopRetries() {
 // Pending returns the names of the enabled services that could not be
 // bound and are being retried, sorted.
 func (s *Server) Pending() []string {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	return slices.Sorted(maps.Keys(s.retry.pending))
 }

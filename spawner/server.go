@@ -31,8 +31,8 @@ type Server struct {
 	builtinConns map[net.Conn]struct{}
 	heldFull     limitedLog     // held connections at their cap
 	loops        sync.WaitGroup // accept loops and stderr readers
-	// vfork says whether handlers may start through vforkExec, which then
-	// sets their soft RLIMIT_NOFILE back to nofile (see startingNofile).
+	// vfork says whether handlers may start through package vfork, which then
+	// sets their soft RLIMIT_NOFILE back to nofile (see vforkMode).
 	vfork  bool
 	nofile *unix.Rlimit
 
@@ -59,12 +59,7 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 		return nil, fmt.Errorf("open /dev/null: %w", err)
 	}
 	// Before the reaper starts, which would collect the probe's child.
-	var nofile *unix.Rlimit
-	var nofileErr error
-	vfork := haveVfork && mode != SpawnForkExec
-	if vfork {
-		nofile, nofileErr = startingNofile("/proc/self/exe")
-	}
+	useVfork, nofile, nofileErr := vforkMode(mode)
 	reserveThreads(reservedThreads)
 	s := &Server{
 		log:         log,
@@ -79,7 +74,7 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 		listeners: make(map[string]*listener),
 		inherited: make(map[string]*os.File),
 
-		vfork:        vfork && nofileErr == nil,
+		vfork:        useVfork,
 		nofile:       nofile,
 		builtinConns: make(map[net.Conn]struct{}),
 	}
@@ -91,7 +86,7 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 		unix.Close(devNullRead)
 		return nil, fmt.Errorf("start the spawn loop: %w", err)
 	}
-	if vfork && nofileErr != nil {
+	if nofileErr != nil {
 		log.Info("handlers start through syscall.ForkExec, the slower way, since goinetd cannot learn "+
 			"the RLIMIT_NOFILE it started with, which they must get back", "err", nofileErr)
 	}
@@ -105,7 +100,7 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 // any failure fails it. On failure nothing is served: what was bound is
 // closed, and the error names each failed service and address.
 func (s *Server) Start(cfg *config.Config) error {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	strict := cfg.Server.RequireAllServices
 	ch := s.apply(cfg, strict)
@@ -117,7 +112,7 @@ func (s *Server) Start(cfg *config.Config) error {
 	}
 	for _, l := range s.listeners {
 		l.close()
-		delete(s.listeners, listenKey(l.service))
+		delete(s.listeners, listenKey(l.bound))
 	}
 	s.stopRetries()
 	var errs *multierror.Error
@@ -134,45 +129,68 @@ func (s *Server) OnBound(f func()) { s.onBound = f }
 
 // startLoop records l as serving and runs its loop.
 func (s *Server) startLoop(l *listener) {
-	s.listeners[listenKey(l.service)] = l
+	s.listeners[listenKey(l.bound)] = l
 	s.loops.Add(1)
 	go func() {
 		defer s.loops.Done()
-		s.serve(l)
+		s.runLoop(l)
 	}()
-	attrs := []any{"service", l.service.Name, "address", l.addr, "mode", l.service.Mode}
-	if l.service.Builtin != "" {
-		attrs = append(attrs, "builtin", l.service.Builtin)
+	attrs := []any{"service", l.bound.Name, "address", l.addr, "mode", l.bound.Mode}
+	if l.bound.Builtin != "" {
+		attrs = append(attrs, "builtin", l.bound.Builtin)
 	} else {
-		attrs = append(attrs, "program", l.service.Program)
+		attrs = append(attrs, "program", l.bound.Program)
 	}
 	if l.adopted {
 		attrs = append(attrs, "socket", "passed by systemd")
 	}
 	s.log.Info("listening", attrs...)
-	s.metrics.ServiceUp(l.service.Name, true)
+	s.metrics.ServiceUp(l.bound.Name, true)
 }
 
-// serve runs the loop that fits l's service until l is closed.
-func (s *Server) serve(l *listener) {
-	svc := l.service
+// runLoop runs the loop that fits l's service until l is closed.
+func (s *Server) runLoop(l *listener) {
+	switch loopKind(l.bound) {
+	case builtinPackets:
+		s.builtinPacketLoop(l)
+	case builtinStream:
+		s.builtinStreamLoop(l)
+	case waitMode:
+		s.waitLoop(l)
+	default:
+		s.noWaitLoop(l)
+	}
+}
+
+// A kind of loop that serves a listener; a socket kept across a reload
+// keeps its loop, so a change of kind rebinds it.
+type kindOfLoop int
+
+const (
+	noWaitMode     kindOfLoop = iota // nowait.go and loop.go: a handler per connection
+	waitMode                         // wait.go: the socket handed to one handler at a time
+	builtinStream                    // builtin.go: a built-in's connections, in process
+	builtinPackets                   // builtin.go: a UDP built-in's datagrams, in process
+)
+
+// loopKind returns the kind of loop that serves svc.
+func loopKind(svc *config.Service) kindOfLoop {
 	switch {
 	case svc.Builtin != "" && svc.Protocol == config.UDP:
-		s.serveBuiltinPackets(l)
+		return builtinPackets
 	case svc.Builtin != "":
-		s.serveBuiltinStream(l)
+		return builtinStream
 	case svc.Mode == config.Wait:
-		s.serveWait(l)
-	default:
-		s.serveNoWait(l)
+		return waitMode
 	}
+	return noWaitMode
 }
 
 // Close stops accepting on every service, waits for the accept loops to
 // return and stops the spawn loop, which reaps. Running children are left
 // to finish on their own, as classic inetd leaves them.
 func (s *Server) Close() {
-	s.mu.Lock()
+	s.lock()
 	s.stopRetries()
 	for _, l := range s.listeners {
 		l.close()
@@ -189,7 +207,7 @@ func (s *Server) Close() {
 
 // Connections returns the number of live connections: handlers running
 // and built-in connections open.
-func (s *Server) Connections() int { return s.children.active() }
+func (s *Server) Connections() int { return s.children.connections() }
 
 // SpawnMode returns how handlers are started: SpawnVfork if goinetd's own
 // spawn is used where it can be, SpawnForkExec if every handler starts

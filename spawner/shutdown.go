@@ -34,7 +34,7 @@ type Stopped struct {
 func (s *Server) Shutdown(grace time.Duration) Stopped {
 	defer s.Close()
 	s.closeListeners()
-	live := s.children.active()
+	live := s.children.connections()
 	if grace <= 0 {
 		s.log.Info("stopped accepting; handlers are left to finish", "connections", live)
 		return Stopped{Left: live}
@@ -55,7 +55,7 @@ func (s *Server) endConnections(grace time.Duration, live int) Stopped {
 		return Stopped{Ended: live}
 	}
 
-	remaining := s.children.active()
+	remaining := s.children.connections()
 	n := s.children.signalAll(unix.SIGTERM)
 	s.closeBuiltinConns()
 	s.log.Warn("grace period over: terminating handlers", "handlers", n, "connections", remaining)
@@ -63,7 +63,7 @@ func (s *Server) endConnections(grace time.Duration, live int) Stopped {
 		n := s.children.signalAll(unix.SIGKILL)
 		s.log.Warn("killing handlers that outlived SIGTERM", "handlers", n)
 		if !s.children.waitIdle(time.Now().Add(killGrace)) {
-			s.log.Error("handlers still running after SIGKILL", "connections", s.children.active())
+			s.log.Error("handlers still running after SIGKILL", "connections", s.children.connections())
 		}
 	}
 	return Stopped{Ended: live - remaining, Signalled: remaining}
@@ -71,7 +71,7 @@ func (s *Server) endConnections(grace time.Duration, live int) Stopped {
 
 // closeListeners closes every listener; their loops return.
 func (s *Server) closeListeners() {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	for _, l := range s.listeners {
 		l.close()
@@ -80,54 +80,9 @@ func (s *Server) closeListeners() {
 
 // closeBuiltinConns closes the connections built-in services are serving.
 func (s *Server) closeBuiltinConns() {
-	s.mu.Lock()
+	s.lock()
 	defer s.mu.Unlock()
 	for c := range s.builtinConns {
 		c.Close()
 	}
-}
-
-// active returns the number of live connections: children and built-in
-// connections.
-func (cs *children) active() int {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	return cs.total
-}
-
-// waitIdle waits until no connection is live or deadline passes, and
-// reports whether none is.
-func (cs *children) waitIdle(deadline time.Time) bool {
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	for {
-		cs.mu.Lock()
-		idle, released := cs.total == 0, cs.released
-		cs.mu.Unlock()
-		if idle {
-			return true
-		}
-		select {
-		case <-released:
-		case <-t.C:
-			return false
-		}
-	}
-}
-
-// signalAll sends sig to every live child's process group (and the child
-// itself), marks each to have its group killed when it is reaped, and
-// returns how many it signalled. Like expire, it holds the reap lock for
-// reading so that no pid it signals has been reaped.
-func (cs *children) signalAll(sig unix.Signal) int {
-	cs.reapLock.RLock()
-	defer cs.reapLock.RUnlock()
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	for pid, c := range cs.live {
-		unix.Kill(-pid, sig)
-		unix.Kill(pid, sig)
-		c.killGroup = true
-	}
-	return len(cs.live)
 }

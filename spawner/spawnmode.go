@@ -11,7 +11,7 @@ type SpawnMode string
 
 const (
 	// SpawnVfork, the default, starts a handler through goinetd's own
-	// vfork and exec (spawn_linux.go) where it can: not as another user
+	// vfork and exec (internal/vfork) where it can: not as another user
 	// or in a chroot, nor on an architecture without it.
 	SpawnVfork SpawnMode = "vfork"
 	// SpawnForkExec starts every handler through syscall.ForkExec: the

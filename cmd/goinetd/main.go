@@ -38,6 +38,8 @@ import (
 	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/goinetd/goinetd/config"
 	"github.com/goinetd/goinetd/internal/logsink"
+	"github.com/goinetd/goinetd/internal/trampoline"
+	"github.com/goinetd/goinetd/internal/vfork"
 	"github.com/goinetd/goinetd/metrics"
 	"github.com/goinetd/goinetd/spawner"
 	"golang.org/x/sys/unix"
@@ -48,9 +50,9 @@ var version = "dev"
 
 func main() {
 	switch filepath.Base(os.Args[0]) {
-	case spawner.TrampolineName:
-		os.Exit(spawner.Trampoline(os.Args[1:]))
-	case spawner.ProbeName:
+	case trampoline.Name:
+		os.Exit(trampoline.Run(os.Args[1:]))
+	case vfork.ProbeName:
 		// A probe child is killed before it runs; this one outlived the
 		// goinetd that started it, which was killed meanwhile.
 		os.Exit(0)
@@ -95,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func serve(path string, level slog.Level, spawn spawner.SpawnMode, stderr io.Writer) int {
 	// Two Ps, unless GOMAXPROCS says otherwise: the spawn loop's thread
 	// waits in epoll_wait holding one, and the runtime leaves it there
-	// only while another is idle (spawner/loop_linux.go). More Ps cost
+	// only while another is idle (spawner/loop.go). More Ps cost
 	// CPU per connection: the scheduler hands goroutines between threads
 	// and wakes spinning ones (docs/performance.md).
 	if os.Getenv("GOMAXPROCS") == "" {

@@ -33,10 +33,15 @@ func buildAndRun(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	bin = dir
-	// goinetd is built with the race detector when the tests are.
+	// goinetd is built with the race detector when the tests are, and
+	// with spawner's run-time checks (on under -race anyway) when the
+	// tests are built with -tags goinetd_debug.
 	args := []string{"build", "-o", dir + "/"}
 	if raceEnabled {
 		args = append(args, "-race")
+	}
+	if debugBuild {
+		args = append(args, "-tags", "goinetd_debug")
 	}
 	for _, pkg := range [][]string{{"."}, {"../../services/echo", "../../services/lastaccess"}} {
 		cmd := exec.Command("go", append(args, pkg...)...)

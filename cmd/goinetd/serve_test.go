@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goinetd/goinetd/spawner"
+	"github.com/goinetd/goinetd/internal/vfork"
 )
 
 // testBinary is the path of this test binary, which doubles as a handler.
@@ -74,7 +74,10 @@ program = %q
 `, name, addr, port, filepath.Join(bin, "echo"), strings.Join(extra, "\n"))
 }
 
-const jsonLog = "[server]\nlog_format = \"json\"\n"
+// jsonLog is the [server] table of most tests: JSON logs, and a stop that
+// waits at most a second for handlers (tests that are about the grace set
+// their own), so that each test's cleanup ends quickly.
+const jsonLog = "[server]\nlog_format = \"json\"\nshutdown_grace = \"1s\"\n"
 
 func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
@@ -102,7 +105,7 @@ func TestEcho(t *testing.T) {
 
 // A spawning service's socket is watched by the spawn loop's epoll set
 // alone: in Go's netpoller too, every connection would also wake the
-// thread that waits there, for nothing (spawner/loop_linux.go).
+// thread that waits there, for nothing (spawner/loop.go).
 func TestOnlyTheSpawnLoopWatchesASpawningSocket(t *testing.T) {
 	port := freePort(t, "127.0.0.1")
 	d := startDaemon(t, jsonLog+echoService("echo", "127.0.0.1", port))
@@ -302,14 +305,14 @@ func TestOrphanedProbeExitsAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "goinetd"), "-config", path)
-	cmd.Args[0] = spawner.ProbeName
+	cmd.Args[0] = vfork.ProbeName
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(out) > 0 {
-		t.Errorf("goinetd as %s: %v, output %q; want exit 0 and no output", spawner.ProbeName, err, out)
+		t.Errorf("goinetd as %s: %v, output %q; want exit 0 and no output", vfork.ProbeName, err, out)
 	}
 	if c, err := net.DialTimeout("tcp", addr(port), time.Second); err == nil {
 		c.Close()
-		t.Errorf("something listens on %s after goinetd ran as %s", addr(port), spawner.ProbeName)
+		t.Errorf("something listens on %s after goinetd ran as %s", addr(port), vfork.ProbeName)
 	}
 }
 

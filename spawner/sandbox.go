@@ -22,16 +22,16 @@ package spawner
 //     from goinetd after fork (prlimit on the pid) would race with the
 //     program; setting them on goinetd around the fork would race with
 //     every other spawn. So for these services the child execs goinetd
-//     itself, as the trampoline (see Trampoline), which runs as root when
+//     itself, as the trampoline (see trampoline.Run), which runs as root when
 //     a user is set: it sets the limits, the nice value and the umask,
 //     chroots, switches to the handler's credentials last, and execs the
 //     program, which keeps its pid. ForkExec is then given no credential
 //     and no root: the trampoline does both, in that order.
 //
 // The trampoline costs one more execve per handler start, of goinetd's
-// binary: a Go program starting, a few milliseconds (about 4 ms on a small
-// VM). Only services with rlimits, nice, umask or listen_fds pay it, and
-// its argv is built once, here, not per connection.
+// binary: a Go program starting, a few milliseconds. Only services with
+// rlimits, nice, umask or listen_fds pay it, and its argv is built once,
+// here, not per connection.
 //
 // What needs root: user and group (setgroups, setgid, setuid; config lets
 // only root run handlers as another user), chroot (CAP_SYS_CHROOT), a negative nice value
@@ -51,10 +51,11 @@ import (
 	"syscall"
 
 	"github.com/goinetd/goinetd/config"
+	"github.com/goinetd/goinetd/internal/trampoline"
 )
 
 // sandbox decides how p's handler is started: its process attributes, and
-// whether goinetd's trampoline runs first (see Trampoline) to do what Go
+// whether goinetd's trampoline runs first (see trampoline.Run) to do what Go
 // cannot do between fork and exec. p.path, p.argv and p.env hold the plain
 // program when it is called. It adds pass_env to p.env and, when the
 // trampoline is needed, points p.path and p.argv at it; for a chroot
@@ -72,22 +73,22 @@ func (s *Server) sandbox(p *service) {
 		return
 	}
 
-	in := &instructions{
-		chroot:    sb.Chroot,
-		cred:      cred,
-		dir:       p.Workdir,
-		listenPID: p.ListenFDs,
-		program:   p.path,
-		argv:      p.argv,
-		nice:      sb.Nice,
-		rlimits:   sb.Rlimits,
+	in := &trampoline.Instructions{
+		Chroot:    sb.Chroot,
+		Cred:      cred,
+		Dir:       p.Workdir,
+		ListenPID: p.ListenFDs,
+		Program:   p.path,
+		Argv:      p.argv,
+		Nice:      sb.Nice,
+		Rlimits:   sb.Rlimits,
 	}
 	if sb.Umask != nil {
 		mask := int(sb.Umask.Perm())
-		in.umask = &mask
+		in.Umask = &mask
 	}
 	p.path = s.self
-	p.argv = append([]string{TrampolineName}, in.args()...)
+	p.argv = append([]string{trampoline.Name}, in.Args()...)
 	if p.ListenFDs {
 		// The trampoline adds LISTEN_PID, its own pid, which the program
 		// keeps across exec.

@@ -1,4 +1,4 @@
-package spawner
+package trampoline
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 
 // The trampoline's proof of origin.
 //
-// goinetd becomes the trampoline when its argv[0] is TrampolineName, and
+// goinetd becomes the trampoline when its argv[0] is Name, and
 // the trampoline does what its arguments say, setuid included. Anyone can
 // choose argv[0] and the arguments, so before it acts the trampoline
 // checks two things (checkOrigin):
@@ -56,7 +56,7 @@ func checkOrigin() error {
 	}
 	if secure || os.Getuid() != os.Geteuid() || os.Getgid() != os.Getegid() {
 		return errors.New("started with raised privilege (set-user-ID, set-group-ID or file capabilities); " +
-			TrampolineName + " runs only as goinetd's child, with goinetd's credentials")
+			Name + " runs only as goinetd's child, with goinetd's credentials")
 	}
 	return parentIsGoinetd()
 }
@@ -79,7 +79,7 @@ func atSecure() (bool, error) {
 // executable as this one, with the same effective user and group ids (the
 // owner of /proc/PID), and was alive throughout the check.
 func parentIsGoinetd() error {
-	notGoinetd := errors.New("the parent process is not goinetd; " + TrampolineName + " runs only as goinetd's child")
+	notGoinetd := errors.New("the parent process is not goinetd; " + Name + " runs only as goinetd's child")
 	ppid := unix.Getppid()
 	var self unix.Stat_t
 	if err := unix.Stat("/proc/self/exe", &self); err != nil {

@@ -3,10 +3,13 @@ package spawner
 import (
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
+	"github.com/goinetd/goinetd/internal/vfork"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,8 +21,8 @@ import (
 // runtime's sysmon thread sleeps, and the next system call made through
 // package syscall wakes it again; os/signal hands each SIGCHLD from the
 // signal handler to a thread of its own and from there to the reaper's
-// goroutine. Together that was about 60 µs per connection, a third of
-// goinetd's CPU at one client (see the README's Performance section).
+// goroutine. Together that was a third of goinetd's CPU at one client
+// (docs/performance.md).
 //
 // So the services that spawn per connection are served by a goroutine
 // locked to its own thread, which waits in epoll_wait(2) as an ordinary
@@ -34,7 +37,7 @@ import (
 // one blocks signals for a vfork, or it arrives after the loop's last
 // wait4 and before it blocks again; the SIGCHLD of a process a handler
 // left behind, reparented to goinetd, goes to whichever thread the kernel
-// picks (see leftovers_linux.go). The loop reaps after every wake-up, and
+// picks (see leftovers.go). The loop reaps after every wake-up, and
 // while goinetd has any child it wakes at least every reapBackstop.
 
 // reapBackstop is how long an exited child may at worst wait to be reaped
@@ -74,9 +77,8 @@ type spawnLoop struct {
 	stopOnce sync.Once
 
 	// Owned by the loop.
-	leases     map[int32]*lease // by listening descriptor
-	noExecWait bool             // the spawn under way need not wait for its child's exec (see noWait)
-	clones     clonePool
+	leases map[int32]*lease // by listening descriptor
+	clones vfork.Pool       // the stacks of children started with noExecWait
 }
 
 // lease is a nowait listener the loop serves until it hands it back to
@@ -238,12 +240,12 @@ func (lp *spawnLoop) stop() {
 	})
 }
 
-// serve lets the loop accept and spawn on l, which its caller (l's
+// acceptOn lets the loop accept and spawn on l, which its caller (l's
 // goroutine) has room and a rate_limit token for, until the loop hands it
 // back. It returns why: errHandBack, an error wrapping errFork after a
 // failed fork, an accept error, or errLoopStopped once l or the loop is
 // closed; and whether a handler started meanwhile.
-func (lp *spawnLoop) serve(l *listener) (served bool, err error) {
+func (lp *spawnLoop) acceptOn(l *listener) (served bool, err error) {
 	ls := &lease{l: l, prepaid: true}
 	err = lp.lendAndWait(ls)
 	return ls.served, err
@@ -309,7 +311,7 @@ func (lp *spawnLoop) forget(l *listener) {
 }
 
 // acceptReady takes up to acceptBatch connections from ls's listener and
-// spawns a handler for each, as serveNoWait would, and hands the listener
+// spawns a handler for each, as noWaitLoop would, and hands the listener
 // back when it must wait or has failed.
 func (lp *spawnLoop) acceptReady(ls *lease) {
 	s := lp.s
@@ -340,9 +342,11 @@ func (lp *spawnLoop) acceptReady(ls *lease) {
 			return
 		}
 		ls.prepaid = false
-		lp.noExecWait = i > 0 || lp.idle()
-		err = s.serveConn(svc, slot{service: svc.Name}, fd, sa)
-		lp.noExecWait = false
+		wait := waitExec
+		if i > 0 || lp.idle() {
+			wait = noExecWait
+		}
+		err = s.spawnAccepted(svc, slot{service: svc.Name}, fd, sa, wait)
 		unix.Close(fd)
 		if errors.Is(err, errFork) {
 			lp.handBack(ls, err)
@@ -352,22 +356,66 @@ func (lp *spawnLoop) acceptReady(ls *lease) {
 	}
 }
 
-// noWait returns the memory for a spawn that need not wait for its
-// child's exec (spawnNoWait), or nil if the spawn is to wait. Call it on
-// the loop's thread.
+// execWait says whether a spawn through vfork waits for its child's exec.
 //
 // The loop sleeps through a spawn that waits (a vfork) and wakes when
 // the child has exec'd, often to more connections that arrived meanwhile:
 // under steady load that batches its wake-ups. A spawn need not wait when
 // that gains nothing: when the loop took a second or later connection in
 // one wake-up, others are queued behind it already; when no other handler
-// runs, no other client is likely to arrive during the exec. Then the
-// loop goes on at once, and sleeps only in epoll_wait.
-func (lp *spawnLoop) noWait() *cloneSpawn {
-	if !lp.noExecWait {
-		return nil
+// runs, no other client is likely to arrive during the exec (idle). Then
+// the loop goes on at once, and sleeps only in epoll_wait.
+type execWait uint8
+
+const (
+	waitExec   execWait = iota // vfork.Template.Start: a failed exec fails the spawn
+	noExecWait                 // StartNoWait, while the pool has a stack: the reaper learns of a failed exec
+)
+
+// fork starts svc's program with files as its descriptors 0, 1, 2 (and
+// 3) and svc.env followed by the connection's variables conn: through
+// package vfork when it can, through syscall.ForkExec otherwise; without
+// waiting for the exec if wait says so and a stack is free, and then a
+// failed exec's errno is written to *execErr for the reaper. It returns
+// the child's pid, or the errno of the fork or the exec.
+//
+// This is the only caller of package vfork's spawns and of
+// syscall.ForkExec: every handler is a child of the loop's thread, which
+// reaps them all. Call it on that thread (Server.spawn does, through do).
+func (lp *spawnLoop) fork(svc *service, files []uintptr, conn []string, execErr *uintptr, wait execWait) (int, error) {
+	lp.mustBeLoopThread()
+	if svc.exec != nil && vfork.Fits(files) {
+		if wait == noExecWait {
+			if st := lp.clones.Get(); st != nil {
+				return svc.exec.StartNoWait(st, files, conn, lp.s.nofile, execErr)
+			}
+		}
+		return svc.exec.Start(files, conn, lp.s.nofile)
 	}
-	return lp.clones.get()
+	env := append(slices.Clip(svc.env), conn...)
+	return syscall.ForkExec(svc.path, svc.argv, &syscall.ProcAttr{Dir: svc.dir, Env: env, Files: files, Sys: svc.sys})
+}
+
+// execTemplate returns the vfork template of p's handler, or nil if it
+// starts through syscall.ForkExec: vfork is off (s.vfork), or the handler
+// switches credentials or root, which only ForkExec does.
+func (s *Server) execTemplate(p *service) (*vfork.Template, error) {
+	if !s.vfork || p.sys.Credential != nil || p.sys.Chroot != "" {
+		return nil, nil
+	}
+	return vfork.NewTemplate(p.path, p.dir, p.argv, p.env)
+}
+
+// vforkMode returns whether handlers may start through package vfork in
+// mode, and the soft RLIMIT_NOFILE they then get back (see
+// vfork.StartingNofile), or the error that turns vfork off. Call it before
+// the reaper starts, which would collect the probe's child.
+func vforkMode(mode SpawnMode) (use bool, nofile *unix.Rlimit, err error) {
+	if !vfork.Available || mode == SpawnForkExec {
+		return false, nil, nil
+	}
+	nofile, err = vfork.StartingNofile("/proc/self/exe")
+	return err == nil, nofile, err
 }
 
 // idle reports whether no handler runs but, perhaps, one that has exited
@@ -376,7 +424,7 @@ func (lp *spawnLoop) noWait() *cloneSpawn {
 // left for the reaper, after this spawn, so that its record is not
 // written on the new client's path.
 func (lp *spawnLoop) idle() bool {
-	switch lp.s.children.count() {
+	switch lp.s.children.handlers() {
 	case 0:
 		return true
 	case 1:

@@ -7,113 +7,34 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/goinetd/goinetd/builtin"
 	"github.com/goinetd/goinetd/config"
 	"golang.org/x/sys/unix"
 )
 
-// service is a config.Service prepared for spawning: everything that does
-// not depend on the connection is computed once, when it is loaded.
-type service struct {
-	*config.Service
-	*gate
-	path     string               // what to exec: the program, or the trampoline
-	argv     []string             // its argv
-	env      []string             // PATH and the config's env, sorted; the peer is added per connection
-	sys      *syscall.SysProcAttr // shared, read-only, by every spawn
-	exec     *execTemplate        // for vforkExec; nil: ForkExec starts the handler
-	dir      string               // where the handler starts; empty: in goinetd's own directory
-	stderrFD int                  // fd 2 of the child, unless stderr is "socket"
-	replies  *replyGate           // a UDP built-in that answers: its reply budgets; else nil
-	// holdsConn says goinetd keeps a connection's descriptor open beyond
-	// its accept: a built-in's for its whole life, a PROXY protocol one's
-	// until its header is read. Such connections count against maxHeld.
-	holdsConn bool
-
-	acceptFailed, forkFailed, execFailed, quickExit limitedLog
-	connLog                                         *logBudget // connection records; nil: unbounded
-}
-
-// errFork marks a spawn that failed because the host is out of processes
-// or memory; the accept loop backs off after it.
-var errFork = errors.New("fork failed")
-
-// prepare builds the spawn template of svc.
-func (s *Server) prepare(svc *config.Service) (*service, error) {
-	p := &service{Service: svc, gate: newGate(svc.Limits), stderrFD: -1, connLog: connectionLog(s.log, svc)}
-	p.holdsConn = svc.Builtin != "" && svc.Protocol != config.UDP || svc.ProxyProtocol
-	if svc.Builtin != "" {
-		if svc.Protocol == config.UDP && builtin.Answers(svc.Builtin) {
-			p.replies = newReplyGate(svc.Replies)
-		}
-		return p, nil
-	}
-	p.path = svc.Program
-	p.dir = svc.Workdir
-	p.argv = svc.Argv()
-	p.env = baseEnv(svc.Env)
-	s.sandbox(p)
-	if s.vfork {
-		var err error
-		if p.exec, err = newExecTemplate(p); err != nil {
-			return nil, err
-		}
-	}
-	switch svc.Stderr {
-	case config.StderrNull:
-		p.stderrFD = s.devNull
-	case config.StderrLog:
-		e, err := s.stderrLog(svc.Name)
-		if err != nil {
-			return nil, err
-		}
-		e.limit(svc)
-		p.stderrFD = e.writeFD
-	}
-	return p, nil
-}
-
-// baseEnv returns PATH, unless env sets it, followed by env.
-func baseEnv(env []string) []string {
-	base := []string{"PATH=" + config.DefaultPath}
-	for _, kv := range env {
-		if strings.HasPrefix(kv, "PATH=") {
-			base = base[:0]
-			break
-		}
-	}
-	base = append(base, env...)
-	slices.Sort(base)
-	return base
-}
-
-// serveConn admits the connection fd from the socket address sa, already
-// counted by acceptCounted in the slot counted, and starts svc's program
-// for it. The caller
+// spawnAccepted admits the connection fd from the socket address sa,
+// already counted by acceptCounted in the slot counted, and starts svc's
+// program for it, waiting for its exec or not as wait says. The caller
 // closes fd afterwards. A refusal or failure is logged here, and frees the
 // count; the error it returns wraps errFork when the accept loop should
 // back off.
-func (s *Server) serveConn(svc *service, counted slot, fd int, sa unix.Sockaddr) error {
+func (s *Server) spawnAccepted(svc *service, counted slot, fd int, sa unix.Sockaddr, wait execWait) error {
 	s.metrics.Accepted(svc.Name)
-	return s.spawnFor(svc, counted, fd, sa, addrPort(sa), netip.AddrPort{})
+	return s.spawnFor(svc, counted, fd, sa, addrPort(sa), netip.AddrPort{}, wait)
 }
 
 // spawnFor admits the counted connection fd (with socket address sa) of
 // client, which arrived through the balancer via if via is valid, and
-// starts svc's program for it. See serveConn.
-func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, client, via netip.AddrPort) error {
+// starts svc's program for it. See spawnAccepted.
+func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, client, via netip.AddrPort, wait execWait) error {
 	sl, perSource, refused := s.admitCounted(svc, counted, client)
 	if refused != "" {
 		return nil
 	}
 	conn, peerName, err := connectionEnv(fd, sa, client)
-	if err == nil && client.IsValid() && svc.limits.MaxPerSource > 0 {
+	if err == nil && client.IsValid() && svc.MaxPerSource > 0 {
 		conn = append(conn, "TCPCONCURRENCY="+strconv.Itoa(perSource))
 	}
 	if err == nil && via.IsValid() {
@@ -130,7 +51,7 @@ func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, 
 	if stderr < 0 {
 		stderr = fd
 	}
-	return s.start(svc, []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)}, conn, peerName, client, sl, nil)
+	return s.spawn(svc, []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)}, conn, peerName, client, sl, nil, wait)
 }
 
 // spawnWait starts a wait-mode child on the listening socket fd, counted
@@ -142,20 +63,20 @@ func (s *Server) spawnWait(svc *service, fd int, sl slot, exited chan struct{}) 
 	if svc.ListenFDs {
 		files = []uintptr{uintptr(s.devNullRead), uintptr(svc.stderrFD), uintptr(svc.stderrFD), uintptr(fd)}
 	}
-	return s.start(svc, files, nil, "", netip.AddrPort{}, sl, exited)
+	return s.spawn(svc, files, nil, "", netip.AddrPort{}, sl, exited, waitExec)
 }
 
-// start forks and execs svc's program with files as its descriptors 0, 1,
+// spawn forks and execs svc's program with files as its descriptors 0, 1,
 // 2 (and 3) and the connection's variables conn after svc.env, for a
 // connection counted in sl from client (the zero AddrPort if it has no
 // address), named peer in logs, and logs a failure. The slot is freed
 // when the child is reaped, or at once if it cannot start.
-func (s *Server) start(svc *service, files []uintptr, conn []string, peer string, client netip.AddrPort, sl slot, exited chan struct{}) error {
+func (s *Server) spawn(svc *service, files []uintptr, conn []string, peer string, client netip.AddrPort, sl slot, exited chan struct{}, wait execWait) error {
 	c := &child{svc: svc, peer: peer, client: client, started: time.Now(), slot: sl, exited: exited, killGroup: svc.KillGroupOnExit}
 	var err error
 	s.loop.do(func() {
 		var pid int
-		if pid, err = s.fork(svc, files, conn, &c.execErr); err == nil {
+		if pid, err = s.loop.fork(svc, files, conn, &c.execErr, wait); err == nil {
 			s.children.add(pid, c, svc.Timeout)
 		}
 	})
@@ -209,23 +130,6 @@ func workdirFailed(svc *service, err error) bool {
 	return svc.Credential != nil && config.AccessDenied(root, svc.Workdir, svc.Credential, config.MaySearch) != nil
 }
 
-// fork starts svc's program with files as its descriptors 0, 1, 2 (and
-// 3) and svc.env followed by the connection's variables conn: through
-// vforkExec when it can, through syscall.ForkExec otherwise; without
-// waiting for the exec if the spawn loop says so (spawnLoop.noWait), and
-// then a failed exec's errno is written to *execErr for the reaper. It
-// returns the child's pid, or the errno of the fork or the exec.
-func (s *Server) fork(svc *service, files []uintptr, conn []string, execErr *uintptr) (int, error) {
-	if svc.exec != nil && vforkable(files) {
-		if cl := s.loop.noWait(); cl != nil {
-			return svc.exec.spawnNoWait(cl, files, conn, s.nofile, execErr)
-		}
-		return svc.exec.spawn(files, conn, s.nofile)
-	}
-	env := append(slices.Clip(svc.env), conn...)
-	return syscall.ForkExec(svc.path, svc.argv, &syscall.ProcAttr{Dir: svc.dir, Env: env, Files: files, Sys: svc.sys})
-}
-
 // connectionEnv returns what the handler of the connection fd should know
 // of it, to follow the service's env, and the peer as logs show it:
 //
@@ -267,3 +171,7 @@ func tcpEnv(env []string, peer, local netip.AddrPort) []string {
 		"REMOTE_PORT="+remotePort,
 	)
 }
+
+// errFork marks a spawn that failed because the host is out of processes
+// or memory; the accept loop backs off after it.
+var errFork = errors.New("fork failed")

@@ -22,7 +22,7 @@ import (
 // or hand the socket to a wait-mode child (a net.Listener's RawConn refuses
 // Read). Built-in services wrap it in a net.Listener or net.PacketConn.
 type listener struct {
-	service *config.Service // as bound
+	bound   *config.Service // the service it was bound for; current has the settings in force
 	file    *os.File
 	addr    string // the bound address or path, for logs
 	raw     syscall.RawConn
@@ -154,7 +154,7 @@ func listen(svc *config.Service) (*listener, error) {
 		file.Close()
 		return nil, fmt.Errorf("service %s: %s: %w", svc.Name, addr, err)
 	}
-	return &listener{service: svc, file: file, addr: addr, raw: raw, socket: socket, done: make(chan struct{})}, nil
+	return &listener{bound: svc, file: file, addr: addr, raw: raw, socket: socket, done: make(chan struct{})}, nil
 }
 
 // listenInet binds a TCP or UDP socket. An IPv4 address binds IPv4 only

@@ -1,4 +1,4 @@
-package spawner
+package vfork
 
 import (
 	"os"
@@ -15,13 +15,9 @@ import (
 // process spends per spawn (cpu-µs/op: its utime+stime, without the
 // children's):
 //
-//	GOMAXPROCS=1 go test -run '^$' -bench Spawn -benchtime 3000x -count 3 ./spawner/
+//	GOMAXPROCS=1 go test -run '^$' -bench Spawn -benchtime 3000x -count 3 ./internal/vfork/
 //
-// On the 2-vCPU machine of the README (medians of 3, 2026-11-30): ForkExec
-// 76 µs, vfork with clone3 44 µs, vfork with clone 46 µs (clone3's
-// CLONE_CLEAR_SIGHAND saves the child 64 system calls), and without
-// waiting for the exec (spawnNoWait, which the spawn loop uses when
-// waiting gains nothing) 25 µs either way.
+// docs/performance.md has the figures.
 func BenchmarkSpawn(b *testing.B) {
 	null, err := os.Open(os.DevNull)
 	if err != nil {
@@ -32,25 +28,25 @@ func BenchmarkSpawn(b *testing.B) {
 	env := []string{"PATH=/usr/bin:/bin"}
 	extra := []string{"PROTO=TCP", "TCPREMOTEIP=127.0.0.1", "TCPREMOTEPORT=40000",
 		"TCPLOCALIP=127.0.0.1", "TCPLOCALPORT=17007", "REMOTE_ADDR=127.0.0.1", "REMOTE_PORT=40000"}
-	if !haveVfork {
+	if !Available {
 		b.Skip("no vforkExec on this architecture")
 	}
-	p := &service{path: "/bin/true", argv: []string{"true"}, env: env, sys: &syscall.SysProcAttr{Setsid: true}}
-	tmpl, err := newExecTemplate(p)
+	path, argv, sys := "/bin/true", []string{"true"}, &syscall.SysProcAttr{Setsid: true}
+	tmpl, err := NewTemplate(path, "", argv, env)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var pool clonePool
+	var pool Pool
 	type way struct {
 		name  string
 		spawn func() (int, error)
 	}
 	ways := []way{
 		{"ForkExec", func() (int, error) {
-			return syscall.ForkExec(p.path, p.argv, &syscall.ProcAttr{Env: append(env, extra...), Files: files, Sys: p.sys})
+			return syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: append(env, extra...), Files: files, Sys: sys})
 		}},
-		{"vfork-clone3", func() (int, error) { noClone3.Store(false); return tmpl.spawn(files, extra, nil) }},
-		{"vfork-clone", func() (int, error) { noClone3.Store(true); return tmpl.spawn(files, extra, nil) }},
+		{"vfork-clone3", func() (int, error) { noClone3.Store(false); return tmpl.Start(files, extra, nil) }},
+		{"vfork-clone", func() (int, error) { noClone3.Store(true); return tmpl.Start(files, extra, nil) }},
 		{"nowait-clone3", func() (int, error) { noClone3.Store(false); return spawnFromPool(tmpl, &pool, files, extra) }},
 		{"nowait-clone", func() (int, error) { noClone3.Store(true); return spawnFromPool(tmpl, &pool, files, extra) }},
 	}
@@ -83,13 +79,13 @@ func BenchmarkSpawn(b *testing.B) {
 	}
 }
 
-// spawnFromPool starts tmpl's program as the spawn loop does when waiting
+// spawnFromPool starts tmpl's program as goinetd's spawn loop does when waiting
 // gains nothing: without waiting for its exec while pool has room.
-func spawnFromPool(tmpl *execTemplate, pool *clonePool, files []uintptr, extra []string) (int, error) {
-	if c := pool.get(); c != nil {
-		return tmpl.spawnNoWait(c, files, extra, nil, new(uintptr))
+func spawnFromPool(tmpl *Template, pool *Pool, files []uintptr, extra []string) (int, error) {
+	if c := pool.Get(); c != nil {
+		return tmpl.StartNoWait(c, files, extra, nil, new(uintptr))
 	}
-	return tmpl.spawn(files, extra, nil)
+	return tmpl.Start(files, extra, nil)
 }
 
 // ownCPU is this process's user and system time, without its children's.

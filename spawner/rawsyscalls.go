@@ -15,8 +15,7 @@ import (
 // since none of them can block: the listener is non-blocking, and wait4
 // has WNOHANG. A system call the scheduler is told of wakes its monitor
 // thread (sysmon) when goinetd was idle, which at one client at a time
-// cost more than the call itself: own CPU per connection fell from about
-// 170 to 152-165 µs. close(2) stays an ordinary call: a handler that set
+// cost more than the call itself (docs/performance.md). close(2) stays an ordinary call: a handler that set
 // SO_LINGER and exited at once would make goinetd's close wait.
 
 // accept4 takes a connection off the listening socket lfd, close-on-exec.

@@ -2,14 +2,13 @@ package spawner
 
 import (
 	"errors"
-	"log/slog"
 	"net/netip"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// serveNoWait accepts connections on l and spawns a handler for each until
+// noWaitLoop accepts connections on l and spawns a handler for each until
 // l is closed. Errors never end the loop: resource shortages back off, and
 // every failure is logged at a bounded rate.
 //
@@ -18,7 +17,7 @@ import (
 // it goes on accepting: each client that comes meanwhile is closed at once
 // (refused as fork_backoff) instead of waiting in the backlog for a fork
 // that would fail. The first connection after the pause tries again.
-func (s *Server) serveNoWait(l *listener) {
+func (s *Server) noWaitLoop(l *listener) {
 	var wait backoff
 	var noForkUntil time.Time
 	for {
@@ -28,7 +27,7 @@ func (s *Server) serveNoWait(l *listener) {
 		}
 		if noForkUntil.IsZero() && !svc.ProxyProtocol {
 			// The spawn loop serves l until it has to wait.
-			served, err := s.loop.serve(l)
+			served, err := s.loop.acceptOn(l)
 			if served {
 				wait.reset()
 			}
@@ -69,10 +68,10 @@ func (s *Server) serveNoWait(l *listener) {
 			continue
 		}
 		if cur.ProxyProtocol {
-			go s.serveProxied(cur, counted, fd, sa)
+			go s.spawnProxied(cur, counted, fd, sa)
 			continue
 		}
-		err = s.serveConn(cur, counted, fd, sa)
+		err = s.spawnAccepted(cur, counted, fd, sa, waitExec)
 		unix.Close(fd)
 		if errors.Is(err, errFork) {
 			noForkUntil = time.Now().Add(wait.advance())
@@ -81,18 +80,6 @@ func (s *Server) serveNoWait(l *listener) {
 		wait.reset()
 		noForkUntil = time.Time{}
 	}
-}
-
-// loopFailed logs a failed accept or receive (what) of l's service, at a
-// bounded rate, and backs off. It reports false if l is closed, before or
-// during the pause: the loop should return.
-func (s *Server) loopFailed(l *listener, wait *backoff, what string, err error) bool {
-	if l.closed() {
-		return false
-	}
-	svc := l.current.Load()
-	svc.acceptFailed.log(s.log, slog.LevelError, what+" failed", "service", svc.Name, "err", err)
-	return wait.sleep(l.done)
 }
 
 // errFull says acceptCounted found no room and accepted nothing.
@@ -121,27 +108,6 @@ func (s *Server) acceptCounted(l *listener, svc *service) (fd int, sa unix.Socka
 	}
 }
 
-// acceptNow is acceptCounted without the wait: it takes the connection
-// queued on the listening socket lfd, or fails with EAGAIN if there is
-// none, or with errFull.
-func (s *Server) acceptNow(lfd int, svc *service) (int, unix.Sockaddr, error) {
-	cs := s.children
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if cs.fullLocked(svc) {
-		return -1, nil, errFull
-	}
-	for {
-		fd, sa, err := accept4(lfd)
-		if err == nil {
-			cs.reserveLocked(svc)
-		}
-		if err != unix.EINTR {
-			return fd, sa, err
-		}
-	}
-}
-
 // clientGone reports accept errors that concern only the connection being
 // accepted (it was reset, or the network failed under it), which the Linux
 // accept(2) page says to treat like EAGAIN and retry.
@@ -165,36 +131,3 @@ func addrPort(sa unix.Sockaddr) netip.AddrPort {
 	}
 	return netip.AddrPort{}
 }
-
-// backoff is the pause of an accept loop after a resource error: 5 ms,
-// doubling to at most 1 s, until a connection is served again.
-type backoff struct{ d time.Duration }
-
-const (
-	minBackoff = 5 * time.Millisecond
-	maxBackoff = time.Second
-)
-
-// advance moves to the next backoff step, without pausing, and returns it.
-func (b *backoff) advance() time.Duration {
-	b.d = b.next()
-	return b.d
-}
-
-// sleep pauses for the next backoff step. It returns false, early, when
-// done is closed.
-func (b *backoff) sleep(done <-chan struct{}) bool {
-	t := time.NewTimer(b.advance())
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-done:
-		return false
-	}
-}
-
-// next is the pause the next sleep will take.
-func (b *backoff) next() time.Duration { return min(max(2*b.d, minBackoff), maxBackoff) }
-
-func (b *backoff) reset() { b.d = 0 }

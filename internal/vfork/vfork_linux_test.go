@@ -1,4 +1,4 @@
-package spawner
+package vfork
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestVforkable(t *testing.T) {
+func TestFits(t *testing.T) {
 	for _, tc := range []struct {
 		files []uintptr
 		want  bool
@@ -28,20 +28,20 @@ func TestVforkable(t *testing.T) {
 		{[]uintptr{4, 4, 2, 9}, true},
 		{[]uintptr{5, 6, 7, 8, 9}, false},
 	} {
-		if got := vforkable(tc.files); got != tc.want {
-			t.Errorf("vforkable(%v) = %v; want %v", tc.files, got, tc.want)
+		if got := Fits(tc.files); got != tc.want {
+			t.Errorf("Fits(%v) = %v; want %v", tc.files, got, tc.want)
 		}
 	}
 }
 
 // TestVforkSpawn starts /bin/sh through goinetd's own spawn, waiting for
-// its exec (spawn) and not (spawnNoWait), each with clone3 and with the
+// its exec (Start) and not (StartNoWait), each with clone3 and with the
 // clone it falls back to, and checks what it got: its arguments, the base
 // and extra environment, the workdir, the soft RLIMIT_NOFILE, a process
 // group and session of its own, with no terminal, and its stdout. (The
 // e2e tests check the rest: descriptors, signals, failures.)
 func TestVforkSpawn(t *testing.T) {
-	if !haveVfork {
+	if !Available {
 		t.Skip("no vforkExec on this architecture")
 	}
 	for _, wait := range []bool{true, false} {
@@ -58,18 +58,18 @@ func TestVforkSpawn(t *testing.T) {
 	}
 }
 
-// spawnEither starts tmpl's program with spawn if wait, with spawnNoWait
+// spawnEither starts tmpl's program with Start if wait, with StartNoWait
 // otherwise; done then reports whether the child has let go of the
-// cloneSpawn, and execErr is where it writes a failed exec's errno.
-func spawnEither(tmpl *execTemplate, wait bool, files []uintptr, extra []string, nofile *unix.Rlimit) (
+// Stack, and execErr is where it writes a failed exec's errno.
+func spawnEither(tmpl *Template, wait bool, files []uintptr, extra []string, nofile *unix.Rlimit) (
 	pid int, done func() bool, execErr *uintptr, err error) {
 	execErr = new(uintptr)
 	if wait {
-		pid, err = tmpl.spawn(files, extra, nofile)
+		pid, err = tmpl.Start(files, extra, nofile)
 		return pid, func() bool { return true }, execErr, err
 	}
-	c := new(cloneSpawn)
-	pid, err = tmpl.spawnNoWait(c, files, extra, nofile, execErr)
+	c := new(Stack)
+	pid, err = tmpl.StartNoWait(c, files, extra, nofile, execErr)
 	return pid, func() bool { return atomic.LoadInt32(&c.tid) == 0 }, execErr, err
 }
 
@@ -85,12 +85,11 @@ func testVforkSpawn(t *testing.T, wait bool) {
 	}
 	defer null.Close()
 
-	p := &service{path: "/bin/sh", dir: "/", sys: &syscall.SysProcAttr{Setsid: true},
-		argv: []string{"sh", "-c", `echo "$BASE $EXTRA $0"; pwd; ulimit -Sn; cut -d' ' -f5-7 /proc/$$/stat`, "zero"},
-		env:  []string{"BASE=base", "PATH=/usr/bin:/bin"}}
-	tmpl, err := newExecTemplate(p)
+	tmpl, err := NewTemplate("/bin/sh", "/",
+		[]string{"sh", "-c", `echo "$BASE $EXTRA $0"; pwd; ulimit -Sn; cut -d' ' -f5-7 /proc/$$/stat`, "zero"},
+		[]string{"BASE=base", "PATH=/usr/bin:/bin"})
 	if err != nil || tmpl == nil {
-		t.Fatalf("newExecTemplate: %v, %v", tmpl, err)
+		t.Fatalf("NewTemplate: %v, %v", tmpl, err)
 	}
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
@@ -119,14 +118,13 @@ func testVforkSpawn(t *testing.T, wait bool) {
 }
 
 // TestVforkSpawnExecFailureIsReported checks that a failed exec is
-// reported: by spawn at once, its child reaped; by spawnNoWait through
+// reported: by Start at once, its child reaped; by StartNoWait through
 // execErr, written before the child exits 127.
 func TestVforkSpawnExecFailureIsReported(t *testing.T) {
-	if !haveVfork {
+	if !Available {
 		t.Skip("no vforkExec on this architecture")
 	}
-	p := &service{path: "/nonexistent/handler", argv: []string{"handler"}, sys: &syscall.SysProcAttr{Setsid: true}}
-	tmpl, err := newExecTemplate(p)
+	tmpl, err := NewTemplate("/nonexistent/handler", "", []string{"handler"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,8 +134,8 @@ func TestVforkSpawnExecFailureIsReported(t *testing.T) {
 	}
 	defer null.Close()
 	files := []uintptr{null.Fd(), null.Fd(), null.Fd()}
-	if _, err := tmpl.spawn(files, nil, nil); !errors.Is(err, unix.ENOENT) {
-		t.Errorf("spawn of a missing program: %v; want ENOENT", err)
+	if _, err := tmpl.Start(files, nil, nil); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("Start of a missing program: %v; want ENOENT", err)
 	}
 	if pid, err := unix.Wait4(-1, nil, unix.WNOHANG, nil); err != unix.ECHILD {
 		t.Errorf("after a failed exec, wait4 found child %d (%v); want none left", pid, err)
@@ -145,7 +143,7 @@ func TestVforkSpawnExecFailureIsReported(t *testing.T) {
 
 	pid, done, execErr, err := spawnEither(tmpl, false, files, nil, nil)
 	if err != nil {
-		t.Fatalf("spawnNoWait of a missing program: %v; want the child started", err)
+		t.Fatalf("StartNoWait of a missing program: %v; want the child started", err)
 	}
 	var status unix.WaitStatus
 	if _, err := unix.Wait4(pid, &status, 0, nil); err != nil || status.ExitStatus() != 127 {
@@ -158,23 +156,23 @@ func TestVforkSpawnExecFailureIsReported(t *testing.T) {
 
 // TestClonePoolIsBounded checks that the pool reuses the memory of
 // children that have exec'd, and gives none out beyond maxCloning.
-func TestClonePoolIsBounded(t *testing.T) {
-	var p clonePool
-	var got []*cloneSpawn
+func TestPoolIsBounded(t *testing.T) {
+	var p Pool
+	var got []*Stack
 	for range maxCloning {
-		c := p.get()
+		c := p.Get()
 		if c == nil {
-			t.Fatalf("get returned nil with %d of %d in use", len(got), maxCloning)
+			t.Fatalf("Get returned nil with %d of %d in use", len(got), maxCloning)
 		}
-		c.tid = 1 // as spawnNoWait sets it: a child uses c
+		c.tid = 1 // as StartNoWait sets it: a child uses c
 		got = append(got, c)
 	}
-	if c := p.get(); c != nil {
-		t.Fatalf("get with %d children between clone and exec: got memory; want nil", maxCloning)
+	if c := p.Get(); c != nil {
+		t.Fatalf("Get with %d children between clone and exec: got memory; want nil", maxCloning)
 	}
 	got[3].tid = 0 // that child exec'd
-	if c := p.get(); c != got[3] {
-		t.Errorf("get after one child exec'd: got %p; want its memory %p again", c, got[3])
+	if c := p.Get(); c != got[3] {
+		t.Errorf("Get after one child exec'd: got %p; want its memory %p again", c, got[3])
 	}
 	if n := len(p.busy) + len(p.free); n != maxCloning {
 		t.Errorf("pool holds %d; want %d", n, maxCloning)
@@ -182,7 +180,7 @@ func TestClonePoolIsBounded(t *testing.T) {
 }
 
 func TestStartingNofileFailsCleanly(t *testing.T) {
-	if _, err := startingNofile("/nonexistent/goinetd"); err == nil {
-		t.Error("startingNofile of a missing binary succeeded")
+	if _, err := StartingNofile("/nonexistent/goinetd"); err == nil {
+		t.Error("StartingNofile of a missing binary succeeded")
 	}
 }

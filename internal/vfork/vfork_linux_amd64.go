@@ -1,4 +1,4 @@
-package spawner
+package vfork
 
 import (
 	"syscall"
@@ -7,9 +7,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// haveVfork says whether this architecture has goinetd's own spawn
+// Available says whether this architecture has goinetd's own spawn
 // (vforkExec); without it every handler starts through syscall.ForkExec.
-const haveVfork = true
+const Available = true
 
 // Every Go function that runs in a child, between its clone and its exec,
 // is marked //go:norace and //go:nosplit, and only those: the mark is how
@@ -141,7 +141,7 @@ var execChildCode = func() uintptr {
 // keeps the goroutine from being preempted meanwhile.
 //
 //go:nosplit
-func cloneExec(c *cloneSpawn) {
+func cloneExec(c *Stack) {
 	a := &c.args
 	syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK,
 		uintptr(unsafe.Pointer(&a.blockAll)), uintptr(unsafe.Pointer(&a.oldMask)), 8, 0, 0)

@@ -1,6 +1,6 @@
 //go:build linux && amd64
 
-package spawner
+package vfork
 
 import (
 	"bufio"
@@ -215,7 +215,7 @@ func checkChildCode(listing string) (calls map[string][]string, problems []strin
 // what it must catch: the calls a stack check, a bounds check and the
 // race detector add, a write barrier, and an indirect call.
 func TestCheckChildCodeFindsRuntimeCalls(t *testing.T) {
-	const listing = `TEXT github.com/goinetd/goinetd/spawner.execChild(SB) /src/spawner/vfork_linux_amd64.go
+	const listing = `TEXT github.com/goinetd/goinetd/internal/vfork.execChild(SB) /src/internal/vfork/vfork_linux_amd64.go
   vfork_linux_amd64.go:70	0x7ec560		e8db24ceff		CALL syscall.RawSyscall(SB)	
   vfork_linux_amd64.go:71	0x7ec561		e8db24ceff		CALL runtime.morestack_noctxt.abi0(SB)	
   vfork_linux_amd64.go:72	0x7ec562		e8db24ceff		CALL runtime.panicBounds(SB)	
@@ -223,12 +223,12 @@ func TestCheckChildCodeFindsRuntimeCalls(t *testing.T) {
   vfork_linux_amd64.go:74	0x7ec564		833d00000000		CMPL runtime.writeBarrier(SB), $0x0	
   vfork_linux_amd64.go:75	0x7ec565		e8db24ceff		CALL runtime.gcWriteBarrier2(SB)	
   vfork_linux_amd64.go:76	0x7ec566		ffd3			CALL BX	
-TEXT github.com/goinetd/goinetd/spawner.rawCloneVM.abi0(SB) /src/spawner/vfork_linux_amd64.s
+TEXT github.com/goinetd/goinetd/internal/vfork.rawCloneVM.abi0(SB) /src/internal/vfork/vfork_linux_amd64.s
   vfork_linux_amd64.s:69	0xa887f7		ffd3			CALL BX			
 `
 	calls, problems := checkChildCode(listing)
-	if want := []string{"syscall.RawSyscall"}; !slices.Equal(calls["github.com/goinetd/goinetd/spawner.execChild"], want) {
-		t.Errorf("calls of execChild: got %q; want %q", calls["github.com/goinetd/goinetd/spawner.execChild"], want)
+	if want := []string{"syscall.RawSyscall"}; !slices.Equal(calls["github.com/goinetd/goinetd/internal/vfork.execChild"], want) {
+		t.Errorf("calls of execChild: got %q; want %q", calls["github.com/goinetd/goinetd/internal/vfork.execChild"], want)
 	}
 	var lines []string
 	for _, p := range problems {

@@ -10,7 +10,7 @@ package spawner
 //   - goinetd is a child subreaper (becomeSubreaper): a process whose
 //     parent dies is reparented to goinetd, not to init. The reaper
 //     collects it like a handler, but it is in no pid table entry: it is
-//     logged at debug level only and frees no slot (reap_linux.go).
+//     logged at debug level only and frees no slot (reap.go).
 //   - A handler leads a process group of its own. With kill_group_on_exit
 //     (on by default in nowait mode), the reaper sends SIGKILL to that
 //     group as soon as it has collected the handler (killProcessGroup), so
@@ -63,49 +63,6 @@ func (s *Server) endLeftovers() {
 	s.log.Warn("killing processes handlers left behind that outlived SIGTERM", "processes", n)
 	if !cs.waitChildless(time.Now().Add(killGrace)) {
 		s.log.Error("processes handlers left behind still running after SIGKILL")
-	}
-}
-
-// signalLeftovers sends sig to each child of goinetd's that is not a live
-// handler, and returns how many it signalled. It holds the reap lock for
-// reading from the moment it lists the children until it has signalled
-// them: a child cannot be reaped meanwhile, so its pid cannot be reused.
-func (cs *children) signalLeftovers(sig unix.Signal) int {
-	if cs.childless.Load() {
-		return 0
-	}
-	cs.reapLock.RLock()
-	defer cs.reapLock.RUnlock()
-	pids := childPIDs()
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	n := 0
-	for _, pid := range pids {
-		if cs.live[pid] == nil {
-			unix.Kill(pid, sig)
-			n++
-		}
-	}
-	return n
-}
-
-// waitChildless waits until the reaper has found goinetd without any child
-// or deadline passes, and reports whether it has.
-func (cs *children) waitChildless(deadline time.Time) bool {
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	for {
-		cs.mu.Lock()
-		reaped := cs.leftoverReaped
-		cs.mu.Unlock()
-		if cs.childless.Load() {
-			return true
-		}
-		select {
-		case <-reaped:
-		case <-t.C:
-			return cs.childless.Load()
-		}
 	}
 }
 

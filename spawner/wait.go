@@ -14,7 +14,7 @@ import (
 // readable and nothing taken from it, to count as having made no progress.
 const quickExit = time.Second
 
-// serveWait runs l's wait-mode service: when the socket is readable (a
+// waitLoop runs l's wait-mode service: when the socket is readable (a
 // connection or a datagram is pending), it starts one child with the socket
 // itself, stops watching until the child has been reaped, then watches
 // again. The child accepts or receives on its own.
@@ -22,7 +22,7 @@ const quickExit = time.Second
 // A child that exits at once and leaves the socket as it found it would
 // otherwise be restarted in a hot loop; goinetd backs off instead (5 ms
 // doubling to 1 s) and logs it, until a child makes progress.
-func (s *Server) serveWait(l *listener) {
+func (s *Server) waitLoop(l *listener) {
 	var wait backoff
 	for {
 		if !l.waitReadable() {
@@ -92,7 +92,7 @@ func (s *Server) serveWait(l *listener) {
 // head of a UDP service's queue if its sender is refused (address rules,
 // or its source's rate), and reports whether it did.
 func (s *Server) dropRefusedDatagram(l *listener, svc *service) bool {
-	if len(svc.limits.OnlyFrom) == 0 && len(svc.limits.NoAccess) == 0 && svc.sources == nil {
+	if len(svc.OnlyFrom) == 0 && len(svc.NoAccess) == 0 && svc.sources == nil {
 		return false
 	}
 	dropped := false

@@ -1,4 +1,4 @@
-package spawner
+package trampoline
 
 import (
 	"errors"
@@ -16,18 +16,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TrampolineName is argv[0] of goinetd when it runs as the trampoline;
-// main must call Trampoline, first thing, when it sees it.
-const TrampolineName = "goinetd-exec"
+// Name is argv[0] of goinetd when it runs as the trampoline;
+// main must call Run, first thing, when it sees it.
+const Name = "goinetd-exec"
 
 // trampolineFailed is the trampoline's exit status when it cannot start
 // the handler, as a shell's for a command it cannot run.
 const trampolineFailed = 127
 
-// Trampoline runs in a child that goinetd started by executing itself
-// (through /proc/self/exe, with argv[0] TrampolineName), as the last step
+// Run runs in a child that goinetd started by executing itself
+// (through /proc/self/exe, with argv[0] Name), as the last step
 // before a handler whose sandbox Go's fork and exec cannot set up. args
-// are its instructions, encoded by instructions.args:
+// are its Instructions, encoded by Instructions.Args:
 //
 //	goinetd-exec [-rlimit NAME=VALUE]... [-nice N] [-umask 0OOO] [-chroot DIR]
 //	             [-cred UID:GID:GROUP,...] [-dir DIR] [-listen-pid] -- PROGRAM ARGV0 [ARG...]
@@ -59,16 +59,16 @@ const trampolineFailed = 127
 // opens no descriptor that survives exec: the Go runtime's own are
 // close-on-exec, so the handler gets exactly the descriptors goinetd gave.
 //
-// Trampoline returns only if a step fails: it has printed one line naming
+// Run returns only if a step fails: it has printed one line naming
 // the step and the error to its standard error (the handler's, so the line
 // goes where the service's stderr says) and returns 127, the exit status
 // for main to exit with, which the reaper logs.
-func Trampoline(args []string) int {
+func Run(args []string) int {
 	// A nice value belongs to a thread, and execve keeps the calling
 	// thread's: set it on the thread that execs.
 	runtime.LockOSThread()
 	if err := trampoline(args); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", TrampolineName, err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", Name, err)
 	}
 	return trampolineFailed
 }
@@ -84,11 +84,11 @@ func trampoline(args []string) error {
 		return fmt.Errorf("instructions %q: %w", args, err)
 	}
 	env := os.Environ()
-	if in.listenPID {
+	if in.ListenPID {
 		env = slices.DeleteFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "LISTEN_PID=") })
 		env = append(env, "LISTEN_PID="+strconv.Itoa(os.Getpid()))
 	}
-	for _, r := range in.rlimits {
+	for _, r := range in.Rlimits {
 		// syscall.Setrlimit, not unix's: it also stops syscall.Exec from
 		// restoring the soft nofile limit the runtime had at start.
 		lim := syscall.Rlimit{Cur: r.Value, Max: r.Value}
@@ -96,23 +96,23 @@ func trampoline(args []string) error {
 			return fmt.Errorf("setrlimit %s: %w", rlimitArg(r), err)
 		}
 	}
-	if in.nice != nil {
-		if err := unix.Setpriority(unix.PRIO_PROCESS, 0, *in.nice); err != nil {
-			return fmt.Errorf("setpriority %d: %w", *in.nice, err)
+	if in.Nice != nil {
+		if err := unix.Setpriority(unix.PRIO_PROCESS, 0, *in.Nice); err != nil {
+			return fmt.Errorf("setpriority %d: %w", *in.Nice, err)
 		}
 	}
-	if in.umask != nil {
-		syscall.Umask(*in.umask)
+	if in.Umask != nil {
+		syscall.Umask(*in.Umask)
 	}
-	if in.chroot != "" {
-		if err := syscall.Chroot(in.chroot); err != nil {
-			return fmt.Errorf("chroot %s: %w", in.chroot, err)
+	if in.Chroot != "" {
+		if err := syscall.Chroot(in.Chroot); err != nil {
+			return fmt.Errorf("chroot %s: %w", in.Chroot, err)
 		}
 		if err := syscall.Chdir("/"); err != nil {
-			return fmt.Errorf("chdir / in %s: %w", in.chroot, err)
+			return fmt.Errorf("chdir / in %s: %w", in.Chroot, err)
 		}
 	}
-	if c := in.cred; c != nil {
+	if c := in.Cred; c != nil {
 		// package syscall's calls change every thread of the process, not
 		// only the calling one as the raw system calls do.
 		groups := make([]int, len(c.Groups))
@@ -129,27 +129,27 @@ func trampoline(args []string) error {
 			return fmt.Errorf("setuid %d: %w", c.Uid, err)
 		}
 	}
-	if in.dir != "" {
-		if err := syscall.Chdir(in.dir); err != nil {
-			return fmt.Errorf("chdir %s: %w", in.dir, err)
+	if in.Dir != "" {
+		if err := syscall.Chdir(in.Dir); err != nil {
+			return fmt.Errorf("chdir %s: %w", in.Dir, err)
 		}
 	}
-	err = syscall.Exec(in.program, in.argv, env)
-	return fmt.Errorf("exec %s: %w", in.program, err)
+	err = syscall.Exec(in.Program, in.Argv, env)
+	return fmt.Errorf("exec %s: %w", in.Program, err)
 }
 
-// instructions is what the trampoline does before it execs a handler; see
-// Trampoline for the order.
-type instructions struct {
-	rlimits   []config.Rlimit
-	nice      *int
-	umask     *int
-	chroot    string
-	cred      *syscall.Credential
-	dir       string
-	listenPID bool
-	program   string   // the handler, a path inside chroot if set
-	argv      []string // its argv, argv[0] included
+// Instructions is what the trampoline does before it execs a handler; see
+// Run for the order.
+type Instructions struct {
+	Rlimits   []config.Rlimit
+	Nice      *int
+	Umask     *int
+	Chroot    string
+	Cred      *syscall.Credential
+	Dir       string
+	ListenPID bool
+	Program   string   // the handler, a path inside Chroot if set
+	Argv      []string // its argv, argv[0] included
 }
 
 // rlimitArg is r as the trampoline's -rlimit takes it: NAME=VALUE.
@@ -160,51 +160,51 @@ func rlimitArg(r config.Rlimit) string {
 	return r.Name + "=" + strconv.FormatUint(r.Value, 10)
 }
 
-// args encodes in as the trampoline's arguments, argv[0] excluded, in the
-// format Trampoline documents; parseInstructions decodes them.
-func (in *instructions) args() []string {
+// Args encodes in as the trampoline's arguments, argv[0] excluded, in the
+// format Run documents; parseInstructions decodes them.
+func (in *Instructions) Args() []string {
 	var args []string
-	for _, r := range in.rlimits {
+	for _, r := range in.Rlimits {
 		args = append(args, "-rlimit", rlimitArg(r))
 	}
-	if in.nice != nil {
-		args = append(args, "-nice", strconv.Itoa(*in.nice))
+	if in.Nice != nil {
+		args = append(args, "-nice", strconv.Itoa(*in.Nice))
 	}
-	if in.umask != nil {
-		args = append(args, "-umask", fmt.Sprintf("%04o", *in.umask))
+	if in.Umask != nil {
+		args = append(args, "-umask", fmt.Sprintf("%04o", *in.Umask))
 	}
-	if in.chroot != "" {
-		args = append(args, "-chroot", in.chroot)
+	if in.Chroot != "" {
+		args = append(args, "-chroot", in.Chroot)
 	}
-	if c := in.cred; c != nil {
+	if c := in.Cred; c != nil {
 		groups := make([]string, len(c.Groups))
 		for i, g := range c.Groups {
 			groups[i] = strconv.FormatUint(uint64(g), 10)
 		}
 		args = append(args, "-cred", fmt.Sprintf("%d:%d:%s", c.Uid, c.Gid, strings.Join(groups, ",")))
 	}
-	if in.dir != "" {
-		args = append(args, "-dir", in.dir)
+	if in.Dir != "" {
+		args = append(args, "-dir", in.Dir)
 	}
-	if in.listenPID {
+	if in.ListenPID {
 		args = append(args, "-listen-pid")
 	}
-	args = append(args, "--", in.program)
-	return append(args, in.argv...)
+	args = append(args, "--", in.Program)
+	return append(args, in.Argv...)
 }
 
 // parseInstructions decodes the trampoline's arguments. Every value is
 // checked before anything is done, so a bad one changes nothing.
-func parseInstructions(args []string) (*instructions, error) {
-	in := &instructions{}
-	flags := flag.NewFlagSet(TrampolineName, flag.ContinueOnError)
+func parseInstructions(args []string) (*Instructions, error) {
+	in := &Instructions{}
+	flags := flag.NewFlagSet(Name, flag.ContinueOnError)
 	flags.SetOutput(io.Discard)
 	flags.Func("rlimit", "", func(v string) error {
 		r, err := parseRlimit(v)
 		if err != nil {
 			return err
 		}
-		in.rlimits = append(in.rlimits, r)
+		in.Rlimits = append(in.Rlimits, r)
 		return nil
 	})
 	flags.Func("nice", "", func(v string) error {
@@ -212,7 +212,7 @@ func parseInstructions(args []string) (*instructions, error) {
 		if err != nil || n < -20 || n > 19 {
 			return fmt.Errorf("%q is not a nice value (-20 to 19)", v)
 		}
-		in.nice = &n
+		in.Nice = &n
 		return nil
 	})
 	flags.Func("umask", "", func(v string) error {
@@ -221,28 +221,28 @@ func parseInstructions(args []string) (*instructions, error) {
 			return fmt.Errorf("%q is not an octal umask", v)
 		}
 		mask := int(m)
-		in.umask = &mask
+		in.Umask = &mask
 		return nil
 	})
 	flags.Func("chroot", "", func(v string) error {
 		if !strings.HasPrefix(v, "/") {
 			return fmt.Errorf("%q is not an absolute path", v)
 		}
-		in.chroot = v
+		in.Chroot = v
 		return nil
 	})
 	flags.Func("cred", "", func(v string) (err error) {
-		in.cred, err = parseCred(v)
+		in.Cred, err = parseCred(v)
 		return err
 	})
 	flags.Func("dir", "", func(v string) error {
 		if !strings.HasPrefix(v, "/") {
 			return fmt.Errorf("%q is not an absolute path", v)
 		}
-		in.dir = v
+		in.Dir = v
 		return nil
 	})
-	flags.BoolVar(&in.listenPID, "listen-pid", false, "")
+	flags.BoolVar(&in.ListenPID, "listen-pid", false, "")
 	if err := flags.Parse(args); err != nil {
 		return nil, err
 	}
@@ -250,7 +250,7 @@ func parseInstructions(args []string) (*instructions, error) {
 	if len(args)-len(rest) < 1 || args[len(args)-len(rest)-1] != "--" || len(rest) < 2 {
 		return nil, errors.New("want -- PROGRAM ARGV0 [ARG...] after the options")
 	}
-	in.program, in.argv = rest[0], rest[1:]
+	in.Program, in.Argv = rest[0], rest[1:]
 	return in, nil
 }
 

@@ -1,5 +1,5 @@
 //go:build race
 
-package spawner
+package vfork
 
 const raceEnabled = true

@@ -1,0 +1,5 @@
+//go:build !goinetd_debug
+
+package main
+
+const debugBuild = false

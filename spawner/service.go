@@ -1,0 +1,80 @@
+package spawner
+
+import (
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/goinetd/goinetd/builtin"
+	"github.com/goinetd/goinetd/config"
+	"github.com/goinetd/goinetd/internal/vfork"
+)
+
+// service is a config.Service prepared for spawning: everything that does
+// not depend on the connection is computed once, when it is loaded.
+type service struct {
+	*config.Service
+	*gate
+	path     string               // what to exec: the program, or the trampoline
+	argv     []string             // its argv
+	env      []string             // PATH and the config's env, sorted; the peer is added per connection
+	sys      *syscall.SysProcAttr // shared, read-only, by every spawn
+	exec     *vfork.Template      // nil: syscall.ForkExec starts the handler
+	dir      string               // where the handler starts; empty: in goinetd's own directory
+	stderrFD int                  // fd 2 of the child, unless stderr is "socket"
+	replies  *replyGate           // a UDP built-in that answers: its reply budgets; else nil
+	// holdsConn says goinetd keeps a connection's descriptor open beyond
+	// its accept: a built-in's for its whole life, a PROXY protocol one's
+	// until its header is read. Such connections count against maxHeld.
+	holdsConn bool
+
+	acceptFailed, forkFailed, execFailed, quickExit limitedLog
+	connLog                                         *logBudget // connection records; nil: unbounded
+}
+
+// prepare builds the spawn template of svc.
+func (s *Server) prepare(svc *config.Service) (*service, error) {
+	p := &service{Service: svc, gate: newGate(svc.Limits), stderrFD: -1, connLog: connectionLog(s.log, svc)}
+	p.holdsConn = svc.Builtin != "" && svc.Protocol != config.UDP || svc.ProxyProtocol
+	if svc.Builtin != "" {
+		if svc.Protocol == config.UDP && builtin.Answers(svc.Builtin) {
+			p.replies = newReplyGate(svc.Replies)
+		}
+		return p, nil
+	}
+	p.path = svc.Program
+	p.dir = svc.Workdir
+	p.argv = svc.Argv()
+	p.env = baseEnv(svc.Env)
+	s.sandbox(p)
+	var err error
+	if p.exec, err = s.execTemplate(p); err != nil {
+		return nil, err
+	}
+	switch svc.Stderr {
+	case config.StderrNull:
+		p.stderrFD = s.devNull
+	case config.StderrLog:
+		e, err := s.stderrLog(svc.Name)
+		if err != nil {
+			return nil, err
+		}
+		e.limit(svc)
+		p.stderrFD = e.writeFD
+	}
+	return p, nil
+}
+
+// baseEnv returns PATH, unless env sets it, followed by env.
+func baseEnv(env []string) []string {
+	base := []string{"PATH=" + config.DefaultPath}
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "PATH=") {
+			base = base[:0]
+			break
+		}
+	}
+	base = append(base, env...)
+	slices.Sort(base)
+	return base
+}
