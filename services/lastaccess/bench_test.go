@@ -28,6 +28,8 @@ import (
 
 var benchBin = flag.String("lastaccess.bin", "", "benchmark this lastaccess `binary` (an older build, say) instead of the package's")
 
+var benchPhase = flag.Duration("lastaccess.phase", 3*time.Second, "how long BenchmarkBesideEcho drives each handler per iteration")
+
 // benchSizes are the numbers of records the store holds before the benchmark.
 var benchSizes = []int{0, 1000, 10000, 100000}
 
@@ -186,4 +188,69 @@ func preload(b *testing.B, l layout, db string, n int) {
 	if err := unix.Syncfs(int(d.Fd())); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkBesideEcho measures connections per second through goinetd, in
+// one run, for the bundled echo handler and for lastaccess, each served to
+// 8 clients in a closed loop from 200 loopback addresses, alternating
+// phases of -lastaccess.phase each (one echo and one lastaccess phase per
+// iteration, so a drift of the machine touches both). It reports both
+// rates and lastaccess's as a fraction of echo's. Each store named by
+// -lastaccess.stores is measured (folder: a fresh records folder;
+// postgres: a throwaway server, see startPostgres).
+//
+//	go test -run '^$' -bench BesideEcho -benchtime 3x ./services/lastaccess/
+func BenchmarkBesideEcho(b *testing.B) {
+	const clients, sources = 8, 200
+	_, echo := goinetdBinaries(b)
+	echoPort, laPort := freeTCPPort(b), freeTCPPort(b)
+	db := filepath.Join(b.TempDir(), "records")
+	startGoinetd(b, serviceTOML("echo", echoPort, echo)+serviceTOML("lastaccess", laPort, lastaccessBin, "-db", db))
+	addrs := make([]string, sources)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf("127.0.%d.%d", 10+i/100, i%100+2)
+	}
+	// phase runs the clients against port for *benchPhase and returns
+	// the connections completed per second.
+	phase := func(port int, payload string, ok func(reply string) bool) float64 {
+		ctx := b.Context()
+		var n, next int64
+		var mu sync.Mutex
+		var failed error
+		stop := time.Now().Add(*benchPhase)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range clients {
+			wg.Go(func() {
+				for time.Now().Before(stop) {
+					mu.Lock()
+					from := addrs[next%sources]
+					next++
+					mu.Unlock()
+					reply, err := exchange(ctx, loopbackDialer(from), port, payload, 30*time.Second)
+					mu.Lock()
+					if err != nil || !ok(reply) {
+						failed = fmt.Errorf("connection from %s to port %d: got %q, %v; want a full reply", from, port, reply, err)
+					}
+					n++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if failed != nil {
+			b.Fatal(failed)
+		}
+		return float64(n) / time.Since(start).Seconds()
+	}
+	var echoRate, laRate float64
+	rounds := 0
+	for b.Loop() {
+		echoRate += phase(echoPort, "hello\n", func(r string) bool { return r == "hello\n" })
+		laRate += phase(laPort, "", func(r string) bool { return strings.HasPrefix(r, "Welcome, ") && strings.Count(r, "\n") == 3 })
+		rounds++
+	}
+	b.ReportMetric(echoRate/float64(rounds), "echo-conns/s")
+	b.ReportMetric(laRate/float64(rounds), "lastaccess-conns/s")
+	b.ReportMetric(laRate/echoRate, "ratio")
 }
