@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -121,18 +122,20 @@ func (g *goinetdProc) logText() string {
 	return g.log.String()
 }
 
-// children returns the pids of goinetd's running handlers.
+// children returns the pids of goinetd's running handlers: the children
+// of each of its threads.
 func (g *goinetdProc) children() []int {
-	pid := g.cmd.Process.Pid
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil {
-		return nil
-	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", g.cmd.Process.Pid))
 	var pids []int
-	for _, f := range strings.Fields(string(data)) {
-		var p int
-		fmt.Sscan(f, &p)
-		pids = append(pids, p)
+	for _, task := range tasks {
+		data, err := os.ReadFile(task)
+		if err != nil {
+			continue // the thread is gone
+		}
+		for _, f := range strings.Fields(string(data)) {
+			p, _ := strconv.Atoi(f)
+			pids = append(pids, p)
+		}
 	}
 	return pids
 }
