@@ -12,6 +12,9 @@ LDFLAGS := -X main.version=$(VERSION)
 ## (no cgo), so the same file runs on any Linux of its architecture
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/goinetd ./services/echo ./services/lastaccess
+	@# lastaccess with the PostgreSQL driver, which lastaccess runs for a
+	@# -db naming a database (the driver would slow every file update)
+	CGO_ENABLED=0 $(GO) build -tags postgres -ldflags '$(LDFLAGS)' -o bin/lastaccess-postgres ./services/lastaccess
 
 ## run: build, then serve inetd.toml in the foreground (Ctrl-C stops it)
 run: build
@@ -43,9 +46,13 @@ lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags stress ./...
+	$(GO) vet -tags postgres ./services/lastaccess/
 
 # Debian packages of the real clients the tests drive: command=package.
-TEST_TOOLS := prlimit=util-linux setpriv=util-linux setcap=libcap2-bin socat=socat nc=netcat-openbsd python3=python3 /lib/systemd/systemd-socket-proxyd=systemd haproxy=haproxy groff=groff-base man=man-db
+# PostgreSQL's binaries are off PATH, in a folder named after its version:
+# any initdb installed, or a path that is missing if there is none.
+PG_INITDB  := $(or $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/initdb))),/usr/lib/postgresql/VERSION/bin/initdb)
+TEST_TOOLS := prlimit=util-linux setpriv=util-linux setcap=libcap2-bin socat=socat nc=netcat-openbsd python3=python3 /lib/systemd/systemd-socket-proxyd=systemd haproxy=haproxy groff=groff-base man=man-db $(PG_INITDB)=postgresql
 
 ## deps: install the test tools that are missing (needs root and apt-get;
 ## otherwise it says what is missing and the tests that need it skip)
@@ -85,7 +92,7 @@ INSTALL       ?= install
 SYSTEM_INSTALL := $(if $(DESTDIR),,$(if $(filter /etc,$(SYSCONFDIR)),$(if $(filter /var,$(LOCALSTATEDIR)),$(if $(filter 0,$(shell id -u)),yes))))
 HANDLER_USER   ?= $(if $(SYSTEM_INSTALL),goinetd,nobody)
 
-HANDLERS       := echo lastaccess
+HANDLERS       := echo lastaccess lastaccess-postgres
 UNITS          := goinetd.service goinetd.socket
 HANDLERDIR      = $(LIBEXECDIR)/goinetd
 CONFDIR         = $(SYSCONFDIR)/goinetd
