@@ -84,6 +84,11 @@ func (s *FolderStore) touchLocked(lock *storeLock, ip netip.Addr) (Visit, error)
 	}
 	f := s.file(ip, dir)
 	f.stepDone("lock", 0)
+	if v, done, err := s.overwrite(f, ip); done || err != nil {
+		return v, err
+	}
+	// This update writes a temporary file: first remove any left by
+	// updates killed before they renamed theirs.
 	n, err := removeStaleTemps(f.tempDir, "", f.logf, func(name string) (bool, func()) {
 		return staleFolderTemp(lock, key, name, f.logf)
 	})
@@ -93,9 +98,6 @@ func (s *FolderStore) touchLocked(lock *storeLock, ip netip.Addr) (Visit, error)
 		}
 	}
 	f.stepDone("clean temps", n)
-	if v, done, err := s.overwrite(f, ip); done || err != nil {
-		return v, err
-	}
 	records, mode, err := f.read()
 	if err != nil {
 		return Visit{}, err
@@ -220,13 +222,16 @@ func (s *FolderStore) create() error {
 // relative to it, by name, and never through a symbolic link. A missing
 // folder is fs.ErrNotExist.
 func (s *FolderStore) openFolder() (*os.File, error) {
-	dir, err := os.OpenFile(s.Path, os.O_RDONLY|unix.O_DIRECTORY, 0)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+	// unix.Open, not os.Open: a blocking descriptor never starts Go's
+	// poller, which the common update does not need.
+	fd, err := unix.Open(s.Path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, fs.ErrNotExist
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open records folder %s: %w", s.Path, bare(err))
+		return nil, fmt.Errorf("open records folder %s: open: %w", s.Path, err)
 	}
+	dir := os.NewFile(uintptr(fd), s.Path)
 	info, err := dir.Stat()
 	if err == nil {
 		err = checkFolder(s.Path, info, false)

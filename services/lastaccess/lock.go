@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,7 +22,7 @@ import (
 // exclude every update. The locks go with the descriptor: a process
 // killed while holding them releases them.
 type storeLock struct {
-	f    *os.File
+	fd   int // a raw descriptor: an *os.File would start Go's poller
 	path string
 	// exclusive: the flock is exclusive, so record locks are not needed
 	// (lockRecords does nothing, tryRecords always succeeds).
@@ -57,11 +56,11 @@ func addrKey(ip netip.Addr) int64 {
 // record locks, and lets an operator without write permission run -list
 // once the lock file exists.
 func lockStore(path string, how int) (*storeLock, error) {
-	f, err := openLockFile(path+".lock", os.O_RDONLY)
+	fd, err := openLockFile(path+".lock", unix.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
-	return flockStore(f, how)
+	return flockStore(fd, path+".lock", how)
 }
 
 // lockForUpdate takes the locks an update starts with: the shared flock on
@@ -70,63 +69,68 @@ func lockStore(path string, how int) (*storeLock, error) {
 // falls back to the exclusive flock on the file opened read-only, which
 // excludes every other access as record locks would, and more.
 func lockForUpdate(path string) (*storeLock, error) {
-	f, err := openLockFile(path+".lock", os.O_RDWR)
+	path += ".lock"
+	fd, err := openLockFile(path, unix.O_RDWR)
 	if errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS) {
-		if f, err = openLockFile(path+".lock", os.O_RDONLY); err != nil {
+		if fd, err = openLockFile(path, unix.O_RDONLY); err != nil {
 			return nil, err
 		}
-		l, err := flockStore(f, unix.LOCK_EX)
-		if l != nil {
-			l.exclusive = true
-		}
-		return l, err
+		return flockStore(fd, path, unix.LOCK_EX)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return flockStore(f, unix.LOCK_SH)
+	return flockStore(fd, path, unix.LOCK_SH)
 }
 
 // openLockFile opens the lock file at path with flag, creating it with
 // mode 0644 if missing. O_NOFOLLOW: a symlink there must not make
 // lastaccess create or lock a file elsewhere; O_NONBLOCK: a FIFO must not
 // hang it.
-func openLockFile(path string, flag int) (*os.File, error) {
-	f, err := os.OpenFile(path, flag|os.O_CREATE|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o644)
-	if errors.Is(err, unix.ELOOP) {
-		return nil, fmt.Errorf("lock %s: a symbolic link; refused, not followed", path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, bare(err))
-	}
-	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: not a regular file", path)
-	}
-	return f, nil
-}
-
-// flockStore takes flock(2) how on the lock file f, waiting as long as it
-// takes; on failure it closes f.
-func flockStore(f *os.File, how int) (*storeLock, error) {
+func openLockFile(path string, flag int) (int, error) {
+	var fd int
 	var err error
 	for {
-		err = unix.Flock(int(f.Fd()), how)
+		fd, err = unix.Open(path, flag|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if errors.Is(err, unix.ELOOP) {
+		return -1, fmt.Errorf("lock %s: a symbolic link; refused, not followed", path)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("lock %s: open: %w", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return -1, fmt.Errorf("lock %s: not a regular file", path)
+	}
+	return fd, nil
+}
+
+// flockStore takes flock(2) how on the lock file fd, at path, waiting as
+// long as it takes; on failure it closes fd.
+func flockStore(fd int, path string, how int) (*storeLock, error) {
+	var err error
+	for {
+		err = unix.Flock(fd, how)
 		if !errors.Is(err, unix.EINTR) {
 			break
 		}
 	}
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: flock: %w", f.Name(), err)
+		unix.Close(fd)
+		return nil, fmt.Errorf("lock %s: flock: %w", path, err)
 	}
-	return &storeLock{f: f, path: f.Name(), exclusive: how == unix.LOCK_EX}, nil
+	return &storeLock{fd: fd, path: path, exclusive: how == unix.LOCK_EX}, nil
 }
 
 // release closes the lock file, which releases every lock on it. A close
 // error on a descriptor never written through cannot lose data, so there
 // is nothing to report.
-func (l *storeLock) release() { l.f.Close() }
+func (l *storeLock) release() { unix.Close(l.fd) }
 
 // lockRecords takes a record lock of type typ (unix.F_WRLCK or F_RDLCK)
 // on the byte key, or on every address's byte when key is allRecords,
@@ -137,7 +141,7 @@ func (l *storeLock) lockRecords(key int64, typ int16) error {
 	}
 	lk := recordRange(key, typ)
 	for {
-		err := unix.FcntlFlock(l.f.Fd(), unix.F_OFD_SETLKW, &lk)
+		err := unix.FcntlFlock(uintptr(l.fd), unix.F_OFD_SETLKW, &lk)
 		switch {
 		case err == nil:
 			return nil
@@ -155,7 +159,7 @@ func (l *storeLock) tryRecords(key int64) (bool, error) {
 		return true, nil
 	}
 	lk := recordRange(key, unix.F_WRLCK)
-	err := unix.FcntlFlock(l.f.Fd(), unix.F_OFD_SETLK, &lk)
+	err := unix.FcntlFlock(uintptr(l.fd), unix.F_OFD_SETLK, &lk)
 	switch {
 	case err == nil:
 		return true, nil
@@ -172,7 +176,7 @@ func (l *storeLock) unlockRecords(key int64) error {
 		return nil
 	}
 	lk := recordRange(key, unix.F_UNLCK)
-	if err := unix.FcntlFlock(l.f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
+	if err := unix.FcntlFlock(uintptr(l.fd), unix.F_OFD_SETLK, &lk); err != nil {
 		return fmt.Errorf("unlock %s: fcntl F_OFD_SETLK: %w", l.path, err)
 	}
 	return nil
