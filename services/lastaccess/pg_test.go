@@ -274,7 +274,8 @@ func checkApology(t *testing.T, what string, o outcome, why string) {
 
 // TestPostgresFleet runs two goinetd instances, on two ports, sharing one
 // PostgreSQL database; the client alternates between them, as a round-
-// robin balancer would. 300 connections from 60 addresses, 12 at a time,
+// robin balancer would. 300 connections from 60 addresses, 12 at a time
+// (5 of one address at once, on both hosts),
 // must leave exactly 60 records and greet each address "never seen"
 // exactly once, with every noted time read back by exactly one later
 // connection (none lost). Then more connections while handlers of both
@@ -303,8 +304,10 @@ func TestPostgresFleet(t *testing.T) {
 		addrs[i] = fmt.Sprintf("127.0.3.%d", i+1)
 	}
 
-	// connectAll runs n connections, connection i from addrs[i%peers] to
-	// host i%2, workers at a time, and returns each reply (or error).
+	// connectAll runs n connections, workers at a time, and returns each
+	// reply (or error). Connection i goes to host i%2, from an address
+	// that n/peers consecutive connections share, so that connections of
+	// one address run at once on both hosts.
 	type reply struct {
 		from, text string
 		err        error
@@ -312,12 +315,13 @@ func TestPostgresFleet(t *testing.T) {
 	}
 	connectAll := func(n int) []reply {
 		replies := make([]reply, n)
+		perAddr := max(1, n/peers)
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		for range workers {
 			wg.Go(func() {
 				for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-					from := addrs[i%peers]
+					from := addrs[i/perAddr%peers]
 					start := time.Now()
 					text, err := exchange(ctx, loopbackDialer(from), ports[i%2], "", 30*time.Second)
 					replies[i] = reply{from: from, text: text, err: err, took: time.Since(start)}
@@ -397,7 +401,7 @@ func TestPostgresFleet(t *testing.T) {
 			select {
 			case <-stopKiller:
 				return
-			case <-time.After(time.Duration(rng.Int64N(int64(5 * time.Millisecond)))): // a random moment; it waits for nothing
+			case <-time.After(time.Duration(rng.Int64N(int64(20 * time.Millisecond)))): // a random moment; it waits for nothing
 			}
 			h := hosts[rng.IntN(2)]
 			if pids := h.children(); len(pids) > 0 && killChild(h, pids[rng.IntN(len(pids))]) {
