@@ -179,8 +179,10 @@ func loopbackDialer(from string) *net.Dialer {
 	}
 }
 
-// exchange connects to port from the address of d, sends payload,
-// half-closes and reads the whole reply, within timeout.
+// exchange connects to port from the address of d, sends payload and
+// half-closes (unless payload is empty: lastaccess reads nothing, and a
+// balancer may drop a connection its client closes before it has reached
+// a server), and reads the whole reply, within timeout.
 func exchange(ctx context.Context, d *net.Dialer, port int, payload string, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -195,10 +197,59 @@ func exchange(ctx context.Context, d *net.Dialer, port int, payload string, time
 		if _, err := io.WriteString(c, payload); err != nil {
 			return "", err
 		}
-	}
-	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
-		return "", err
+		if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+			return "", err
+		}
 	}
 	b, err := io.ReadAll(c)
 	return string(b), err
+}
+
+// startHAProxy runs HAProxy in the foreground with a TCP frontend on a
+// free loopback port that balances connections round robin over the
+// backends (loopback ports), with a PROXY protocol v2 header naming the
+// client, and returns the frontend's port. It skips the test when
+// HAProxy is not installed; the test's cleanup kills it.
+func startHAProxy(tb testing.TB, backends ...int) int {
+	tb.Helper()
+	haproxy, err := exec.LookPath("haproxy")
+	if err != nil {
+		tb.Skipf("needs haproxy (make deps installs Debian's package): %v", err)
+	}
+	front := freeTCPPort(tb)
+	cfg := fmt.Sprintf("global\n    maxconn 1000\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n"+
+		"frontend in\n    bind 127.0.0.1:%d\n    default_backend fleet\nbackend fleet\n    balance roundrobin\n", front)
+	for i, port := range backends {
+		cfg += fmt.Sprintf("    server host%d 127.0.0.1:%d send-proxy-v2\n", i, port)
+	}
+	path := filepath.Join(tb.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	cmd := exec.Command(haproxy, "-db", "-f", path)
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if tb.Failed() {
+			tb.Logf("haproxy output:\n%s", out)
+		}
+	})
+	// Wait for the listening socket in /proc/net/tcp, not with a
+	// connection: the balancer would pass it on to a handler.
+	listening := fmt.Sprintf(" 0100007F:%04X 00000000:0000 0A ", front)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if table, err := os.ReadFile("/proc/net/tcp"); err == nil && strings.Contains(string(table), listening) {
+			return front
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("haproxy not listening on port %d after 10 s; output:\n%s", front, out)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the port, with a deadline
+	}
 }

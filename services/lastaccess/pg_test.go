@@ -273,8 +273,8 @@ func checkApology(t *testing.T, what string, o outcome, why string) {
 }
 
 // TestPostgresFleet runs two goinetd instances, on two ports, sharing one
-// PostgreSQL database; the client alternates between them, as a round-
-// robin balancer would. 300 connections from 60 addresses, 12 at a time
+// PostgreSQL database, behind HAProxy balancing round robin with the
+// PROXY protocol (so each host sees the real client address). 300 connections from 60 addresses, 12 at a time
 // (5 of one address at once, on both hosts),
 // must leave exactly 60 records and greet each address "never seen"
 // exactly once, with every noted time read back by exactly one later
@@ -294,20 +294,22 @@ func TestPostgresFleet(t *testing.T) {
 		k, v, _ := strings.Cut(kv, "=")
 		envTOML = append(envTOML, fmt.Sprintf("%s = %q", k, v))
 	}
+	proxied := "proxy_protocol = true\nproxy_from = [\"127.0.0.1\"]\n"
 	hosts := []*goinetdProc{
-		startGoinetd(t, serviceTOML("lastaccess", ports[0], lastaccessBin, "-db", pg.url())),
-		startGoinetd(t, serviceTOML("lastaccess", ports[1], lastaccessBin, "-db", "postgres://")+
+		startGoinetd(t, serviceTOML("lastaccess", ports[0], lastaccessBin, "-db", pg.url())+proxied),
+		startGoinetd(t, serviceTOML("lastaccess", ports[1], lastaccessBin, "-db", "postgres://")+proxied+
 			"env = { "+strings.Join(envTOML, ", ")+" }\n"),
 	}
+	front := startHAProxy(t, ports...)
 	addrs := make([]string, peers)
 	for i := range addrs {
 		addrs[i] = fmt.Sprintf("127.0.3.%d", i+1)
 	}
 
 	// connectAll runs n connections, workers at a time, and returns each
-	// reply (or error). Connection i goes to host i%2, from an address
-	// that n/peers consecutive connections share, so that connections of
-	// one address run at once on both hosts.
+	// reply (or error). Connection i is from an address that n/peers
+	// consecutive connections share, so that connections of one address
+	// run at once, and the balancer sends them to both hosts.
 	type reply struct {
 		from, text string
 		err        error
@@ -323,7 +325,7 @@ func TestPostgresFleet(t *testing.T) {
 				for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
 					from := addrs[i/perAddr%peers]
 					start := time.Now()
-					text, err := exchange(ctx, loopbackDialer(from), ports[i%2], "", 30*time.Second)
+					text, err := exchange(ctx, loopbackDialer(from), front, "", 30*time.Second)
 					replies[i] = reply{from: from, text: text, err: err, took: time.Since(start)}
 				}
 			})
@@ -389,7 +391,12 @@ func TestPostgresFleet(t *testing.T) {
 			t.Errorf("%s: times read back %q; want the noted times but the last, %q", ip, got, want)
 		}
 	}
-	t.Logf("%d connections from %d addresses, %d at a time, through 2 goinetd hosts: %.0f/s", conns, peers, workers, float64(conns)/elapsed.Seconds())
+	t.Logf("%d connections from %d addresses, %d at a time, through HAProxy and 2 goinetd hosts: %.0f/s", conns, peers, workers, float64(conns)/elapsed.Seconds())
+	for i, h := range hosts {
+		if n := strings.Count(h.logText(), `"msg":"connection ended"`); n < conns/4 {
+			t.Errorf("host %d: got %d connections; want about half of %d (round robin)", i, n, conns)
+		}
+	}
 
 	// 2. Handlers SIGKILLed at random moments, mid-update or not.
 	rng := rand.New(rand.NewPCG(20261207, 1))
@@ -455,7 +462,7 @@ func TestPostgresFleet(t *testing.T) {
 				}
 				from := addrs[(w*15+i)%peers]
 				start := time.Now()
-				text, err := exchange(ctx, loopbackDialer(from), ports[i%2], "", 30*time.Second)
+				text, err := exchange(ctx, loopbackDialer(from), front, "", 30*time.Second)
 				took := time.Since(start)
 				g, ok := parseGreeting(text)
 				switch {
