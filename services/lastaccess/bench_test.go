@@ -197,8 +197,10 @@ func preload(b *testing.B, l layout, db string, n int) {
 // lastaccess with a records folder and, when PostgreSQL is installed, one
 // of lastaccess with a PostgreSQL database (a throwaway server on a unix
 // socket, fsync on, as startPostgres makes it), so a drift of the machine
-// touches all alike. Each address has connected once before. It reports the mean rates and each lastaccess's as a
-// fraction of echo's.
+// touches all alike. Each address has connected once before. It reports
+// the mean rates, each lastaccess's as a fraction of echo's, and the CPU
+// time the handler processes used per connection (user and system, from
+// goinetd's reaped children; not PostgreSQL's server processes).
 //
 //	go test -run '^$' -bench BesideEcho -benchtime 5x ./services/lastaccess/
 func BenchmarkBesideEcho(b *testing.B) {
@@ -214,14 +216,19 @@ func BenchmarkBesideEcho(b *testing.B) {
 		b.Logf("PostgreSQL is not installed: the PostgreSQL store is not measured")
 		pgPort = 0
 	}
-	startGoinetd(b, config)
+	g := startGoinetd(b, config)
 	addrs := make([]string, sources)
 	for i := range addrs {
 		addrs[i] = fmt.Sprintf("127.0.%d.%d", 10+i/100, i%100+2)
 	}
 	// phase runs the clients against port for *benchPhase and returns
-	// the connections completed per second.
+	// the connections completed per second; cpu adds up the CPU time
+	// its handlers used, and conns counts them.
+	cpu := map[int]time.Duration{}
+	conns := map[int]int64{}
 	phase := func(port int, payload string, ok func(reply string) bool) float64 {
+		cpuBefore := g.handlersCPU(b)
+		defer func() { cpu[port] += g.handlersCPU(b) - cpuBefore }()
 		ctx := b.Context()
 		var n, next int64
 		var mu sync.Mutex
@@ -250,6 +257,7 @@ func BenchmarkBesideEcho(b *testing.B) {
 		if failed != nil {
 			b.Fatal(failed)
 		}
+		conns[port] += n
 		return float64(n) / time.Since(start).Seconds()
 	}
 	greeted := func(r string) bool { return strings.HasPrefix(r, "Welcome, ") && strings.Count(r, "\n") == 3 }
@@ -276,11 +284,15 @@ func BenchmarkBesideEcho(b *testing.B) {
 		}
 		rounds++
 	}
+	perConn := func(port int) float64 { return float64(cpu[port].Microseconds()) / float64(conns[port]) }
 	b.ReportMetric(echoRate/float64(rounds), "echo-conns/s")
+	b.ReportMetric(perConn(echoPort), "echo-cpu-us/conn")
 	b.ReportMetric(fileRate/float64(rounds), "folder-conns/s")
+	b.ReportMetric(perConn(filePort), "folder-cpu-us/conn")
 	b.ReportMetric(fileRate/echoRate, "folder/echo")
 	if pgPort != 0 {
 		b.ReportMetric(pgRate/float64(rounds), "postgres-conns/s")
+		b.ReportMetric(perConn(pgPort), "postgres-cpu-us/conn")
 		b.ReportMetric(pgRate/echoRate, "postgres/echo")
 	}
 }

@@ -140,6 +140,21 @@ func (g *goinetdProc) children() []int {
 	return pids
 }
 
+// handlersCPU returns the CPU time (user and system) of goinetd's
+// handlers that have ended and been reaped so far, from its
+// /proc/PID/stat (cutime and cstime, in clock ticks of 10 ms).
+func (g *goinetdProc) handlersCPU(tb testing.TB) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", g.cmd.Process.Pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Fields after the command, which is in parentheses: state is 3, cutime 16.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	cutime, _ := strconv.ParseInt(fields[16-3], 10, 64)
+	cstime, _ := strconv.ParseInt(fields[17-3], 10, 64)
+	return time.Duration(cutime+cstime) * 10 * time.Millisecond
+}
+
 // freeTCPPort returns a loopback port that was free a moment ago.
 func freeTCPPort(tb testing.TB) int {
 	tb.Helper()
