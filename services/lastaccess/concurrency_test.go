@@ -502,3 +502,43 @@ func waitForRecordLockWaiters(ctx context.Context, ino uint64, n int, exited *at
 		}
 	}
 }
+
+// TestUpdateWithALockFileItMayNotWrite runs updates as an unprivileged
+// user whose lock file root created (as an operator's -list as root
+// does): record locks need the file open for writing, so they take the
+// exclusive flock instead, and work.
+func TestUpdateWithALockFileItMayNotWrite(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run lastaccess as another user than the lock file's owner")
+	}
+	ctx := testContext(t, time.Minute)
+	dir := t.TempDir()
+	// t.TempDir's parent is private (0700): let nobody through.
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "db")
+	for _, d := range []string{db, filepath.Join(db, ".tmp")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		chown(t, d, 65534, 65534)
+	}
+	if err := os.WriteFile(db+".lock", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func() outcome {
+		cmd := command(ctx, dir, []string{"TCPREMOTEIP=192.0.2.1"}, "-db", db)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		o, err := runCommand(cmd)
+		if err != nil {
+			t.Skipf("cannot run lastaccess as uid 65534: %v", err)
+		}
+		return o
+	}
+	first := mustGreet(t, run())
+	if second := mustGreet(t, run()); first.seen || !second.seen || second.last != first.noted {
+		t.Errorf("two updates as nobody: got %+v, %+v; want never seen, then the first's time", first, second)
+	}
+}
