@@ -294,7 +294,8 @@ func TestPostgresFleet(t *testing.T) {
 		k, v, _ := strings.Cut(kv, "=")
 		envTOML = append(envTOML, fmt.Sprintf("%s = %q", k, v))
 	}
-	proxied := "proxy_protocol = true\nproxy_from = [\"127.0.0.1\"]\n"
+	// Every connection logged, so that the test can count them per host.
+	proxied := "proxy_protocol = true\nproxy_from = [\"127.0.0.1\"]\nconnection_log_rate = 0\n"
 	hosts := []*goinetdProc{
 		startGoinetd(t, serviceTOML("lastaccess", ports[0], lastaccessBin, "-db", pg.url())+proxied),
 		startGoinetd(t, serviceTOML("lastaccess", ports[1], lastaccessBin, "-db", "postgres://")+proxied+
