@@ -18,6 +18,9 @@ BUILD_DIR ?= bin
 ## (no cgo), so the same file runs on any Linux of its architecture
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BUILD_DIR)/ ./cmd/goinetd ./services/echo ./services/lastaccess
+	@# lastaccess with the PostgreSQL driver, which lastaccess runs for a
+	@# -db naming a database (the driver would slow every file update)
+	CGO_ENABLED=0 $(GO) build -tags postgres -ldflags '$(LDFLAGS)' -o $(BUILD_DIR)/lastaccess-postgres ./services/lastaccess
 
 ## run: build, then serve inetd.toml in the foreground (Ctrl-C stops it)
 run: build
@@ -53,9 +56,13 @@ lint:
 	$(GO) vet -tags stress ./...
 	$(GO) vet -tags packagetest ./cmd/goinetd/
 	$(GO) vet -tags goinetd_debug ./...
+	$(GO) vet -tags postgres ./services/lastaccess/
 
 # Debian packages of the real clients the tests drive: command=package.
-TEST_TOOLS := prlimit=util-linux setpriv=util-linux setcap=libcap2-bin socat=socat nc=netcat-openbsd python3=python3 /lib/systemd/systemd-socket-proxyd=systemd haproxy=haproxy groff=groff-base man=man-db git=git
+# PostgreSQL's binaries are off PATH, in a folder named after its version:
+# any initdb installed, or a path that is missing if there is none.
+PG_INITDB  := $(or $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/initdb))),/usr/lib/postgresql/VERSION/bin/initdb)
+TEST_TOOLS := prlimit=util-linux setpriv=util-linux setcap=libcap2-bin socat=socat nc=netcat-openbsd python3=python3 /lib/systemd/systemd-socket-proxyd=systemd haproxy=haproxy groff=groff-base man=man-db git=git $(PG_INITDB)=postgresql
 # The package tests' (test-packages): lintian on the .deb, rpm -qlp on the .rpm.
 TEST_TOOLS += lintian=lintian rpm=rpm
 
@@ -97,7 +104,7 @@ INSTALL       ?= install
 SYSTEM_INSTALL := $(if $(DESTDIR),,$(if $(filter /etc,$(SYSCONFDIR)),$(if $(filter /var,$(LOCALSTATEDIR)),$(if $(filter 0,$(shell id -u)),yes))))
 HANDLER_USER   ?= $(if $(SYSTEM_INSTALL),goinetd,nobody)
 
-HANDLERS       := echo lastaccess
+HANDLERS       := echo lastaccess lastaccess-postgres
 UNITS          := goinetd.service goinetd.socket
 HANDLERDIR      = $(LIBEXECDIR)/goinetd
 CONFDIR         = $(SYSCONFDIR)/goinetd

@@ -40,16 +40,17 @@ const repoRoot = "../.."
 // installed is what `make install DESTDIR=... PREFIX=/usr` makes, relative
 // to DESTDIR, with its mode. The folders above these are made 0755.
 var installed = map[string]fs.FileMode{
-	"usr/sbin/goinetd":                       0o755,
-	"usr/libexec/goinetd/echo":               0o755,
-	"usr/libexec/goinetd/lastaccess":         0o755,
-	"usr/lib/systemd/system/goinetd.service": 0o644,
-	"usr/lib/systemd/system/goinetd.socket":  0o644,
-	"usr/share/man/man8/goinetd.8":           0o644,
-	"usr/share/man/man5/inetd.toml.5":        0o644,
-	"etc/goinetd/inetd.toml":                 0o644,
-	"etc/goinetd/goinetd.d":                  fs.ModeDir | 0o755,
-	"var/lib/goinetd":                        fs.ModeDir | 0o750,
+	"usr/sbin/goinetd":                        0o755,
+	"usr/libexec/goinetd/echo":                0o755,
+	"usr/libexec/goinetd/lastaccess":          0o755,
+	"usr/libexec/goinetd/lastaccess-postgres": 0o755,
+	"usr/lib/systemd/system/goinetd.service":  0o644,
+	"usr/lib/systemd/system/goinetd.socket":   0o644,
+	"usr/share/man/man8/goinetd.8":            0o644,
+	"usr/share/man/man5/inetd.toml.5":         0o644,
+	"etc/goinetd/inetd.toml":                  0o644,
+	"etc/goinetd/goinetd.d":                   fs.ModeDir | 0o755,
+	"var/lib/goinetd":                         fs.ModeDir | 0o750,
 }
 
 // Paths of the installed tree, relative to DESTDIR.

@@ -148,7 +148,7 @@ func TestPackageFileLists(t *testing.T) {
 	// The arm64 binaries, cross-built, are arm64 and static.
 	root := t.TempDir()
 	fieldOf(t, "dpkg-deb", "-x", pkgs["deb/arm64"], root)
-	for _, bin := range []string{pkgGoinetd, pkgHandlers + "/echo", pkgHandlers + "/lastaccess"} {
+	for _, bin := range []string{pkgGoinetd, pkgHandlers + "/echo", pkgHandlers + "/lastaccess", pkgHandlers + "/lastaccess-postgres"} {
 		f, err := elf.Open(filepath.Join(root, bin))
 		if err != nil {
 			t.Errorf("arm64 package: %v", err)

@@ -28,6 +28,8 @@ import (
 
 var benchBin = flag.String("lastaccess.bin", "", "benchmark this lastaccess `binary` (an older build, say) instead of the package's")
 
+var benchPhase = flag.Duration("lastaccess.phase", 2*time.Second, "how long BenchmarkBesideEcho drives each handler per iteration")
+
 // benchSizes are the numbers of records the store holds before the benchmark.
 var benchSizes = []int{0, 1000, 10000, 100000}
 
@@ -185,5 +187,112 @@ func preload(b *testing.B, l layout, db string, n int) {
 	defer d.Close()
 	if err := unix.Syncfs(int(d.Fd())); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkBesideEcho measures connections per second through goinetd, in
+// one run, for the bundled echo handler and for lastaccess, each served to
+// 8 clients in a closed loop from 200 loopback addresses, in phases of
+// -lastaccess.phase each: per iteration one phase of echo, one of
+// lastaccess with a records folder and, when PostgreSQL is installed, one
+// of lastaccess with a PostgreSQL database (a throwaway server on a unix
+// socket, fsync on, as startPostgres makes it), so a drift of the machine
+// touches all alike. Each address has connected once before. It reports
+// the mean rates, each lastaccess's as a fraction of echo's, and the CPU
+// time the handler processes used per connection (user and system, from
+// goinetd's reaped children; not PostgreSQL's server processes).
+//
+//	go test -run '^$' -bench BesideEcho -benchtime 5x ./services/lastaccess/
+func BenchmarkBesideEcho(b *testing.B) {
+	const clients, sources = 8, 200
+	_, echo := goinetdBinaries(b)
+	echoPort, filePort, pgPort := freeTCPPort(b), freeTCPPort(b), freeTCPPort(b)
+	db := filepath.Join(b.TempDir(), "records")
+	config := serviceTOML("echo", echoPort, echo) + serviceTOML("lastaccess", filePort, lastaccessBin, "-db", db)
+	if postgresBin() != "" {
+		pg := startPostgres(b)
+		config += serviceTOML("lastaccess-postgres", pgPort, lastaccessBin, "-db", pg.url())
+	} else {
+		b.Logf("PostgreSQL is not installed: the PostgreSQL store is not measured")
+		pgPort = 0
+	}
+	g := startGoinetd(b, config)
+	addrs := make([]string, sources)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf("127.0.%d.%d", 10+i/100, i%100+2)
+	}
+	// phase runs the clients against port for *benchPhase and returns
+	// the connections completed per second; cpu adds up the CPU time
+	// its handlers used, and conns counts them.
+	cpu := map[int]time.Duration{}
+	conns := map[int]int64{}
+	phase := func(port int, payload string, ok func(reply string) bool) float64 {
+		cpuBefore := g.handlersCPU(b)
+		defer func() { cpu[port] += g.handlersCPU(b) - cpuBefore }()
+		ctx := b.Context()
+		var n, next int64
+		var mu sync.Mutex
+		var failed error
+		stop := time.Now().Add(*benchPhase)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range clients {
+			wg.Go(func() {
+				for time.Now().Before(stop) {
+					mu.Lock()
+					from := addrs[next%sources]
+					next++
+					mu.Unlock()
+					reply, err := exchange(ctx, loopbackDialer(from), port, payload, 30*time.Second)
+					mu.Lock()
+					if err != nil || !ok(reply) {
+						failed = fmt.Errorf("connection from %s to port %d: got %q, %v; want a full reply", from, port, reply, err)
+					}
+					n++
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if failed != nil {
+			b.Fatal(failed)
+		}
+		conns[port] += n
+		return float64(n) / time.Since(start).Seconds()
+	}
+	greeted := func(r string) bool { return strings.HasPrefix(r, "Welcome, ") && strings.Count(r, "\n") == 3 }
+	// Every address once first, untimed: the measure is of returning
+	// clients, whose records exist (a new address's first update also
+	// creates its file).
+	for _, port := range []int{filePort, pgPort} {
+		for _, from := range addrs {
+			if port == 0 {
+				continue
+			}
+			if reply, err := exchange(b.Context(), loopbackDialer(from), port, "", 30*time.Second); err != nil || !greeted(reply) {
+				b.Fatalf("first connection from %s to port %d: got %q, %v; want a greeting", from, port, reply, err)
+			}
+		}
+	}
+	var echoRate, fileRate, pgRate float64
+	rounds := 0
+	for b.Loop() {
+		echoRate += phase(echoPort, "hello\n", func(r string) bool { return r == "hello\n" })
+		fileRate += phase(filePort, "", greeted)
+		if pgPort != 0 {
+			pgRate += phase(pgPort, "", greeted)
+		}
+		rounds++
+	}
+	perConn := func(port int) float64 { return float64(cpu[port].Microseconds()) / float64(conns[port]) }
+	b.ReportMetric(echoRate/float64(rounds), "echo-conns/s")
+	b.ReportMetric(perConn(echoPort), "echo-cpu-us/conn")
+	b.ReportMetric(fileRate/float64(rounds), "folder-conns/s")
+	b.ReportMetric(perConn(filePort), "folder-cpu-us/conn")
+	b.ReportMetric(fileRate/echoRate, "folder/echo")
+	if pgPort != 0 {
+		b.ReportMetric(pgRate/float64(rounds), "postgres-conns/s")
+		b.ReportMetric(perConn(pgPort), "postgres-cpu-us/conn")
+		b.ReportMetric(pgRate/echoRate, "postgres/echo")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -395,5 +396,149 @@ func waitForFlockWaiters(ctx context.Context, ino uint64, n int, exited *atomic.
 			return fmt.Errorf("waiting for %d processes to block on the lock: got %d: %w", n, waiting, ctx.Err())
 		case <-tick.C:
 		}
+	}
+}
+
+// TestUpdatesOfOneAddressWaitOthersDoNot holds the lock of one address, as
+// an update in progress does, and checks that an update of another address
+// completes meanwhile, while an update of the held address and a -list
+// wait for it (as /proc/locks shows) and complete once it is released.
+func TestUpdatesOfOneAddressWaitOthersDoNot(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t, time.Minute)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "db")
+	held, other := "192.0.2.1", "192.0.2.2"
+	mustGreet(t, connect(ctx, t, db, held))
+
+	lock, err := lockForUpdate(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lock.lockRecords(addrKey(netip.MustParseAddr(held)), unix.F_WRLCK); err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	defer func() {
+		if !released {
+			lock.release()
+		}
+	}()
+
+	if g := mustGreet(t, connect(ctx, t, db, other)); g.seen {
+		t.Errorf("update of %s while %s is held: got %+v; want a first greeting", other, held, g)
+	}
+	waiting := []*exec.Cmd{
+		command(ctx, dir, []string{"TCPREMOTEIP=" + held}, "-db", db),
+		command(ctx, dir, nil, "-db", db, "-list"),
+	}
+	outs := make([]bytes.Buffer, len(waiting))
+	var wg sync.WaitGroup
+	var exited atomic.Int32
+	for i, cmd := range waiting {
+		cmd.Stdout = &outs[i]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			defer exited.Add(1)
+			cmd.Wait()
+		})
+	}
+	defer wg.Wait()
+	info, err := os.Stat(db + ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitForRecordLockWaiters(ctx, info.Sys().(*syscall.Stat_t).Ino, len(waiting), &exited); err != nil {
+		t.Fatal(err)
+	}
+	lock.release()
+	released = true
+	wg.Wait()
+	for i, cmd := range waiting {
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("%v after the release: got exit %d; want 0", cmd.Args, code)
+		}
+		if i == 0 {
+			if g, ok := parseGreeting(outs[i].String()); !ok || !g.seen {
+				t.Errorf("update of %s after the release: got %q; want a greeting that saw it", held, outs[i].String())
+			}
+		} else if got := strings.Count(outs[i].String(), "\n"); got != 2 {
+			t.Errorf("-list after the release: got %q; want 2 records", outs[i].String())
+		}
+	}
+}
+
+// waitForRecordLockWaiters waits until /proc/locks shows n requests blocked
+// on an open file description lock of the file with inode ino. It fails
+// early if a process exits.
+func waitForRecordLockWaiters(ctx context.Context, ino uint64, n int, exited *atomic.Int32) error {
+	suffix := ":" + strconv.FormatUint(ino, 10)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		locks, err := os.ReadFile("/proc/locks")
+		if err != nil {
+			return err
+		}
+		waiting := 0
+		for _, line := range strings.Split(string(locks), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 7 && f[1] == "->" && f[2] == "OFDLCK" && strings.HasSuffix(f[6], suffix) {
+				waiting++
+			}
+		}
+		if waiting == n {
+			return nil
+		}
+		if e := exited.Load(); e > 0 {
+			return fmt.Errorf("waiting for %d processes to block on a record lock: got %d exits; want none", n, e)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d processes to block on a record lock: got %d: %w", n, waiting, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// TestUpdateWithALockFileItMayNotWrite runs updates as an unprivileged
+// user whose lock file root created (as an operator's -list as root
+// does): record locks need the file open for writing, so they take the
+// exclusive flock instead, and work.
+func TestUpdateWithALockFileItMayNotWrite(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run lastaccess as another user than the lock file's owner")
+	}
+	ctx := testContext(t, time.Minute)
+	dir := t.TempDir()
+	// t.TempDir's parent is private (0700): let nobody through.
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "db")
+	for _, d := range []string{db, filepath.Join(db, ".tmp")} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		chown(t, d, 65534, 65534)
+	}
+	if err := os.WriteFile(db+".lock", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func() outcome {
+		cmd := command(ctx, dir, []string{"TCPREMOTEIP=192.0.2.1"}, "-db", db)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		o, err := runCommand(cmd)
+		if err != nil {
+			t.Skipf("cannot run lastaccess as uid 65534: %v", err)
+		}
+		return o
+	}
+	first := mustGreet(t, run())
+	if second := mustGreet(t, run()); first.seen || !second.seen || second.last != first.noted {
+		t.Errorf("two updates as nobody: got %+v, %+v; want never seen, then the first's time", first, second)
 	}
 }

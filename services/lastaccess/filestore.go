@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // FileStore is a Store kept in one plain text file of "IP|TIME" lines, locked
@@ -45,12 +47,18 @@ func (s *FileStore) List() ([]string, error) {
 // self is the store itself, for touchUnder and listUnder.
 func (s *FileStore) self() (lockedStore, error) { return s, nil }
 
-// touchLocked is Touch for a valid canonical ip, with the exclusive lock held.
-func (s *FileStore) touchLocked(ip netip.Addr) (Visit, error) {
+// touchLocked is Touch for a valid canonical ip, with the update's flock
+// held. Every update rewrites the one file, so it takes the write lock on
+// every record.
+func (s *FileStore) touchLocked(lock *storeLock, ip netip.Addr) (Visit, error) {
+	if err := lock.lockRecords(allRecords, unix.F_WRLCK); err != nil {
+		return Visit{}, err
+	}
 	f := s.file()
 	f.stepDone("lock", 0)
 	// A missing folder is reported by CreateTemp below, with its path.
-	n, _ := removeStaleTemps(filepath.Dir(s.Path), f.tempPrefix, f.logf)
+	// With the write lock on every record, every temporary file is stale.
+	n, _ := removeStaleTemps(filepath.Dir(s.Path), f.tempPrefix, f.logf, func(string) (bool, func()) { return true, func() {} })
 	f.stepDone("clean temps", n)
 	records, mode, err := f.read()
 	if err != nil {

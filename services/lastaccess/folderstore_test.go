@@ -216,11 +216,13 @@ func TestAddrFileNames(t *testing.T) {
 
 // TestFolderStoreUpdateCostIsConstant checks, without timing anything, that an
 // update does the same work with 10,000 records as with none: it reads and
-// writes the same bytes, and scans no folder entry for stale temp files. The
-// updates per second are in BenchmarkUpdates.
+// writes the same bytes, and scans no folder entry for stale temp files.
+// A known address's record is overwritten in place (one write, one
+// fdatasync); a new address's file is created by rename. The updates per
+// second are in BenchmarkUpdates.
 func TestFolderStoreUpdateCostIsConstant(t *testing.T) {
 	t.Parallel()
-	work := func(records int) []string {
+	work := func(records int, ip string) []string {
 		var logs []string
 		s := newTestFolderStore(t, &logs)
 		files := map[string]string{}
@@ -235,7 +237,7 @@ func TestFolderStoreUpdateCostIsConstant(t *testing.T) {
 		}
 		var steps []string
 		s.step = func(name string, n int) { steps = append(steps, fmt.Sprintf("%s %d", name, n)) }
-		if _, err := s.Touch(netip.MustParseAddr("192.0.2.1")); err != nil {
+		if _, err := s.Touch(netip.MustParseAddr(ip)); err != nil {
 			t.Fatal(err)
 		}
 		if len(logs) != 0 {
@@ -243,10 +245,14 @@ func TestFolderStoreUpdateCostIsConstant(t *testing.T) {
 		}
 		return steps
 	}
-	want := []string{"lock 0", "clean temps 0", "read 31", "parse 1", "write 31", "fsync 0", "rename 0", "fsync folder 0"}
+	wantKnown := []string{"lock 0", "read 31", "parse 1", "write 31", "fsync 0"}
+	wantNew := []string{"lock 0", "clean temps 0", "read 0", "parse 0", "write 31", "fsync 0", "rename 0", "fsync folder 0"}
 	for _, records := range []int{0, 10000} {
-		if got := work(records); !slices.Equal(got, want) {
-			t.Errorf("update with %d other records: got steps %q; want %q", records, got, want)
+		if got := work(records, "192.0.2.1"); !slices.Equal(got, wantKnown) {
+			t.Errorf("update of a known address with %d other records: got steps %q; want %q", records, got, wantKnown)
+		}
+		if got := work(records, "192.0.2.2"); !slices.Equal(got, wantNew) {
+			t.Errorf("update of a new address with %d other records: got steps %q; want %q", records, got, wantNew)
 		}
 	}
 }
@@ -284,4 +290,62 @@ func TestAutoStorePicksTheLayout(t *testing.T) {
 	if _, err := s.List(); err == nil || err.Error() != wantErr {
 		t.Errorf("List of a FIFO: got %v; want %q", err, wantErr)
 	}
+}
+
+// TestFolderStoreOverwritesOnlyItsOwnRecord checks which files an update
+// overwrites in place (one record of the address, as lastaccess writes
+// it: the inode stays) and which it replaces whole (the inode changes):
+// a time of another length, or a file it may not write.
+func TestFolderStoreOverwritesOnlyItsOwnRecord(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, content, last string
+		mode                os.FileMode
+		inPlace             bool
+	}{
+		{"own record", "192.0.2.1|2020-01-01T00:00:00Z\n", "2020-01-01T00:00:00Z", 0o644, true},
+		{"own record, mode kept", "192.0.2.1|2020-01-01T00:00:00Z\n", "2020-01-01T00:00:00Z", 0o600, true},
+		{"another time zone", "192.0.2.1|2020-01-01T01:00:00+01:00\n", "2020-01-01T01:00:00+01:00", 0o644, false},
+		{"no final newline", "192.0.2.1|2020-01-01T00:00:00Z", "2020-01-01T00:00:00Z", 0o644, false},
+		{"read-only", "192.0.2.1|2020-01-01T00:00:00Z\n", "2020-01-01T00:00:00Z", 0o444, os.Geteuid() == 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			var logs []string
+			s := newTestFolderStore(t, &logs)
+			path := filepath.Join(s.Path, "192.0.2.1")
+			writeFiles(t, filepath.Dir(s.Path), map[string]string{"records/192.0.2.1": c.content})
+			chmod(t, path, c.mode)
+			before := inode(t, path)
+			v, err := s.Touch(netip.MustParseAddr("192.0.2.1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !v.Seen || v.Last != c.last {
+				t.Errorf("visit: got %+v; want last %q", v, c.last)
+			}
+			if got, want := readFile(t, path), "192.0.2.1|2026-11-29T17:10:00Z\n"; got != want {
+				t.Errorf("%s: got %q; want %q", path, got, want)
+			}
+			if got := inode(t, path) == before; got != c.inPlace {
+				t.Errorf("written in place: got %v; want %v", got, c.inPlace)
+			}
+			if info, err := os.Stat(path); err != nil || info.Mode().Perm() != c.mode {
+				t.Errorf("%s mode: got %v, %v; want %v", path, info.Mode(), err, c.mode)
+			}
+			if len(logs) != 0 {
+				t.Errorf("reports: got %q; want none", logs)
+			}
+		})
+	}
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }

@@ -23,11 +23,13 @@ func main() {
 func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("lastaccess", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	db := flags.String("db", "lastaccess.db", "records `PATH`: a folder (created if missing) or a records file; its lock file is PATH.lock")
+	db := flags.String("db", "lastaccess.db", "records `PATH`: a folder (created if missing) or a records file, whose lock file is PATH.lock; "+
+		"or a PostgreSQL database: a postgres:// or postgresql:// URL or a libpq connection string (PG* variables fill in the rest)")
 	list := flags.Bool("list", false, "print every record, under a shared lock, instead of greeting a peer")
 	migrate := flags.Bool("migrate", false, "turn the records file PATH into a folder, keeping the file as PATH.old, instead of greeting a peer")
+	initDB := flags.Bool("init", false, "create the table lastaccess in the PostgreSQL database -db if it is missing, instead of greeting a peer")
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "usage: lastaccess [-db PATH] [-list | -migrate]\n")
+		fmt.Fprintf(stderr, "usage: lastaccess [-db PATH|URL] [-list | -migrate | -init]\n")
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
@@ -45,16 +47,27 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 		fmt.Fprintf(stderr, "lastaccess: -db must not be empty\n")
 		return 2
 	}
-	if *list && *migrate {
-		fmt.Fprintf(stderr, "lastaccess: -list and -migrate exclude each other\n")
+	if n := count(*list, *migrate, *initDB); n > 1 {
+		fmt.Fprintf(stderr, "lastaccess: -list, -migrate and -init exclude each other\n")
+		return 2
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(stderr, "lastaccess: "+format+"\n", args...)
+	}
+	if isConnString(*db) {
+		if *migrate {
+			logf("-migrate turns a records file into a records folder; -db names a PostgreSQL database")
+			return 2
+		}
+		return runDB(*db, *list, *initDB, lookupEnv, stdout, logf)
+	}
+	if *initDB {
+		fmt.Fprintf(stderr, "lastaccess: -init is for a PostgreSQL -db (a postgres:// URL or a connection string); a records folder is created by the first update\n")
 		return 2
 	}
 	// "records/" must not put the lock file inside the folder.
 	path := filepath.Clean(*db)
 
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(stderr, "lastaccess: "+format+"\n", args...)
-	}
 	store := &AutoStore{Path: path, Logf: logf}
 	var err error
 	switch {
@@ -74,6 +87,35 @@ func run(args []string, lookupEnv func(string) (string, bool), stdout, stderr io
 	}
 	return 0
 }
+
+func count(flags ...bool) int {
+	n := 0
+	for _, f := range flags {
+		if f {
+			n++
+		}
+	}
+	return n
+}
+
+// errDB marks the errors of a database that cannot be reached or used: the
+// client gets an apology (see greet).
+var errDB = errors.New("database unavailable")
+
+// isConnString reports whether the -db value names a PostgreSQL database
+// rather than a path: a postgres:// or postgresql:// URL, or a libpq
+// keyword/value string ("host=/run/postgresql dbname=lastaccess").
+func isConnString(db string) bool {
+	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+		return true
+	}
+	keyword, _, found := strings.Cut(strings.TrimSpace(db), "=")
+	keyword = strings.TrimSpace(keyword)
+	return found && keyword != "" && strings.Trim(keyword, "abcdefghijklmnopqrstuvwxyz_") == ""
+}
+
+// apology is all a client gets when the records cannot be reached.
+const apology = "Sorry, I cannot reach my records right now. Please try again later.\n"
 
 // listRecords writes every line of store to w, one per line.
 func listRecords(store Store, w io.Writer) error {
@@ -96,12 +138,17 @@ func listRecords(store Store, w io.Writer) error {
 // writes the three greeting lines to w in one write. Recording happens first,
 // so a peer that reads the greeting knows its connection is stored; the
 // store's lock is released before writing, so a slow peer holds up nobody.
+// When the store is a database that cannot be reached or used, the peer
+// gets the apology line instead, and the error is returned.
 func greet(store Store, lookupEnv func(string) (string, bool), w io.Writer) error {
 	ip, err := peerAddr(lookupEnv, 0)
 	if err != nil {
 		return err
 	}
 	v, err := store.Touch(ip)
+	if errors.Is(err, errDB) {
+		io.WriteString(w, apology) // the error to report is err
+	}
 	if err != nil {
 		return err
 	}

@@ -43,9 +43,14 @@ func testMain(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	bin := filepath.Join(dir, "lastaccess")
-	if out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		return 1
+	// lastaccess runs lastaccess-postgres, beside it, for a PostgreSQL -db.
+	for _, args := range [][]string{{"-o", bin}, {"-tags", "postgres", "-o", bin + "-postgres"}} {
+		cmd := exec.CommandContext(ctx, goTool, append(append([]string{"build"}, args...), ".")...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+			return 1
+		}
 	}
 	lastaccessBin = bin
 	return m.Run()

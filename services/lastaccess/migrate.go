@@ -46,11 +46,11 @@ const malformedFileName = "malformed"
 // leftovers removed) go to logf.
 func Migrate(path string, logf func(format string, args ...any)) (summary string, err error) {
 	logf = logOr(logf)
-	unlock, err := lockStore(path, unix.LOCK_EX)
+	lock, err := lockStore(path, unix.LOCK_EX)
 	if err != nil {
 		return "", err
 	}
-	defer unlock()
+	defer lock.release()
 
 	building, old := path+".migrating", path+".old"
 	pathInfo, err := lstat(path)

@@ -220,13 +220,15 @@ func (f recordsFile) stepDone(name string, n int) {
 }
 
 // removeStaleTemps deletes every regular file in dir whose name starts with
-// prefix, and reports it through logf. It must be called with the exclusive
-// lock held: only the lock holder creates such files and it removes or
-// renames them before unlocking, so any found then was left by a process
-// that died mid-update. It returns the number of entries it looked at.
-// Failures only leave litter, so they are reported, not returned; except
-// that a missing dir is returned as fs.ErrNotExist.
-func removeStaleTemps(dir, prefix string, logf func(string, ...any)) (int, error) {
+// prefix and that stale says is stale, and reports it through logf. stale
+// returns, for a stale file, a function to call once it is removed.
+// Temporary files are only created under a lock (see staleFolderTemp and
+// FileStore.touchLocked), by a holder that removes or renames them before
+// unlocking, so a stale one was left by a process that died mid-update.
+// It returns the number of entries it looked at. Failures only leave
+// litter, so they are reported, not returned; except that a missing dir
+// is returned as fs.ErrNotExist.
+func removeStaleTemps(dir, prefix string, logf func(string, ...any), stale func(name string) (bool, func())) (int, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, err
@@ -239,50 +241,23 @@ func removeStaleTemps(dir, prefix string, logf func(string, ...any)) (int, error
 		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), prefix) {
 			continue
 		}
+		ok, done := stale(e.Name())
+		if !ok {
+			continue
+		}
 		path := filepath.Join(dir, e.Name())
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		err := os.Remove(path)
+		done()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // renamed by its update meanwhile
+		}
+		if err != nil {
 			logf("remove stale temp file %s: %v", path, err)
 			continue
 		}
 		logf("removed stale temp file %s, left by an interrupted update", path)
 	}
 	return len(entries), nil
-}
-
-// lockStore opens (creating it with mode 0644 if missing) the lock file of
-// the store at path, path+".lock", and takes flock(2) how on it, waiting as
-// long as it takes. The returned function releases the lock. Both layouts
-// use the same lock file, so -migrate excludes updates of either.
-func lockStore(path string, how int) (unlock func(), err error) {
-	path += ".lock"
-	// Read-only is enough for flock, and lets an operator without write
-	// permission run -list once the lock file exists.
-	// O_NOFOLLOW: a symlink there must not make lastaccess create or lock
-	// a file elsewhere; O_NONBLOCK: a FIFO must not hang it.
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0o644)
-	if errors.Is(err, unix.ELOOP) {
-		return nil, fmt.Errorf("lock %s: a symbolic link; refused, not followed", path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, bare(err))
-	}
-	if info, err := f.Stat(); err != nil || !info.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: not a regular file", path)
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: flock: %w", path, err)
-	}
-	// Closing the descriptor releases the lock; a close error on a descriptor
-	// we never wrote through cannot lose data, so there is nothing to report.
-	return func() { f.Close() }, nil
 }
 
 // checkFolder refuses a folder holding records or their lock that someone

@@ -36,11 +36,12 @@ type Store interface {
 	List() ([]string, error)
 }
 
-// lockedStore is a Store's work once its lock is held. Both layouts lock the
-// same file, so AutoStore takes the lock first and picks the layout under it.
+// lockedStore is a Store's work once its lock file is locked. Both layouts
+// lock the same file, so AutoStore takes the flock first and picks the
+// layout under it. touchLocked takes the record locks its layout needs.
 type lockedStore interface {
-	touchLocked(ip netip.Addr) (Visit, error) // ip valid and canonical; exclusive lock
-	listLocked() ([]string, error)            // shared lock
+	touchLocked(lock *storeLock, ip netip.Addr) (Visit, error) // ip valid and canonical; lockForUpdate's lock
+	listLocked() ([]string, error)                             // shared flock, read lock on every record
 }
 
 // AutoStore is the Store the command uses. Under the lock, it looks at Path:
@@ -67,9 +68,9 @@ func (s *AutoStore) Touch(ip netip.Addr) (Visit, error) { return touchUnder(s.Pa
 // List implements Store, as FileStore.List or FolderStore.List.
 func (s *AutoStore) List() ([]string, error) { return listUnder(s.Path, s.layout) }
 
-// touchUnder is every layout's Touch: it checks ip, takes the exclusive
-// lock of the records at path, and records ip, canonical, in the store
-// pick returns under that lock.
+// touchUnder is every layout's Touch: it checks ip, takes the update's
+// flock on the lock file of the records at path (see lockForUpdate), and
+// records ip, canonical, in the store pick returns under that lock.
 func touchUnder(path string, ip netip.Addr, pick func() (lockedStore, error)) (Visit, error) {
 	if !ip.IsValid() {
 		return Visit{}, errors.New("touch: invalid IP address")
@@ -77,29 +78,33 @@ func touchUnder(path string, ip netip.Addr, pick func() (lockedStore, error)) (V
 	if err := checkParent(path); err != nil {
 		return Visit{}, err
 	}
-	unlock, err := lockStore(path, unix.LOCK_EX)
+	lock, err := lockForUpdate(path)
 	if err != nil {
 		return Visit{}, err
 	}
-	defer unlock()
+	defer lock.release()
 	store, err := pick()
 	if err != nil {
 		return Visit{}, err
 	}
-	return store.touchLocked(canonicalAddr(ip))
+	return store.touchLocked(lock, canonicalAddr(ip))
 }
 
-// listUnder is every layout's List: it takes the shared lock of the
-// records at path and lists the store pick returns under that lock.
+// listUnder is every layout's List: it takes the shared flock of the
+// records at path and a read lock on every record, so that no update runs
+// while it reads, and lists the store pick returns under those locks.
 func listUnder(path string, pick func() (lockedStore, error)) ([]string, error) {
 	if err := checkParent(path); err != nil {
 		return nil, err
 	}
-	unlock, err := lockStore(path, unix.LOCK_SH)
+	lock, err := lockStore(path, unix.LOCK_SH)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer lock.release()
+	if err := lock.lockRecords(allRecords, unix.F_RDLCK); err != nil {
+		return nil, err
+	}
 	store, err := pick()
 	if err != nil {
 		return nil, err
