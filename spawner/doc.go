@@ -35,8 +35,9 @@
 // environment is added per spawn. The child gets exactly its descriptors
 // 0, 1 and 2 (3 with listen_fds), an environment built from nothing,
 // every signal at its default action and none blocked, the soft
-// RLIMIT_NOFILE goinetd started with, and a session of its own, so no
-// controlling terminal, whose process group is its pid. When waiting for
+// RLIMIT_NOFILE goinetd started with, a process group of its own whose id
+// is its pid, and no controlling terminal (a session of its own only when
+// goinetd kept its terminal: see hasTerminal). When waiting for
 // the exec gains the spawn loop nothing (it drains a burst, or no other
 // handler runs), the spawn does not wait (execWait), and a failed exec is
 // logged when the child is reaped. A handler that runs as another user or

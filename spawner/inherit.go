@@ -94,3 +94,16 @@ func dropTerminal() error {
 	}
 	return nil
 }
+
+// hasTerminal reports whether goinetd has a controlling terminal, which
+// its handlers would share unless each starts a session of its own:
+// goinetd leads its own session (dropTerminal keeps the terminal then), or
+// it could not give it up.
+func hasTerminal() bool {
+	tty, err := unix.Open("/dev/tty", unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false // ENXIO: none
+	}
+	unix.Close(tty)
+	return true
+}

@@ -403,7 +403,7 @@ func (s *Server) execTemplate(p *service) (*vfork.Template, error) {
 	if !s.vfork || p.sys.Credential != nil || p.sys.Chroot != "" {
 		return nil, nil
 	}
-	return vfork.NewTemplate(p.path, p.dir, p.argv, p.env)
+	return vfork.NewTemplate(p.path, p.dir, p.argv, p.env, s.newSession)
 }
 
 // vforkMode returns whether handlers may start through package vfork in

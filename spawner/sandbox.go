@@ -65,7 +65,9 @@ import (
 func (s *Server) sandbox(p *service) {
 	sb := p.Sandbox
 	p.env = passEnv(p.env, p.Env, sb.PassEnv, os.LookupEnv)
-	p.sys = &syscall.SysProcAttr{Setsid: true} // a session of its own, as execChild says
+	// A process group of its own, and a session when goinetd has a
+	// terminal to leave behind, as vfork.NewTemplate says.
+	p.sys = &syscall.SysProcAttr{Setsid: s.newSession, Setpgid: !s.newSession}
 	cred := credential(sb.Credential, os.Geteuid(), os.Getegid())
 	if !needsTrampoline(p.Service) {
 		p.sys.Credential = cred

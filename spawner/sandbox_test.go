@@ -55,11 +55,17 @@ func TestSandboxChoosesHowToStart(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			svc := &config.Service{Name: tc.name, Program: "/bin/h", Args: []string{"a"}, Workdir: "/w", ListenFDs: tc.listenFDs, Sandbox: tc.sandbox}
+			for _, newSession := range []bool{true, false} {
+				s.newSession = newSession
+				p := &service{Service: svc, path: svc.Program, dir: svc.Workdir, argv: []string{"h", "a"}}
+				s.sandbox(p)
+				if p.sys.Setsid != newSession || p.sys.Setpgid == newSession {
+					t.Errorf("with a terminal %v: Setsid %v, Setpgid %v; want a session of its own only then",
+						newSession, p.sys.Setsid, p.sys.Setpgid)
+				}
+			}
 			p := &service{Service: svc, path: svc.Program, dir: svc.Workdir, argv: []string{"h", "a"}}
 			s.sandbox(p)
-			if !p.sys.Setsid || p.sys.Setpgid {
-				t.Errorf("Setsid %v, Setpgid %v; want a session of its own: true, false", p.sys.Setsid, p.sys.Setpgid)
-			}
 			if tc.trampoline == nil {
 				if p.path != "/bin/h" || !slices.Equal(p.argv, []string{"h", "a"}) {
 					t.Errorf("execs %s %q; want /bin/h [h a]", p.path, p.argv)

@@ -33,8 +33,12 @@ type Server struct {
 	loops        sync.WaitGroup // accept loops and stderr readers
 	// vfork says whether handlers may start through package vfork, which then
 	// sets their soft RLIMIT_NOFILE back to nofile (see vforkMode).
-	vfork  bool
-	nofile *unix.Rlimit
+	vfork bool
+	// newSession says whether handlers start in a session of their own:
+	// only while goinetd has a controlling terminal for them to leave
+	// behind (see hasTerminal).
+	newSession bool
+	nofile     *unix.Rlimit
 
 	loop *spawnLoop // starts and reaps every handler
 
@@ -75,6 +79,7 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 		inherited: make(map[string]*os.File),
 
 		vfork:        useVfork,
+		newSession:   hasTerminal(),
 		nofile:       nofile,
 		builtinConns: make(map[net.Conn]struct{}),
 	}

@@ -32,7 +32,7 @@ func BenchmarkSpawn(b *testing.B) {
 		b.Skip("no vforkExec on this architecture")
 	}
 	path, argv, sys := "/bin/true", []string{"true"}, &syscall.SysProcAttr{Setsid: true}
-	tmpl, err := NewTemplate(path, "", argv, env)
+	tmpl, err := NewTemplate(path, "", argv, env, false)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,6 +14,7 @@ type vforkArgs struct {
 	fds        [4]int32
 	nfds       int
 	nofile     *unix.Rlimit // nil: leave RLIMIT_NOFILE as it is
+	groupTrap  uintptr      // setsid or setpgid(0, 0): both take no argument here
 
 	blockAll, blockNone, oldMask uint64
 	sigDefault                   [4]uint64 // a struct sigaction of SIG_DFL
@@ -50,13 +51,22 @@ type Template struct {
 	path, dir *byte
 	argv      []*byte // nil-terminated
 	baseEnv   []*byte // the environment every start shares
+	groupTrap uintptr // SYS_SETSID or SYS_SETPGID: see NewTemplate
 }
 
 // NewTemplate returns the template that starts path with argv and env in
 // dir (empty: the caller's directory), or an error naming the first of
-// them that holds a NUL byte.
-func NewTemplate(path, dir string, argv, env []string) (*Template, error) {
-	t := &Template{}
+// them that holds a NUL byte. The child gets a process group of its own,
+// and with newSession a session of its own too (setsid), which also
+// leaves the caller's controlling terminal behind; without a terminal to
+// leave, setpgid is the cheaper of the two (setsid gives each child a
+// scheduler autogroup of its own, which costs the caller its share of the
+// CPU under load).
+func NewTemplate(path, dir string, argv, env []string, newSession bool) (*Template, error) {
+	t := &Template{groupTrap: unix.SYS_SETPGID}
+	if newSession {
+		t.groupTrap = unix.SYS_SETSID
+	}
 	var err error
 	if t.path, err = syscall.BytePtrFromString(path); err != nil {
 		return nil, &StringError{What: "program", Value: path}
@@ -168,7 +178,7 @@ func (t *Template) fill(a *vforkArgs, files []uintptr, extra []string, nofile *u
 	}
 	envv = append(envv, nil)
 	*a = vforkArgs{path: t.path, dir: t.dir, argv: &t.argv[0], envv: &envv[0], nfds: len(files),
-		nofile: nofile, blockAll: ^uint64(0)}
+		nofile: nofile, blockAll: ^uint64(0), groupTrap: t.groupTrap}
 	for i, f := range files {
 		a.fds[i] = int32(f)
 	}

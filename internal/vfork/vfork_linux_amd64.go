@@ -67,12 +67,12 @@ func vforkExec(a *vforkArgs) {
 //go:nosplit
 func execChild(a *vforkArgs) {
 	var e syscall.Errno
-	// A session of its own, with no controlling terminal: the handler
-	// cannot open goinetd's (/dev/tty), inject input into it (TIOCSTI)
-	// or take its foreground. Its process group is its pid, as with
-	// setpgid, so signalling the group still reaches it and its own
-	// children.
-	if _, _, e = syscall.RawSyscall(unix.SYS_SETSID, 0, 0, 0); e != 0 {
+	// A process group of its own, whose id is its pid, so that
+	// signalling the group reaches it and its own children; and a session
+	// of its own when goinetd has a controlling terminal, which the
+	// handler then cannot open (/dev/tty), inject input into (TIOCSTI) or
+	// take the foreground of (see NewTemplate).
+	if _, _, e = syscall.RawSyscall(a.groupTrap, 0, 0, 0); e != 0 {
 		goto fail
 	}
 	// A range over the array, not a.fds[i] for i < a.nfds: no bounds

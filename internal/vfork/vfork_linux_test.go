@@ -1,11 +1,13 @@
 package vfork
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -74,6 +76,12 @@ func spawnEither(tmpl *Template, wait bool, files []uintptr, extra []string, nof
 }
 
 func testVforkSpawn(t *testing.T, wait bool) {
+	for _, newSession := range []bool{false, true} {
+		t.Run(fmt.Sprintf("newSession=%v", newSession), func(t *testing.T) { testVforkSpawnIn(t, wait, newSession) })
+	}
+}
+
+func testVforkSpawnIn(t *testing.T, wait, newSession bool) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +95,7 @@ func testVforkSpawn(t *testing.T, wait bool) {
 
 	tmpl, err := NewTemplate("/bin/sh", "/",
 		[]string{"sh", "-c", `echo "$BASE $EXTRA $0"; pwd; ulimit -Sn; cut -d' ' -f5-7 /proc/$$/stat`, "zero"},
-		[]string{"BASE=base", "PATH=/usr/bin:/bin"})
+		[]string{"BASE=base", "PATH=/usr/bin:/bin"}, newSession)
 	if err != nil || tmpl == nil {
 		t.Fatalf("NewTemplate: %v, %v", tmpl, err)
 	}
@@ -106,9 +114,14 @@ func testVforkSpawn(t *testing.T, wait bool) {
 	if _, err := unix.Wait4(pid, &status, 0, nil); err != nil || status.ExitStatus() != 0 {
 		t.Fatalf("wait for %d: %v, status %v", pid, err, status)
 	}
-	// Its process group and session are its own, with no terminal
-	// (tty_nr 0).
-	want := "base extra zero\n/\n123\n" + strconv.Itoa(pid) + " " + strconv.Itoa(pid) + " 0\n"
+	// Its process group is its own; its session too with newSession,
+	// with no terminal (tty_nr 0), else the test's.
+	session, tty := strconv.Itoa(pid), "0"
+	if !newSession {
+		sid, _ := unix.Getsid(0)
+		session, tty = strconv.Itoa(sid), ttyNr(t)
+	}
+	want := "base extra zero\n/\n123\n" + strconv.Itoa(pid) + " " + session + " " + tty + "\n"
 	if got := string(out); got != want {
 		t.Errorf("handler saw %q; want %q", got, want)
 	}
@@ -124,7 +137,7 @@ func TestVforkSpawnExecFailureIsReported(t *testing.T) {
 	if !Available {
 		t.Skip("no vforkExec on this architecture")
 	}
-	tmpl, err := NewTemplate("/nonexistent/handler", "", []string{"handler"}, nil)
+	tmpl, err := NewTemplate("/nonexistent/handler", "", []string{"handler"}, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,4 +196,16 @@ func TestStartingNofileFailsCleanly(t *testing.T) {
 	if _, err := StartingNofile("/nonexistent/goinetd"); err == nil {
 		t.Error("StartingNofile of a missing binary succeeded")
 	}
+}
+
+// ttyNr returns field 7 of this process's /proc stat: its controlling
+// terminal's device number, 0 for none.
+func ttyNr(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	return fields[4] // state ppid pgrp session tty_nr
 }
