@@ -121,6 +121,13 @@ type Service struct {
 	// Admission, decided before any child is started.
 	Limits
 
+	// Banner is written to each admitted client before its handler starts
+	// (or a built-in serves it); BannerRefused to each refused one before
+	// its connection is closed. Empty: none. Stream services in nowait
+	// mode only; at most MaxBannerBytes each, read at load time.
+	Banner        []byte
+	BannerRefused []byte
+
 	// What the service may add to goinetd's log.
 	LogLimits
 	// Replies bounds what a UDP built-in sends back; zero otherwise.
@@ -355,6 +362,11 @@ const DefaultSocketMode os.FileMode = 0o666
 // DefaultShutdownGrace is how long a stop waits for connections to end
 // unless shutdown_grace says otherwise.
 const DefaultShutdownGrace = 10 * time.Second
+
+// MaxBannerBytes bounds banner and banner_refused: goinetd writes them
+// without waiting (MSG_DONTWAIT), and a fresh connection's send buffer
+// always has room for this much.
+const MaxBannerBytes = 4096
 
 // DefaultProxyTimeout is how long a PROXY protocol header may take to
 // arrive unless proxy_timeout says otherwise.

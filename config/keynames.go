@@ -7,6 +7,8 @@ const (
 	keyAddress                = "address"
 	keyArgs                   = "args"
 	keyArgv0                  = "argv0"
+	keyBanner                 = "banner"
+	keyBannerRefused          = "banner_refused"
 	keyBuiltin                = "builtin"
 	keyChroot                 = "chroot"
 	keyConnectionLogRate      = "connection_log_rate"

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/netip"
@@ -66,6 +67,9 @@ func serviceKeys(s *Service) tableKeys {
 			"proxy_protocol":        func(v any) error { return parseBool(v, &s.ProxyProtocol) },
 			"proxy_from":            func(v any) error { return parsePrefixes(v, &s.ProxyFrom) },
 			"proxy_timeout":         func(v any) error { return parseDuration(v, &s.ProxyTimeout) },
+
+			"banner":         func(v any) error { return parseBanner(v, &s.Banner) },
+			"banner_refused": func(v any) error { return parseBanner(v, &s.BannerRefused) },
 
 			"udp_reflection":             func(v any) error { return parseBool(v, &s.Replies.Reflection) },
 			"udp_reply_rate":             func(v any) error { return parseRateOrZero(v, &s.Replies.Rate) },
@@ -156,6 +160,36 @@ func parsePath(v any, dst *string) error {
 		return fmt.Errorf("must not be empty")
 	}
 	*dst = s
+	return nil
+}
+
+// parseBanner takes a banner's text, or "@/path/to/file" to read it from
+// that file now (at load time, so check reads it too); either way at most
+// MaxBannerBytes.
+func parseBanner(v any, dst *[]byte) error {
+	s, err := parseString(v)
+	if err != nil {
+		return err
+	}
+	b := []byte(s)
+	if path, ok := strings.CutPrefix(s, "@"); ok {
+		if !strings.HasPrefix(path, "/") {
+			return fmt.Errorf("%q: a banner file must be an absolute path, like \"@/etc/goinetd/banner.txt\"", s)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("cannot read the banner file: %w", err)
+		}
+		defer f.Close()
+		b, err = io.ReadAll(io.LimitReader(f, MaxBannerBytes+1))
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if len(b) > MaxBannerBytes {
+		return fmt.Errorf("is longer than %d bytes: goinetd writes a banner without waiting, so it must fit a socket's send buffer", MaxBannerBytes)
+	}
+	*dst = b
 	return nil
 }
 

@@ -180,10 +180,35 @@ func validateService(s *Service, w *where) {
 		w.add(keyStderr, "\"socket\" does not apply in wait mode: the handler gets the listening socket, not a connection")
 	}
 
+	validateBanners(s, w)
 	validateLimits(s, w)
 	validateLogLimits(s, w)
 	validateReplies(s, w)
 	validateSandbox(s, w)
+}
+
+// validateBanners checks that banners apply: goinetd writes them on a
+// connection it accepts, so a service must be a stream one in nowait
+// mode. A udp service has no connection to write to (a banner would be an
+// unsolicited datagram to a source that may be forged), and in wait mode
+// the handler accepts the connections itself. A banner inherited from
+// [defaults] is dropped where it does not apply.
+func validateBanners(s *Service, w *where) {
+	var why string
+	switch {
+	case s.Protocol == UDP:
+		why = "a udp service: a datagram is not a connection, and a banner would be sent to a source that may be forged"
+	case s.Mode == Wait:
+		why = "wait mode: the handler accepts connections itself, so goinetd never holds one to write to"
+	default:
+		return
+	}
+	for _, name := range []string{keyBanner, keyBannerRefused} {
+		if w.own(name) {
+			w.add(name, "does not apply to %s", why)
+		}
+	}
+	s.Banner, s.BannerRefused = nil, nil
 }
 
 // validateLogLimits fills in the default log limits, which only an

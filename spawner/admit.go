@@ -152,7 +152,7 @@ func (s *Server) admit(svc *service, peer netip.AddrPort, done <-chan struct{}) 
 	var source netip.Prefix
 	if peer.IsValid() {
 		if reason := svc.refuse(peer.Addr(), time.Now()); reason != "" {
-			s.refused(svc, peer.String(), reason)
+			s.refused(svc, noConn, peer.String(), reason)
 			return slot{}, 0, reason
 		}
 		if svc.MaxPerSource > 0 {
@@ -163,7 +163,7 @@ func (s *Server) admit(svc *service, peer netip.AddrPort, done <-chan struct{}) 
 		n, wait, err := s.children.take(svc, source)
 		switch {
 		case err != nil:
-			s.refused(svc, peer.String(), refusedPerSource)
+			s.refused(svc, noConn, peer.String(), refusedPerSource)
 			return slot{}, 0, refusedPerSource
 		case wait == nil:
 			return slot{svc.Name, source, svc.holdsConn}, n, ""
@@ -176,16 +176,16 @@ func (s *Server) admit(svc *service, peer netip.AddrPort, done <-chan struct{}) 
 	}
 }
 
-// admitCounted is admit for a connection already counted against the
-// limits by acceptCounted: it applies the address rules and per-source
+// admitCounted is admit for the connection fd, already counted against
+// the limits by acceptCounted: it applies the address rules and per-source
 // limits, and on a refusal frees the count.
-func (s *Server) admitCounted(svc *service, sl slot, peer netip.AddrPort) (_ slot, perSource int, refused string) {
+func (s *Server) admitCounted(svc *service, sl slot, fd int, peer netip.AddrPort) (_ slot, perSource int, refused string) {
 	if !peer.IsValid() {
 		return sl, 0, ""
 	}
 	if reason := svc.refuse(peer.Addr(), time.Now()); reason != "" {
 		s.children.release(sl)
-		s.refused(svc, peer.String(), reason)
+		s.refused(svc, fd, peer.String(), reason)
 		return slot{}, 0, reason
 	}
 	if svc.MaxPerSource == 0 {
@@ -195,14 +195,23 @@ func (s *Server) admitCounted(svc *service, sl slot, peer netip.AddrPort) (_ slo
 	n, err := s.children.addSource(svc, withSource)
 	if err != nil {
 		s.children.release(sl)
-		s.refused(svc, peer.String(), refusedPerSource)
+		s.refused(svc, fd, peer.String(), refusedPerSource)
 		return slot{}, 0, refusedPerSource
 	}
 	return withSource, n, ""
 }
 
-// refused logs a refusal at a bounded rate, with any attributes given.
-func (s *Server) refused(svc *service, peer, reason string, attrs ...any) {
+// noConn is the descriptor of a refusal that has no connection to write
+// to (a datagram, or a refusal decided before accept).
+const noConn = -1
+
+// refused logs a refusal of the connection fd (or noConn) at a bounded
+// rate, with any attributes given, and writes svc's banner_refused to fd:
+// every refusal of a connection comes here, and its caller closes fd.
+func (s *Server) refused(svc *service, fd int, peer, reason string, attrs ...any) {
+	if fd != noConn && svc.BannerRefused != nil {
+		writeBanner(fd, svc.BannerRefused)
+	}
 	s.metrics.Refused(svc.Name, reason)
 	svc.refusals[reason].log(s.log, slog.LevelInfo, "refused",
 		append([]any{"service", svc.Name, "peer", peer, "reason", reason}, attrs...)...)

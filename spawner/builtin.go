@@ -61,17 +61,21 @@ func (s *Server) runBuiltinConn(svc *service, counted slot, conn net.Conn) {
 		peer = netip.AddrPortFrom(a.AddrPort().Addr().Unmap(), a.AddrPort().Port())
 	}
 	peerName := peer.String()
+	fd := noConn // for the banners, which are written before conn is wrapped
+	if svc.Banner != nil || svc.BannerRefused != nil {
+		fd = connFD(conn)
+	}
 	if svc.ProxyProtocol {
 		if !svc.trustedBalancer(peer.Addr()) {
 			s.children.release(counted)
-			s.refused(svc, peerName, refusedProxySource)
+			s.refused(svc, fd, peerName, refusedProxySource)
 			conn.Close()
 			return
 		}
 		c, h, err := readProxyHeaderConn(conn, svc.ProxyTimeout)
 		if err != nil {
 			s.children.release(counted)
-			s.refused(svc, peerName, refusedProxyHeader, "err", err)
+			s.refused(svc, fd, peerName, refusedProxyHeader, "err", err)
 			conn.Close()
 			return
 		}
@@ -81,11 +85,12 @@ func (s *Server) runBuiltinConn(svc *service, counted slot, conn net.Conn) {
 		}
 		conn = c
 	}
-	sl, _, refused := s.admitCounted(svc, counted, peer)
+	sl, _, refused := s.admitCounted(svc, counted, fd, peer)
 	if refused != "" {
 		conn.Close()
 		return
 	}
+	s.banner(svc, fd, peerName)
 	s.lock()
 	s.builtinConns[conn] = struct{}{}
 	s.mu.Unlock()
@@ -205,7 +210,7 @@ func (s *Server) builtinPacketLoop(l *listener) {
 		peer := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		now := time.Now()
 		if reason := svc.refuse(peer.Addr(), now); reason != "" {
-			s.refused(svc, peer.String(), reason)
+			s.refused(svc, noConn, peer.String(), reason)
 			continue
 		}
 		if svc.replies == nil {

@@ -137,6 +137,7 @@
 //	reap.go         the reaper: wait4 until no exited child is left, and the record of each
 //	leftovers.go    the subreaper, and ending what handlers left behind at a stop
 //	admit.go        admission policy: address rules, rates, limits (no table lock)
+//	banner.go       banner and banner_refused, written without waiting
 //	sourcerates.go  the per-source rate table, of bounded size
 //	limitlog.go     logging at a bounded rate, and the log budgets
 //	rawsyscalls.go  accept4, getsockname and wait4 as raw system calls

@@ -63,7 +63,7 @@ func (s *Server) noWaitLoop(l *listener) {
 		cur, counted := l.current.Load(), slot{service: svc.Name, held: svc.holdsConn}
 		if !noForkUntil.IsZero() && time.Now().Before(noForkUntil) {
 			s.children.release(counted)
-			s.refused(cur, addrPort(sa).String(), refusedForkBackoff)
+			s.refused(cur, fd, addrPort(sa).String(), refusedForkBackoff)
 			unix.Close(fd)
 			continue
 		}

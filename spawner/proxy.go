@@ -128,13 +128,13 @@ func (s *Server) spawnProxied(svc *service, counted slot, fd int, sa unix.Sockad
 	balancer := addrPort(sa)
 	if !svc.trustedBalancer(balancer.Addr()) {
 		s.children.release(counted)
-		s.refused(svc, balancer.String(), refusedProxySource)
+		s.refused(svc, fd, balancer.String(), refusedProxySource)
 		return
 	}
 	h, err := readProxyHeader(fd, svc.ProxyTimeout)
 	if err != nil {
 		s.children.release(counted)
-		s.refused(svc, balancer.String(), refusedProxyHeader, "err", err)
+		s.refused(svc, fd, balancer.String(), refusedProxyHeader, "err", err)
 		return
 	}
 	client := h.Client

@@ -28,8 +28,8 @@ type service struct {
 	// until its header is read. Such connections count against maxHeld.
 	holdsConn bool
 
-	acceptFailed, forkFailed, execFailed, quickExit limitedLog
-	connLog                                         *logBudget // connection records; nil: unbounded
+	acceptFailed, forkFailed, execFailed, quickExit, bannerFailed limitedLog
+	connLog                                                       *logBudget // connection records; nil: unbounded
 }
 
 // prepare builds the spawn template of svc.

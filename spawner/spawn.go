@@ -29,9 +29,12 @@ func (s *Server) spawnAccepted(svc *service, counted slot, fd int, sa unix.Socka
 // client, which arrived through the balancer via if via is valid, and
 // starts svc's program for it. See spawnAccepted.
 func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, client, via netip.AddrPort, wait execWait) error {
-	sl, perSource, refused := s.admitCounted(svc, counted, client)
+	sl, perSource, refused := s.admitCounted(svc, counted, fd, client)
 	if refused != "" {
 		return nil
+	}
+	if svc.Banner != nil {
+		s.banner(svc, fd, client.String())
 	}
 	conn, peerName, err := connectionEnv(fd, sa, client)
 	if err == nil && client.IsValid() && svc.MaxPerSource > 0 {

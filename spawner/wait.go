@@ -105,7 +105,7 @@ func (s *Server) dropRefusedDatagram(l *listener, svc *service) bool {
 		peer := addrPort(from)
 		if reason := svc.refuse(peer.Addr(), time.Now()); reason != "" {
 			unix.Recvfrom(fd, buf[:], unix.MSG_DONTWAIT)
-			s.refused(svc, peer.String(), reason)
+			s.refused(svc, noConn, peer.String(), reason)
 			dropped = true
 		}
 	})
