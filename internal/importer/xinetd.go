@@ -367,7 +367,8 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 	perClient := proto == "tcp" && mode == "nowait"
 	rlimits := map[string]value{}
 	env := map[string]value{}
-	var inGoinetd []string // attributes that do not apply to a built-in
+	banners := map[string]string{} // banner, banner_success, banner_fail: their files
+	var inGoinetd []string         // attributes that do not apply to a built-in
 	for _, name := range names {
 		a := attrs[name]
 		v := a.values
@@ -499,7 +500,7 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 		case "redirect":
 			s.skip("redirect %s: run a forwarder (socat, nc) as the handler instead", strings.Join(v, " "))
 		case "banner", "banner_success", "banner_fail":
-			s.skip("%s %s: have the handler print it", name, one)
+			banners[name] = one
 		case "libwrap":
 			s.skip("libwrap %s: goinetd does not read hosts.allow and hosts.deny; move their rules to only_from and no_access", one)
 		default:
@@ -509,11 +510,51 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 	if len(inGoinetd) > 0 {
 		s.note("a built-in runs inside goinetd, where these do not apply: %s", strings.Join(inGoinetd, ", "))
 	}
+	convertXinetdBanners(s, banners, proto == "tcp" && mode == "nowait")
 	if len(env) > 0 {
 		s.set("env", table(env), "")
 	}
 	if len(rlimits) > 0 {
 		s.set("rlimits", table(rlimits), "")
+	}
+}
+
+// convertXinetdBanners maps xinetd's banner files: banner_success, written
+// to admitted clients, becomes banner; banner_fail, written to refused
+// ones, becomes banner_refused; banner, written to every client, becomes
+// both where the other does not say otherwise. xinetd wrote banner and
+// then banner_success (or banner_fail); goinetd writes one, so that pair
+// is reported and the more specific file kept. goinetd writes banners for
+// stream services in nowait mode (applies) only.
+func convertXinetdBanners(s *service, files map[string]string, applies bool) {
+	if len(files) == 0 {
+		return
+	}
+	if !applies {
+		for _, name := range []string{"banner", "banner_success", "banner_fail"} {
+			if f, ok := files[name]; ok {
+				s.skip("%s %s: goinetd writes banners for tcp services in nowait mode only (in wait mode the handler accepts): have the handler print it", name, f)
+			}
+		}
+		return
+	}
+	why := "read when goinetd loads the config: it must exist then, and hold at most 4 KiB"
+	for _, m := range []struct{ key, specific string }{{"banner", "banner_success"}, {"banner_refused", "banner_fail"}} {
+		f, specific := files[m.specific]
+		if all, ok := files["banner"]; ok && specific {
+			s.note("banner %s and %s %s: xinetd wrote both, goinetd writes one (%s's)", all, m.specific, f, m.specific)
+		} else if !specific {
+			f = all
+		}
+		if f == "" {
+			continue
+		}
+		if !strings.HasPrefix(f, "/") {
+			s.skip("%s %s: not an absolute path", m.specific, f)
+			continue
+		}
+		s.set(m.key, str("@"+f), why)
+		why = ""
 	}
 }
 
