@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // readBanner reads len(want) bytes from c and checks they are want.
@@ -29,7 +30,14 @@ func TestBannerComesBeforeTheHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	spawned, fromFile, builtin := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
-	startDaemon(t, jsonLog+echoService("greeted", "127.0.0.1", spawned, `banner = "hello\r\n"`)+
+	sock := filepath.Join(t.TempDir(), "greeted.sock")
+	startDaemon(t, jsonLog+echoService("greeted", "127.0.0.1", spawned, `banner = "hello\r\n"`)+fmt.Sprintf(`
+[services.unix]
+protocol = "unix"
+path = %q
+program = %q
+banner = "over unix\r\n"
+`, sock, filepath.Join(bin, "echo"))+
 		echoService("filed", "127.0.0.1", fromFile, fmt.Sprintf("banner = %q", "@"+file))+fmt.Sprintf(`
 [services.builtin]
 address = "127.0.0.1"
@@ -40,8 +48,22 @@ banner = "built in\r\n"
 	for _, c := range []struct {
 		port   int
 		banner string
-	}{{spawned, "hello\r\n"}, {fromFile, "from a file\r\n"}, {builtin, "built in\r\n"}} {
-		conn := dial(t, "", addr(c.port))
+	}{{spawned, "hello\r\n"}, {fromFile, "from a file\r\n"}, {builtin, "built in\r\n"}, {0, "over unix\r\n"}} {
+		var conn interface {
+			net.Conn
+			CloseWrite() error
+		}
+		if c.port == 0 {
+			u, err := net.DialTimeout("unix", sock, ioTimeout)
+			if err != nil {
+				t.Fatalf("dial %s: %v", sock, err)
+			}
+			defer u.Close()
+			u.SetDeadline(time.Now().Add(ioTimeout))
+			conn = u.(*net.UnixConn)
+		} else {
+			conn = dial(t, "", addr(c.port))
+		}
 		// The banner arrives before the client has sent anything, so it
 		// cannot be the handler's echo.
 		readBanner(t, conn, c.banner)
