@@ -173,6 +173,11 @@ type Limits struct {
 	ProxyProtocol bool
 	ProxyFrom     []netip.Prefix
 	ProxyTimeout  time.Duration
+
+	// MaxLoad refuses connections while the host's 1-minute load average
+	// is above it; 0 means no limit (the default). Stream services in
+	// nowait mode only.
+	MaxLoad float64
 }
 
 // LogLimits bound the records one service adds to goinetd's log, so that

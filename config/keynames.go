@@ -19,6 +19,7 @@ const (
 	keyKillGroupOnExit        = "kill_group_on_exit"
 	keyListenFDs              = "listen_fds"
 	keyMaxConnections         = "max_connections"
+	keyMaxLoad                = "max_load"
 	keyMaxPerSource           = "max_per_source"
 	keyMode                   = "mode"
 	keyNice                   = "nice"

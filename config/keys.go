@@ -68,6 +68,8 @@ func serviceKeys(s *Service) tableKeys {
 			"proxy_from":            func(v any) error { return parsePrefixes(v, &s.ProxyFrom) },
 			"proxy_timeout":         func(v any) error { return parseDuration(v, &s.ProxyTimeout) },
 
+			"max_load": func(v any) error { return parseLoad(v, &s.MaxLoad) },
+
 			"banner":         func(v any) error { return parseBanner(v, &s.Banner) },
 			"banner_refused": func(v any) error { return parseBanner(v, &s.BannerRefused) },
 

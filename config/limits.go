@@ -27,6 +27,24 @@ func parseCount(v any, dst *int, least int64) error {
 	return nil
 }
 
+// parseLoad takes a load average, an integer or a float, 0 or more.
+func parseLoad(v any, dst *float64) error {
+	var f float64
+	switch n := v.(type) {
+	case int64:
+		f = float64(n)
+	case float64:
+		f = n
+	default:
+		return fmt.Errorf("must be a number, a load average such as 8.0 (0: no limit), not %s", describe(v))
+	}
+	if !(f >= 0 && f <= 1e6) { // also NaN
+		return fmt.Errorf("%v is out of range 0-1000000", f)
+	}
+	*dst = f
+	return nil
+}
+
 func parsePrefixLength(v any, dst *int) error {
 	n, ok := v.(int64)
 	if !ok || n < 0 || n > 128 {

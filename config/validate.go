@@ -304,6 +304,14 @@ func validateLimits(s *Service, w *where) {
 			}
 		}
 	}
+	if s.MaxLoad > 0 && (s.Protocol == UDP || s.Mode == Wait) {
+		// goinetd refuses a connection it accepted; in wait mode the
+		// handler accepts, and a datagram is not a connection.
+		if w.own(keyMaxLoad) {
+			w.add(keyMaxLoad, "applies only to tcp and unix services in nowait mode: goinetd refuses the connections it accepts")
+		}
+		s.MaxLoad = 0
+	}
 	if w.own(keyRatePause) && !w.set(keyRateLimit) && !w.set(keyRateLimitPerSource) {
 		w.add(keyRatePause, "applies only with rate_limit or rate_limit_per_source")
 	}

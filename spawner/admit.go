@@ -43,11 +43,12 @@ const (
 	refusedProxySource   = "proxy_source" // a PROXY header from outside proxy_from
 	refusedProxyHeader   = "proxy_header" // a missing, malformed or slow PROXY header
 	refusedForkBackoff   = "fork_backoff" // forks are failing: see noWaitLoop
+	refusedLoad          = "load"         // the load average is above max_load: see load.go
 )
 
 // refusalReasons are every reason a connection can be refused.
 var refusalReasons = []string{refusedAddress, refusedPerSource, refusedRatePerSource,
-	refusedProxySource, refusedProxyHeader, refusedForkBackoff}
+	refusedProxySource, refusedProxyHeader, refusedForkBackoff, refusedLoad}
 
 // errPerSource refuses a connection whose source is at max_per_source.
 var errPerSource = errors.New("source at max_per_source")
@@ -68,6 +69,7 @@ func newGate(l config.Limits) *gate {
 	g := &gate{limits: l, refusals: map[string]*limitedLog{
 		refusedAddress: {}, refusedPerSource: {}, refusedRatePerSource: {},
 		refusedProxySource: {}, refusedProxyHeader: {}, refusedForkBackoff: {},
+		refusedLoad: {},
 	}}
 	if l.RateLimit.N > 0 {
 		g.rate = newLimiter(l.RateLimit)
@@ -178,8 +180,17 @@ func (s *Server) admit(svc *service, peer netip.AddrPort, done <-chan struct{}) 
 
 // admitCounted is admit for the connection fd, already counted against
 // the limits by acceptCounted: it applies the address rules and per-source
-// limits, and on a refusal frees the count.
+// limits, and max_load, and on a refusal frees the count.
 func (s *Server) admitCounted(svc *service, sl slot, fd int, peer netip.AddrPort) (_ slot, perSource int, refused string) {
+	if svc.MaxLoad > 0 && hostLoad.over(svc.MaxLoad, time.Now()) {
+		s.children.release(sl)
+		name := "unix"
+		if peer.IsValid() {
+			name = peer.String()
+		}
+		s.refused(svc, fd, name, refusedLoad, "load", hostLoad.last(), "max_load", svc.MaxLoad)
+		return slot{}, 0, refusedLoad
+	}
 	if !peer.IsValid() {
 		return sl, 0, ""
 	}

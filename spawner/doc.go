@@ -138,6 +138,7 @@
 //	leftovers.go    the subreaper, and ending what handlers left behind at a stop
 //	admit.go        admission policy: address rules, rates, limits (no table lock)
 //	banner.go       banner and banner_refused, written without waiting
+//	load.go         the host load average that max_load compares, read at most once a second
 //	sourcerates.go  the per-source rate table, of bounded size
 //	limitlog.go     logging at a bounded rate, and the log budgets
 //	rawsyscalls.go  accept4, getsockname and wait4 as raw system calls

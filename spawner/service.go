@@ -1,6 +1,7 @@
 package spawner
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"syscall"
@@ -36,6 +37,11 @@ type service struct {
 func (s *Server) prepare(svc *config.Service) (*service, error) {
 	p := &service{Service: svc, gate: newGate(svc.Limits), stderrFD: -1, connLog: connectionLog(s.log, svc)}
 	p.holdsConn = svc.Builtin != "" && svc.Protocol != config.UDP || svc.ProxyProtocol
+	if svc.MaxLoad > 0 {
+		if _, err := readLoad(); err != nil {
+			return nil, fmt.Errorf("max_load: %w", err)
+		}
+	}
 	if svc.Builtin != "" {
 		if svc.Protocol == config.UDP && builtin.Answers(svc.Builtin) {
 			p.replies = newReplyGate(svc.Replies)

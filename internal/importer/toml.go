@@ -19,6 +19,15 @@ func str(s string) value { return value(quote(s)) }
 
 func num(n int) value { return value(strconv.Itoa(n)) }
 
+// decimal writes f as a TOML float (8.0, not 8).
+func decimal(f float64) value {
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.ContainsAny(s, ".eE") {
+		s += ".0"
+	}
+	return value(s)
+}
+
 func boolean(b bool) value { return value(strconv.FormatBool(b)) }
 
 func list(items []string) value {

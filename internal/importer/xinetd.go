@@ -501,6 +501,16 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 			s.skip("redirect %s: run a forwarder (socat, nc) as the handler instead", strings.Join(v, " "))
 		case "banner", "banner_success", "banner_fail":
 			banners[name] = one
+		case "max_load":
+			f, err := strconv.ParseFloat(one, 64)
+			switch {
+			case err != nil || f < 0:
+				s.skip("max_load %q is not a load average", one)
+			case proto != "tcp" || mode != "nowait":
+				s.skip("max_load %s: goinetd sheds load for tcp services in nowait mode only (it refuses the connections it accepts)", one)
+			default:
+				s.set("max_load", decimal(f), "")
+			}
 		case "libwrap":
 			s.skip("libwrap %s: goinetd does not read hosts.allow and hosts.deny; move their rules to only_from and no_access", one)
 		default:
