@@ -40,17 +40,17 @@ func (s *Server) banner(svc *service, fd int, peer string) {
 }
 
 // connFD returns the descriptor of conn, a connection goinetd holds open
-// (a built-in's), or -1. It stays valid until conn is closed.
+// (a built-in's), or noConn. It stays valid until conn is closed.
 func connFD(conn net.Conn) int {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
-		return -1
+		return noConn
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return -1
+		return noConn
 	}
-	fd := -1
+	fd := noConn
 	rc.Control(func(f uintptr) { fd = int(f) })
 	return fd
 }
