@@ -211,6 +211,25 @@ func validateLogLimits(s *Service, w *where) {
 	}
 }
 
+// validateRuleEnv rejects rules that change the environment of a service
+// that has no per-connection handler: deny still applies there.
+func validateRuleEnv(s *Service, w *where) {
+	var where string
+	switch {
+	case s.Builtin != "":
+		where = "a builtin service: it starts no handler"
+	case s.Protocol == UDP:
+		where = "a udp service: its handler serves every sender"
+	default:
+		return
+	}
+	for i, r := range s.Rules {
+		if len(r.Env) > 0 || len(r.Unset) > 0 {
+			w.add(keyRules, "rule %d: env and unset do not apply to %s (deny does)", i+1, where)
+		}
+	}
+}
+
 // validateLimits checks where admission keys apply. A client of a unix
 // socket has no address, and in TCP wait mode the handler accepts
 // connections itself; an address rule that cannot be enforced is an error
@@ -226,7 +245,7 @@ func validateLimits(s *Service, w *where) {
 	if !w.set(keyMaxConnections) {
 		s.MaxConnections = DefaultMaxConnections
 	}
-	perClient := []string{keyOnlyFrom, keyNoAccess, keyMaxPerSource, keyRateLimitPerSource, keySourcePrefixV6}
+	perClient := []string{keyOnlyFrom, keyNoAccess, keyRules, keyMaxPerSource, keyRateLimitPerSource, keySourcePrefixV6}
 	var where string
 	switch {
 	case s.Protocol == Unix:
@@ -250,6 +269,7 @@ func validateLimits(s *Service, w *where) {
 	} else if !w.set(keyMaxPerSource) {
 		s.MaxPerSource = DefaultMaxPerSource
 	}
+	validateRuleEnv(s, w)
 	switch {
 	case s.Builtin == "":
 		if w.own(keyIdleTimeout) {

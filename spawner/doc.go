@@ -138,6 +138,7 @@
 //	leftovers.go    the subreaper, and ending what handlers left behind at a stop
 //	admit.go        admission policy: address rules, rates, limits (no table lock)
 //	sourcerates.go  the per-source rate table, of bounded size
+//	rules.go        per-client rules: first match by prefix, each rule's environment
 //	limitlog.go     logging at a bounded rate, and the log budgets
 //	rawsyscalls.go  accept4, getsockname and wait4 as raw system calls
 //	threads.go      the OS threads reserved at start
