@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The rules key, end to end: each client gets its first matching rule's
+// environment, an IPv4 client on a dual-stack socket is matched as IPv4,
+// and a denying rule refuses without starting anything.
+func TestPerClientRules(t *testing.T) {
+	port := freePort(t, "::")
+	d := startDaemon(t, jsonLog+fmt.Sprintf(`
+[services.report]
+port = %d
+program = %q
+env = { %s = "report", PATH = "/bin", LANG = "C" }
+rules = [
+  { from = "127.0.0.2", env = { RELAYCLIENT = "" } },
+  { from = "127.0.0.3/32", env = { TRUSTED = "1" }, unset = ["LANG"] },
+  { from = "127.0.0.4", deny = true },
+  { from = "127.0.0.0/29", env = { WIDE = "1", LANG = "fr_FR" } },
+  { from = "::1", env = { V6 = "1" } },
+]
+`, port, testBinary(t), helperVar))
+	at := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+
+	for _, tc := range []struct {
+		from, to   string
+		want, lack []string
+	}{
+		{"127.0.0.2", at, []string{"RELAYCLIENT=", "LANG=C", "TCPREMOTEIP=127.0.0.2"}, []string{"WIDE=1", "TRUSTED=1"}},
+		{"127.0.0.3", at, []string{"TRUSTED=1", "TCPREMOTEIP=127.0.0.3"}, []string{"LANG=C", "RELAYCLIENT=", "WIDE=1"}},
+		{"127.0.0.5", at, []string{"WIDE=1", "LANG=fr_FR"}, []string{"LANG=C", "RELAYCLIENT=", "TRUSTED=1"}},
+		{"127.0.0.9", at, []string{"LANG=C", "PATH=/bin"}, []string{"WIDE=1", "RELAYCLIENT=", "TRUSTED=1", "V6=1"}},
+		{"::1", net.JoinHostPort("::1", strconv.Itoa(port)), []string{"V6=1", "LANG=C", "TCPREMOTEIP=::1"}, []string{"WIDE=1"}},
+	} {
+		r := getReport(t, tc.from, tc.to)
+		for _, kv := range tc.want {
+			if !slices.Contains(r.Env, kv) {
+				t.Errorf("from %s: got environment %q; want it to hold %s", tc.from, r.Env, kv)
+			}
+		}
+		for _, kv := range tc.lack {
+			if slices.Contains(r.Env, kv) {
+				t.Errorf("from %s: got environment %q; want no %s", tc.from, r.Env, kv)
+			}
+		}
+	}
+
+	expectClosed(t, dial(t, "127.0.0.4", at))
+	r := d.waitLog(func(r record) bool { return r.msg() == "refused" })
+	if r.str("reason") != "rule" || !strings.HasPrefix(r.str("peer"), "127.0.0.4:") {
+		t.Errorf("refusal record %v: got reason %q; want rule, for 127.0.0.4", r, r.str("reason"))
+	}
+	// One more allowed connection: its records follow the refusal's.
+	getReport(t, "127.0.0.9", at)
+	d.waitLog(func(r record) bool { return r.msg() == "connection ended" && strings.HasPrefix(r.str("peer"), "127.0.0.9:") })
+	if n := len(d.logs.records(func(r record) bool { return r.msg() == "spawned" })); n != 6 {
+		t.Errorf("%d children started; want 6, none for the denied client", n)
+	}
+}
