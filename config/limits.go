@@ -447,7 +447,7 @@ func parseRule(v any) (Rule, error) {
 		case "banner":
 			err = errors.New("a rule has no banner: a refused client gets the service's banner_refused, if any")
 		default:
-			err = fmt.Errorf("is not a rule key (want one of %s)", strings.Join(ruleKeys, ", "))
+			bad = append(bad, fmt.Errorf("%q is not a rule key (want one of %s)", k, strings.Join(ruleKeys, ", ")))
 		}
 		if err != nil {
 			bad = append(bad, fmt.Errorf("%s: %w", k, err))
