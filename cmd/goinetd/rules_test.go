@@ -59,7 +59,9 @@ rules = [
 	}
 	// One more allowed connection: its records follow the refusal's.
 	getReport(t, "127.0.0.9", at)
-	d.waitLog(func(r record) bool { return r.msg() == "connection ended" && strings.HasPrefix(r.str("peer"), "127.0.0.9:") })
+	d.waitLog(func(r record) bool {
+		return r.msg() == "connection ended" && strings.HasPrefix(r.str("peer"), "127.0.0.9:")
+	})
 	if n := len(d.logs.records(func(r record) bool { return r.msg() == "spawned" })); n != 6 {
 		t.Errorf("%d children started; want 6, none for the denied client", n)
 	}
