@@ -7,14 +7,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The rules key, end to end: each client gets its first matching rule's
 // environment, an IPv4 client on a dual-stack socket is matched as IPv4,
 // and a denying rule refuses without starting anything.
 func TestPerClientRules(t *testing.T) {
-	port := freePort(t, "::")
-	d := startDaemon(t, jsonLog+fmt.Sprintf(`
+	port, mport := freePort(t, "::"), freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+fmt.Sprintf("metrics = \"127.0.0.1:%d\"\n", mport)+fmt.Sprintf(`
 [services.report]
 port = %d
 program = %q
@@ -28,6 +29,11 @@ rules = [
 ]
 `, port, testBinary(t), helperVar))
 	at := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
+	const denied = `goinetd_connections_refused_total{reason="rule",service="report"}`
+	if got := scrape(t, url, denied); got != 0 {
+		t.Errorf("at start: got %s = %v; want 0", denied, got)
+	}
 
 	for _, tc := range []struct {
 		from, to   string
@@ -57,6 +63,7 @@ rules = [
 	if r.str("reason") != "rule" || !strings.HasPrefix(r.str("peer"), "127.0.0.4:") {
 		t.Errorf("refusal record %v: got reason %q; want rule, for 127.0.0.4", r, r.str("reason"))
 	}
+	waitMetric(t, url, denied, 1)
 	// One more allowed connection: the one loop spawns in accept order,
 	// so once its child is logged, one for the denied client would be too.
 	getReport(t, "127.0.0.9", at)
@@ -66,5 +73,39 @@ rules = [
 		if strings.HasPrefix(r.str("peer"), "127.0.0.4:") {
 			t.Errorf("spawned record %v; want none for the denied client", r)
 		}
+	}
+}
+
+// A denying rule drops a UDP sender's datagram unread, as no_access does.
+func TestUDPDenyingRule(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+helperService(t, "udp", port, "udp-upper", `protocol = "udp"`,
+		`rules = [{ from = "127.0.0.3" }, { from = "127.0.0.0/29", deny = true }]`))
+	send := func(from, msg string) *net.UDPConn {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(from)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.WriteToUDP([]byte(msg), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	refused := send("127.0.0.2", "nope")
+	allowed := send("127.0.0.3", "yes")
+	allowed.SetReadDeadline(time.Now().Add(ioTimeout))
+	buf := make([]byte, 64)
+	n, _, err := allowed.ReadFromUDP(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "YES ") {
+		t.Fatalf("sender the first rule admits: got %q, %v; want the answer", buf[:n], err)
+	}
+	refused.SetReadDeadline(time.Now())
+	if n, _, err := refused.ReadFromUDP(buf); err == nil {
+		t.Errorf("denied sender got %q; want nothing", buf[:n])
+	}
+	r := d.waitLog(func(r record) bool { return r.msg() == "refused" && strings.HasPrefix(r.str("peer"), "127.0.0.2:") })
+	if r.str("reason") != "rule" {
+		t.Errorf("refusal record %v: got reason %q; want rule", r, r.str("reason"))
 	}
 }
