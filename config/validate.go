@@ -211,6 +211,34 @@ func validateLogLimits(s *Service, w *where) {
 	}
 }
 
+// warnUnreachableRules warns of each rule that an earlier one hides: the
+// first rule that holds a client decides, so a rule whose prefix lies
+// inside an earlier rule's is never used. It indexes each prefix's first
+// rule, then looks each rule's prefix up at the shorter lengths in use.
+func warnUnreachableRules(s *Service, w *where) {
+	first := make(map[netip.Prefix]int, len(s.Rules))
+	var lengths [129]bool
+	for i, r := range s.Rules {
+		j := 0
+		for bits := 0; bits <= r.From.Bits(); bits++ {
+			if !lengths[bits] {
+				continue
+			}
+			p, _ := r.From.Addr().Prefix(bits)
+			if k, ok := first[p]; ok && (j == 0 || k+1 < j) {
+				j = k + 1
+			}
+		}
+		if j > 0 {
+			w.warn(keyRules, "rule %d (%s) is never used: rule %d (%s) comes first and holds every address it does (the first match decides: put narrower prefixes first)",
+				i+1, r.From, j, s.Rules[j-1].From)
+			continue
+		}
+		first[r.From.Masked()] = i
+		lengths[r.From.Bits()] = true
+	}
+}
+
 // validateRuleEnv rejects rules that change the environment of a service
 // that has no per-connection handler: deny still applies there.
 func validateRuleEnv(s *Service, w *where) {
@@ -270,6 +298,7 @@ func validateLimits(s *Service, w *where) {
 		s.MaxPerSource = DefaultMaxPerSource
 	}
 	validateRuleEnv(s, w)
+	warnUnreachableRules(s, w)
 	switch {
 	case s.Builtin == "":
 		if w.own(keyIdleTimeout) {
