@@ -12,8 +12,15 @@ import (
 
 // The rules key, end to end: each client gets its first matching rule's
 // environment, an IPv4 client on a dual-stack socket is matched as IPv4,
-// and a denying rule refuses without starting anything.
+// and a denying rule refuses without starting anything; handlers started
+// through vfork templates and through ForkExec alike.
 func TestPerClientRules(t *testing.T) {
+	for _, mode := range []string{"vfork", "forkexec"} {
+		t.Run(mode, func(t *testing.T) { testPerClientRules(t, mode) })
+	}
+}
+
+func testPerClientRules(t *testing.T, spawnMode string) {
 	port, mport := freePort(t, "::"), freePort(t, "127.0.0.1")
 	d := startDaemon(t, jsonLog+fmt.Sprintf("metrics = \"127.0.0.1:%d\"\n", mport)+fmt.Sprintf(`
 [services.report]
@@ -27,7 +34,7 @@ rules = [
   { from = "127.0.0.0/29", env = { WIDE = "1", LANG = "fr_FR" } },
   { from = "::1", env = { V6 = "1" } },
 ]
-`, port, testBinary(t), helperVar))
+`, port, testBinary(t), helperVar), withSpawnEnv(spawnMode))
 	at := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
 	const denied = `goinetd_connections_refused_total{reason="rule",service="report"}`
