@@ -145,6 +145,9 @@ type Limits struct {
 	// match IPv4 prefixes.
 	OnlyFrom []netip.Prefix
 	NoAccess []netip.Prefix
+	// Rules are the service's per-client rules, in order: the first whose
+	// From holds the client decides (after OnlyFrom and NoAccess admit it).
+	Rules []Rule
 	// MaxConnections caps the service's live connections; 0 means no cap.
 	// Unset, it is DefaultMaxConnections.
 	MaxConnections int
@@ -210,6 +213,17 @@ func (r Rate) String() string {
 		return fmt.Sprintf("%d/h", r.N)
 	}
 	return fmt.Sprintf("%d/%s", r.N, r.Per)
+}
+
+// Rule is one per-client rule (tcpserver's tcprules): a client in From
+// is refused if Deny, else its handler's environment loses Unset and gets
+// Env. A rule with neither admits the client unchanged, and so hides the
+// rules after it from that client.
+type Rule struct {
+	From  netip.Prefix // IPv4-mapped prefixes are stored as IPv4
+	Env   []string     // "KEY=value", sorted; never a connection variable
+	Unset []string     // variable names; never a connection variable
+	Deny  bool
 }
 
 // Sandbox is what a service's handler runs with. The zero value runs it

@@ -36,6 +36,7 @@ const (
 	keyRateLimitPerSource     = "rate_limit_per_source"
 	keyRatePause              = "rate_pause"
 	keyRlimits                = "rlimits"
+	keyRules                  = "rules"
 	keySocketGroup            = "socket_group"
 	keySocketMode             = "socket_mode"
 	keySocketUser             = "socket_user"

@@ -56,6 +56,7 @@ func serviceKeys(s *Service) tableKeys {
 
 			"only_from":             func(v any) error { return parsePrefixes(v, &s.OnlyFrom) },
 			"no_access":             func(v any) error { return parsePrefixes(v, &s.NoAccess) },
+			"rules":                 func(v any) error { return parseRules(v, &s.Rules) },
 			"max_connections":       func(v any) error { return parseCount(v, &s.MaxConnections, 0) },
 			"max_per_source":        func(v any) error { return parseCount(v, &s.MaxPerSource, 0) },
 			"source_prefix_v6":      func(v any) error { return parsePrefixLength(v, &s.SourcePrefixV6) },

@@ -412,3 +412,71 @@ func parseSize(s string) (uint64, error) {
 	}
 	return n << shift, nil
 }
+
+// parseRules accepts an array of rule tables: from (an address or CIDR
+// prefix, required), env (a table of strings), unset (variable names) and
+// deny (a boolean; a denying rule takes neither env nor unset).
+func parseRules(v any, dst *[]Rule) error {
+	list, ok := v.([]any)
+	if !ok {
+		return fmt.Errorf("must be an array of tables like { from = \"10.0.0.0/8\", env = { TRUSTED = \"1\" } }, not %s", describe(v))
+	}
+	out := make([]Rule, 0, len(list))
+	var bad []error
+	for i, item := range list {
+		r, err := parseRule(item)
+		if err != nil {
+			bad = append(bad, fmt.Errorf("rule %d: %w", i+1, err))
+			continue
+		}
+		out = append(out, r)
+	}
+	if len(bad) > 0 {
+		return errors.Join(bad...)
+	}
+	*dst = out
+	return nil
+}
+
+// ruleKeys are the keys of a rule table.
+var ruleKeys = []string{"from", "env", "unset", "deny"}
+
+func parseRule(v any) (Rule, error) {
+	var r Rule
+	table, ok := v.(map[string]any)
+	if !ok {
+		return r, fmt.Errorf("must be a table like { from = \"10.0.0.0/8\", deny = true }, not %s", describe(v))
+	}
+	var bad []error
+	for _, k := range sortedKeys(table) {
+		var err error
+		switch k {
+		case "from":
+			var s string
+			if s, err = parseString(table[k]); err == nil {
+				r.From, err = parsePrefix(s)
+			}
+		case "env":
+			err = parseEnv(table[k], &r.Env)
+		case "unset":
+			err = parseNames(table[k], &r.Unset)
+		case "deny":
+			err = parseBool(table[k], &r.Deny)
+		case "banner":
+			err = errors.New("a rule has no banner: a refused client gets the service's banner_refused, if any")
+		default:
+			bad = append(bad, fmt.Errorf("%q is not a rule key (want one of %s)", k, strings.Join(ruleKeys, ", ")))
+		}
+		if err != nil {
+			bad = append(bad, fmt.Errorf("%s: %w", k, err))
+		}
+	}
+	switch {
+	case len(bad) > 0:
+	case !r.From.IsValid():
+		bad = append(bad, errors.New("from is missing: the address or CIDR prefix the rule is for"))
+	case r.Deny && (len(r.Env) > 0 || len(r.Unset) > 0):
+		bad = append(bad, errors.New("a rule with deny = true starts no handler: env and unset do not apply"))
+	}
+	return r, errors.Join(bad...)
+}

@@ -236,6 +236,53 @@ func validateLogLimits(s *Service, w *where) {
 	}
 }
 
+// warnUnreachableRules warns of each rule that an earlier one hides: the
+// first rule that holds a client decides, so a rule whose prefix lies
+// inside an earlier rule's is never used. It indexes each prefix's first
+// rule, then looks each rule's prefix up at the shorter lengths in use.
+func warnUnreachableRules(s *Service, w *where) {
+	first := make(map[netip.Prefix]int, len(s.Rules))
+	var lengths [129]bool
+	for i, r := range s.Rules {
+		j := 0
+		for bits := 0; bits <= r.From.Bits(); bits++ {
+			if !lengths[bits] {
+				continue
+			}
+			p, _ := r.From.Addr().Prefix(bits)
+			if k, ok := first[p]; ok && (j == 0 || k+1 < j) {
+				j = k + 1
+			}
+		}
+		if j > 0 {
+			w.warn(keyRules, "rule %d (%s) is never used: rule %d (%s) comes first and holds every address it does (the first match decides: put narrower prefixes first)",
+				i+1, r.From, j, s.Rules[j-1].From)
+			continue
+		}
+		first[r.From.Masked()] = i
+		lengths[r.From.Bits()] = true
+	}
+}
+
+// validateRuleEnv rejects rules that change the environment of a service
+// that has no per-connection handler: deny still applies there.
+func validateRuleEnv(s *Service, w *where) {
+	var where string
+	switch {
+	case s.Builtin != "":
+		where = "a builtin service: it starts no handler"
+	case s.Protocol == UDP:
+		where = "a udp service: its handler serves every sender"
+	default:
+		return
+	}
+	for i, r := range s.Rules {
+		if len(r.Env) > 0 || len(r.Unset) > 0 {
+			w.add(keyRules, "rule %d: env and unset do not apply to %s (deny does)", i+1, where)
+		}
+	}
+}
+
 // validateLimits checks where admission keys apply. A client of a unix
 // socket has no address, and in TCP wait mode the handler accepts
 // connections itself; an address rule that cannot be enforced is an error
@@ -251,7 +298,7 @@ func validateLimits(s *Service, w *where) {
 	if !w.set(keyMaxConnections) {
 		s.MaxConnections = DefaultMaxConnections
 	}
-	perClient := []string{keyOnlyFrom, keyNoAccess, keyMaxPerSource, keyRateLimitPerSource, keySourcePrefixV6}
+	perClient := []string{keyOnlyFrom, keyNoAccess, keyRules, keyMaxPerSource, keyRateLimitPerSource, keySourcePrefixV6}
 	var where string
 	switch {
 	case s.Protocol == Unix:
@@ -275,6 +322,8 @@ func validateLimits(s *Service, w *where) {
 	} else if !w.set(keyMaxPerSource) {
 		s.MaxPerSource = DefaultMaxPerSource
 	}
+	validateRuleEnv(s, w)
+	warnUnreachableRules(s, w)
 	switch {
 	case s.Builtin == "":
 		if w.own(keyIdleTimeout) {

@@ -13,8 +13,9 @@ import (
 
 // Admission: every decision is made before a child is started.
 //
-//   - Address rules (only_from, no_access) and a source's rate limit
-//     refuse a connection: it is closed at once, without a child.
+//   - Address rules (only_from, no_access), then the first per-client rule
+//     that holds the client if it denies (rules.go), and a source's rate
+//     limit refuse a connection: it is closed at once, without a child.
 //   - A source over max_per_source is refused the same way.
 //   - A service at max_connections, or goinetd at [server]
 //     max_connections, stops accepting: new clients wait in the kernel's
@@ -44,11 +45,12 @@ const (
 	refusedProxyHeader   = "proxy_header" // a missing, malformed or slow PROXY header
 	refusedForkBackoff   = "fork_backoff" // forks are failing: see noWaitLoop
 	refusedLoad          = "load"         // the load average is above max_load: see load.go
+	refusedRule          = "rule"         // a rule with deny = true: see rules.go
 )
 
 // refusalReasons are every reason a connection can be refused.
 var refusalReasons = []string{refusedAddress, refusedPerSource, refusedRatePerSource,
-	refusedProxySource, refusedProxyHeader, refusedForkBackoff, refusedLoad}
+	refusedProxySource, refusedProxyHeader, refusedForkBackoff, refusedLoad, refusedRule}
 
 // errPerSource refuses a connection whose source is at max_per_source.
 var errPerSource = errors.New("source at max_per_source")
@@ -57,6 +59,7 @@ var errPerSource = errors.New("source at max_per_source")
 type gate struct {
 	limits  config.Limits
 	sources *sourceRates // rate_limit_per_source, or nil
+	rules   *ruleSet     // the rules key, or nil
 
 	mu   sync.Mutex    // guards rate, which resume replaces
 	rate *rate.Limiter // rate_limit, or nil
@@ -70,7 +73,8 @@ func newGate(l config.Limits) *gate {
 		refusedAddress: {}, refusedPerSource: {}, refusedRatePerSource: {},
 		refusedProxySource: {}, refusedProxyHeader: {}, refusedForkBackoff: {},
 		refusedLoad: {},
-	}}
+		refusedRule: {},
+	}, rules: newRuleSet(l.Rules)}
 	if l.RateLimit.N > 0 {
 		g.rate = newLimiter(l.RateLimit)
 	}
@@ -99,7 +103,7 @@ func (g *gate) source(a netip.Addr) netip.Prefix {
 }
 
 // refuse returns why a connection from a must be refused, or "" to go on:
-// an address rule, or its source's rate limit.
+// an address rule, a denying rule, or its source's rate limit.
 func (g *gate) refuse(a netip.Addr, now time.Time) string {
 	a = a.Unmap().WithZone("")
 	for _, p := range g.limits.NoAccess {
@@ -118,6 +122,9 @@ func (g *gate) refuse(a netip.Addr, now time.Time) string {
 		if !allowed {
 			return refusedAddress
 		}
+	}
+	if g.rules != nil && g.rules.denied(a) {
+		return refusedRule
 	}
 	if g.sources != nil && !g.sources.allow(g.source(a), now) {
 		return refusedRatePerSource

@@ -140,6 +140,7 @@
 //	banner.go       banner and banner_refused, written without waiting
 //	load.go         the host load average that max_load compares, read at most once a second
 //	sourcerates.go  the per-source rate table, of bounded size
+//	rules.go        per-client rules: first match by prefix, each rule's environment
 //	limitlog.go     logging at a bounded rate, and the log budgets
 //	rawsyscalls.go  accept4, getsockname and wait4 as raw system calls
 //	threads.go      the OS threads reserved at start

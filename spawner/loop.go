@@ -373,7 +373,8 @@ const (
 )
 
 // fork starts svc's program with files as its descriptors 0, 1, 2 (and
-// 3) and svc.env followed by the connection's variables conn: through
+// 3) and svc.env (h's, if h is not nil: a rule's) followed by the
+// connection's variables conn: through
 // package vfork when it can, through syscall.ForkExec otherwise; without
 // waiting for the exec if wait says so and a stack is free, and then a
 // failed exec's errno is written to *execErr for the reaper. It returns
@@ -382,28 +383,32 @@ const (
 // This is the only caller of package vfork's spawns and of
 // syscall.ForkExec: every handler is a child of the loop's thread, which
 // reaps them all. Call it on that thread (Server.spawn does, through do).
-func (lp *spawnLoop) fork(svc *service, files []uintptr, conn []string, execErr *uintptr, wait execWait) (int, error) {
+func (lp *spawnLoop) fork(svc *service, h *handlerEnv, files []uintptr, conn []string, execErr *uintptr, wait execWait) (int, error) {
 	lp.mustBeLoopThread()
-	if svc.exec != nil && vfork.Fits(files) {
+	exec, base := svc.exec, svc.env
+	if h != nil {
+		exec, base = h.exec, h.env
+	}
+	if exec != nil && vfork.Fits(files) {
 		if wait == noExecWait {
 			if st := lp.clones.Get(); st != nil {
-				return svc.exec.StartNoWait(st, files, conn, lp.s.nofile, execErr)
+				return exec.StartNoWait(st, files, conn, lp.s.nofile, execErr)
 			}
 		}
-		return svc.exec.Start(files, conn, lp.s.nofile)
+		return exec.Start(files, conn, lp.s.nofile)
 	}
-	env := append(slices.Clip(svc.env), conn...)
+	env := append(slices.Clip(base), conn...)
 	return syscall.ForkExec(svc.path, svc.argv, &syscall.ProcAttr{Dir: svc.dir, Env: env, Files: files, Sys: svc.sys})
 }
 
-// execTemplate returns the vfork template of p's handler, or nil if it
+// execTemplate returns the vfork template of p's handler with env, or nil if it
 // starts through syscall.ForkExec: vfork is off (s.vfork), or the handler
 // switches credentials or root, which only ForkExec does.
-func (s *Server) execTemplate(p *service) (*vfork.Template, error) {
+func (s *Server) execTemplate(p *service, env []string) (*vfork.Template, error) {
 	if !s.vfork || p.sys.Credential != nil || p.sys.Chroot != "" {
 		return nil, nil
 	}
-	return vfork.NewTemplate(p.path, p.dir, p.argv, p.env, s.newSession)
+	return vfork.NewTemplate(p.path, p.dir, p.argv, env, s.newSession)
 }
 
 // vforkMode returns whether handlers may start through package vfork in

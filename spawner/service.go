@@ -54,7 +54,10 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 	p.env = baseEnv(svc.Env)
 	s.sandbox(p)
 	var err error
-	if p.exec, err = s.execTemplate(p); err != nil {
+	if p.exec, err = s.execTemplate(p, p.env); err != nil {
+		return nil, err
+	}
+	if err = s.prepareRules(p); err != nil {
 		return nil, err
 	}
 	switch svc.Stderr {

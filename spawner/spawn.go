@@ -54,7 +54,11 @@ func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, 
 	if stderr < 0 {
 		stderr = fd
 	}
-	return s.spawn(svc, []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)}, conn, peerName, client, sl, nil, wait)
+	var h *handlerEnv
+	if svc.rules != nil {
+		h = svc.rules.handler(client.Addr())
+	}
+	return s.spawn(svc, h, []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)}, conn, peerName, client, sl, nil, wait)
 }
 
 // spawnWait starts a wait-mode child on the listening socket fd, counted
@@ -66,20 +70,21 @@ func (s *Server) spawnWait(svc *service, fd int, sl slot, exited chan struct{}) 
 	if svc.ListenFDs {
 		files = []uintptr{uintptr(s.devNullRead), uintptr(svc.stderrFD), uintptr(svc.stderrFD), uintptr(fd)}
 	}
-	return s.spawn(svc, files, nil, "", netip.AddrPort{}, sl, exited, waitExec)
+	return s.spawn(svc, nil, files, nil, "", netip.AddrPort{}, sl, exited, waitExec)
 }
 
 // spawn forks and execs svc's program with files as its descriptors 0, 1,
-// 2 (and 3) and the connection's variables conn after svc.env, for a
+// 2 (and 3) and the connection's variables conn after svc.env (or h's, a
+// rule's environment, if h is not nil), for a
 // connection counted in sl from client (the zero AddrPort if it has no
 // address), named peer in logs, and logs a failure. The slot is freed
 // when the child is reaped, or at once if it cannot start.
-func (s *Server) spawn(svc *service, files []uintptr, conn []string, peer string, client netip.AddrPort, sl slot, exited chan struct{}, wait execWait) error {
+func (s *Server) spawn(svc *service, h *handlerEnv, files []uintptr, conn []string, peer string, client netip.AddrPort, sl slot, exited chan struct{}, wait execWait) error {
 	c := &child{svc: svc, peer: peer, client: client, started: time.Now(), slot: sl, exited: exited, killGroup: svc.KillGroupOnExit}
 	var err error
 	s.loop.do(func() {
 		var pid int
-		if pid, err = s.loop.fork(svc, files, conn, &c.execErr, wait); err == nil {
+		if pid, err = s.loop.fork(svc, h, files, conn, &c.execErr, wait); err == nil {
 			s.children.add(pid, c, svc.Timeout)
 		}
 	})

@@ -90,9 +90,9 @@ func (s *Server) waitLoop(l *listener) {
 
 // dropRefusedDatagram reads, without spawning anything, the datagram at the
 // head of a UDP service's queue if its sender is refused (address rules,
-// or its source's rate), and reports whether it did.
+// a denying rule, or its source's rate), and reports whether it did.
 func (s *Server) dropRefusedDatagram(l *listener, svc *service) bool {
-	if len(svc.OnlyFrom) == 0 && len(svc.NoAccess) == 0 && svc.sources == nil {
+	if len(svc.OnlyFrom) == 0 && len(svc.NoAccess) == 0 && svc.rules == nil && svc.sources == nil {
 		return false
 	}
 	dropped := false
