@@ -128,6 +128,9 @@ type Service struct {
 
 	// Sandbox of the child.
 	Sandbox
+
+	// Options of the listening socket.
+	SocketOptions
 }
 
 // Limits says which connections a service admits. The zero value admits

@@ -184,6 +184,7 @@ func validateService(s *Service, w *where) {
 	validateLogLimits(s, w)
 	validateReplies(s, w)
 	validateSandbox(s, w)
+	validateSocketOptions(s, w)
 }
 
 // validateLogLimits fills in the default log limits, which only an
