@@ -69,7 +69,7 @@ func parseSeconds(v any, dst *time.Duration, max time.Duration) error {
 		return err
 	}
 	if d%time.Second != 0 || d > max {
-		return fmt.Errorf("%q is not a whole number of seconds from 1s to %s", v, max)
+		return fmt.Errorf("%q is not a whole number of seconds from 1s to %ds", v, max/time.Second)
 	}
 	*dst = d
 	return nil
@@ -94,20 +94,21 @@ func parseByteCount(v any, dst *int) error {
 		return fmt.Errorf("must be a size like \"256KiB\", not %s", describe(v))
 	}
 	if n < 1 || n > 1<<30 {
-		return fmt.Errorf("%v is out of range 1 byte to 1GiB", v)
+		return fmt.Errorf("%d bytes is out of range 1 byte to 1GiB", n)
 	}
 	*dst = int(n)
 	return nil
 }
 
-// parseByteValue accepts an integer 0-255 (ip_tos, ip_ttl).
-func parseByteValue(v any, dst *int, least int64) error {
+// parseSmallInt accepts an integer from least to most (ip_tos, ip_ttl,
+// keepalive_count).
+func parseSmallInt(v any, dst *int, least, most int64) error {
 	n, ok := v.(int64)
-	if !ok || n < least || n > 255 {
+	if !ok || n < least || n > most {
 		if ok {
-			return fmt.Errorf("%d is out of range %d-255", n, least)
+			return fmt.Errorf("%d is out of range %d-%d", n, least, most)
 		}
-		return fmt.Errorf("must be an integer (%d-255), not %s", least, describe(v))
+		return fmt.Errorf("must be an integer (%d-%d), not %s", least, most, describe(v))
 	}
 	*dst = int(n)
 	return nil
