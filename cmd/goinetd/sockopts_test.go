@@ -37,15 +37,16 @@ func checkOptions(t *testing.T, got, want map[string]int) {
 	}
 }
 
-// The kernel reports twice the buffer size set (the rest is its
-// bookkeeping), as socket(7) says.
+// sockoptsConfig sets every TCP option to a value none of the kernel's
+// defaults has. The kernel reports twice the buffer size set (the rest is
+// its bookkeeping), as socket(7) says.
 const sockoptsConfig = `
 tcp_nodelay = true
 keepalive = true
 keepalive_idle = "77s"
 keepalive_interval = "11s"
 keepalive_count = 5
-receive_buffer = "64KiB"
+receive_buffer = "96KiB"
 send_buffer = 40000
 ip_tos = 0x28
 ip_ttl = 42
@@ -58,7 +59,7 @@ func TestSocketOptionsReachTheHandler(t *testing.T) {
 
 	checkOptions(t, sockoptsOf(t, addr(port)), map[string]int{
 		"TCP_NODELAY": 1, "SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 77, "TCP_KEEPINTVL": 11, "TCP_KEEPCNT": 5,
-		"SO_RCVBUF": 2 * 64 << 10, "SO_SNDBUF": 2 * 40000, "IP_TOS": 0x28, "IP_TTL": 42,
+		"SO_RCVBUF": 2 * 96 << 10, "SO_SNDBUF": 2 * 40000, "IP_TOS": 0x28, "IP_TTL": 42,
 	})
 	// Without the keys, the kernel's defaults: no option is on.
 	checkOptions(t, sockoptsOf(t, addr(plain)), map[string]int{"TCP_NODELAY": 0, "SO_KEEPALIVE": 0, "IP_TOS": 0})
