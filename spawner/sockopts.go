@@ -3,6 +3,7 @@ package spawner
 import (
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,35 +23,30 @@ type sockopt struct {
 	value        int
 	ipv6Level    int // if not 0, the level and option for an IPv6 socket
 	ipv6Opt      int
-	bothFamilies bool // an IPv6 socket gets the IPv4 option too (dual stack)
+	bothFamilies bool // a dual-stack socket gets the IPv4 option too, for IPv4 clients
 }
 
 // beforeBind sets svc's IP_FREEBIND and socket options on the socket
-// net.ListenConfig made for network ("tcp4", "udp6", ...), before it is
-// bound.
+// net.ListenConfig made for network, "tcp4", "udp6" and so on (a dual
+// stack socket is "tcp6" or "udp6" too), before it is bound.
 func beforeBind(svc *config.Service, network string, c syscall.RawConn) error {
-	ipv6 := network == "tcp6" || network == "udp6" || network == "tcp" || network == "udp"
+	ipv6 := strings.HasSuffix(network, "6")
+	dualStack := ipv6 && !svc.Address.IsValid()
 	var err error
 	ctlErr := c.Control(func(fd uintptr) {
-		if ipv6 {
-			// A socket Go made for "tcp" is IPv6 dual stack, unless the
-			// host has no IPv6: ask the socket.
-			domain, e := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
-			ipv6 = e != nil || domain == unix.AF_INET6
+		set := func(level, opt, value int, name string) bool {
+			if err = unix.SetsockoptInt(int(fd), level, opt, value); err != nil {
+				err = fmt.Errorf("set %s: %w", name, err)
+			}
+			return err == nil
 		}
 		for _, o := range socketOptions(svc) {
-			level, opt := o.level, o.opt
-			if ipv6 && o.ipv6Level != 0 {
-				level, opt = o.ipv6Level, o.ipv6Opt
-				if o.bothFamilies && network != "tcp6" && network != "udp6" {
-					if err = unix.SetsockoptInt(int(fd), o.level, o.opt, o.value); err != nil {
-						err = fmt.Errorf("set %s: %w", o.name, err)
-						return
-					}
+			if !ipv6 || o.ipv6Level == 0 || (dualStack && o.bothFamilies) {
+				if !set(o.level, o.opt, o.value, o.name) {
+					return
 				}
 			}
-			if err = unix.SetsockoptInt(int(fd), level, opt, o.value); err != nil {
-				err = fmt.Errorf("set %s: %w", o.name, err)
+			if ipv6 && o.ipv6Level != 0 && !set(o.ipv6Level, o.ipv6Opt, o.value, o.name) {
 				return
 			}
 		}

@@ -79,6 +79,23 @@ func TestSocketOptionsReachTheHandlerOverIPv6(t *testing.T) {
 	})
 }
 
+// A service without an address binds one IPv6 socket that IPv4 clients
+// reach too: each family's TOS and TTL are set on it.
+func TestSocketOptionsReachTheHandlerOnADualStackSocket(t *testing.T) {
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skipf("needs IPv6 on loopback: %v", err)
+	} else {
+		ln.Close()
+	}
+	port := freePort(t, "::")
+	config := strings.Replace(helperService(t, "both", port, "sockopts", sockoptsConfig), `address = "127.0.0.1"`, "", 1)
+	startDaemon(t, jsonLog+config)
+	checkOptions(t, sockoptsOf(t, addr(port)), map[string]int{"TCP_NODELAY": 1, "IP_TOS": 0x28, "IP_TTL": 42})
+	checkOptions(t, sockoptsOf(t, net.JoinHostPort("::1", strconv.Itoa(port))), map[string]int{
+		"TCP_NODELAY": 1, "IPV6_TCLASS": 0x28, "IPV6_UNICAST_HOPS": 42,
+	})
+}
+
 func TestSocketOptionsReachAUDPHandler(t *testing.T) {
 	port := freePort(t, "127.0.0.1")
 	startDaemon(t, jsonLog+helperService(t, "udp", port, "udp-sockopts", `protocol = "udp"`,
