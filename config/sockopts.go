@@ -128,7 +128,8 @@ func parseMark(v any, dst *uint32) error {
 }
 
 // validateSocketOptions rejects the socket options that do not apply to
-// the service's protocol or kind.
+// the service's protocol or kind, and clears those that [defaults] sets
+// where they do not apply.
 func validateSocketOptions(s *Service, w *where) {
 	reject := func(why string, names ...string) {
 		for _, name := range names {
@@ -151,8 +152,10 @@ func validateSocketOptions(s *Service, w *where) {
 	if s.Builtin != "" {
 		reject("does not apply to a builtin service: Go sets TCP_NODELAY and a 15s keepalive on the connections it serves",
 			keyTCPNoDelay, keyKeepAlive, keyKeepAliveIdle, keyKeepAliveInterval, keyKeepAliveCount)
+		s.TCPNoDelay, s.KeepAlive = false, false
 	}
 	if !s.KeepAlive {
 		reject("needs keepalive = true", keyKeepAliveIdle, keyKeepAliveInterval, keyKeepAliveCount)
+		s.KeepAliveIdle, s.KeepAliveInterval, s.KeepAliveCount = 0, 0, 0
 	}
 }
