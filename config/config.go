@@ -135,6 +135,9 @@ type Service struct {
 
 	// Sandbox of the child.
 	Sandbox
+
+	// Options of the listening socket.
+	SocketOptions
 }
 
 // Limits says which connections a service admits. The zero value admits

@@ -52,4 +52,18 @@ const (
 	keyUmask                  = "umask"
 	keyUser                   = "user"
 	keyWorkdir                = "workdir"
+
+	// Socket options (sockopts.go).
+	keyTCPNoDelay        = "tcp_nodelay"
+	keyKeepAlive         = "keepalive"
+	keyKeepAliveIdle     = "keepalive_idle"
+	keyKeepAliveInterval = "keepalive_interval"
+	keyKeepAliveCount    = "keepalive_count"
+	keyBacklog           = "backlog"
+	keyDeferAccept       = "defer_accept"
+	keyReceiveBuffer     = "receive_buffer"
+	keySendBuffer        = "send_buffer"
+	keyMark              = "mark"
+	keyIPTOS             = "ip_tos"
+	keyIPTTL             = "ip_ttl"
 )

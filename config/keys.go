@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/goinetd/goinetd/builtin"
 )
@@ -106,6 +107,19 @@ func serviceKeys(s *Service) tableKeys {
 			"connection_log_rate": func(v any) error { return parseLogRate(v, &s.ConnectionLogRate, false) },
 
 			"kill_group_on_exit": func(v any) error { return parseBool(v, &s.KillGroupOnExit) },
+
+			keyTCPNoDelay:        func(v any) error { return parseBool(v, &s.TCPNoDelay) },
+			keyKeepAlive:         func(v any) error { return parseBool(v, &s.KeepAlive) },
+			keyKeepAliveIdle:     func(v any) error { return parseSeconds(v, &s.KeepAliveIdle, 32767*time.Second) },
+			keyKeepAliveInterval: func(v any) error { return parseSeconds(v, &s.KeepAliveInterval, 32767*time.Second) },
+			keyKeepAliveCount:    func(v any) error { return parseSmallInt(v, &s.KeepAliveCount, 1, 127) },
+			keyBacklog:           func(v any) error { return parseBacklog(v, &s.Backlog) },
+			keyDeferAccept:       func(v any) error { return parseSeconds(v, &s.DeferAccept, time.Hour) },
+			keyReceiveBuffer:     func(v any) error { return parseByteCount(v, &s.ReceiveBuffer) },
+			keySendBuffer:        func(v any) error { return parseByteCount(v, &s.SendBuffer) },
+			keyMark:              func(v any) error { return parseMark(v, &s.Mark) },
+			keyIPTOS:             func(v any) error { return parseSmallInt(v, &s.IPTOS, 1, 255) },
+			keyIPTTL:             func(v any) error { return parseSmallInt(v, &s.IPTTL, 1, 255) },
 		},
 	}
 }

@@ -185,6 +185,7 @@ func validateService(s *Service, w *where) {
 	validateLogLimits(s, w)
 	validateReplies(s, w)
 	validateSandbox(s, w)
+	validateSocketOptions(s, w)
 }
 
 // validateBanners checks that banners apply: goinetd writes them on a

@@ -120,6 +120,7 @@
 //	retry.go        binds that failed, tried again
 //	shutdown.go     Shutdown: drain, signal, wait
 //	listener.go     a bound socket kept as a file; close; binding TCP, UDP
+//	sockopts.go     the socket options of a TCP or UDP listener, set once at bind
 //	socketfile.go   a unix socket's file, made and changed through checked descriptors
 //	inherit.go      what goinetd drops from what it inherited: ignored signals, the terminal
 //	loop.go         the spawn loop: epoll, accept batches, fork, execWait

@@ -168,8 +168,10 @@ func listenInet(svc *config.Service, network string) (*os.File, string, error) {
 	}
 	addr := svc.ListenAddress()
 	var lc net.ListenConfig
-	if svc.FreeBind {
-		lc.Control = freeBind
+	if svc.FreeBind || svc.SocketOptions != (config.SocketOptions{}) {
+		lc.Control = func(network, _ string, c syscall.RawConn) error {
+			return beforeBind(svc, network, c)
+		}
 	}
 	var sock interface {
 		File() (*os.File, error)
@@ -195,27 +197,13 @@ func listenInet(svc *config.Service, network string) (*os.File, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("listen on %s %s: %w", network, addr, err)
 	}
-	return file, bound, nil
-}
-
-// freeBind sets IP_FREEBIND (IPV6_FREEBIND on an IPv6 socket) before the
-// bind, so that an address not on the host yet can be bound.
-func freeBind(network, _ string, c syscall.RawConn) error {
-	var err error
-	ctlErr := c.Control(func(fd uintptr) {
-		if network == "tcp6" || network == "udp6" {
-			err = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
-		} else {
-			err = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+	if svc.Backlog > 0 {
+		if err := setBacklog(file, svc.Backlog); err != nil {
+			file.Close()
+			return nil, "", fmt.Errorf("listen on %s %s: %w", network, addr, err)
 		}
-	})
-	if ctlErr != nil {
-		return ctlErr
 	}
-	if err != nil {
-		return fmt.Errorf("set IP_FREEBIND: %w", err)
-	}
-	return nil
+	return file, bound, nil
 }
 
 // unwrapOp drops the *net.OpError around a bind error, whose text repeats

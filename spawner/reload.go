@@ -31,8 +31,9 @@ type Changes struct {
 //   - new services are bound before removed ones are closed;
 //   - a removed service stops accepting; its running children are not
 //     touched;
-//   - a service whose loop changes (nowait to wait, program to builtin) is
-//     closed and bound again, the one case with a short gap;
+//   - a service whose loop changes (nowait to wait, program to builtin),
+//     or whose socket options change, is closed and bound again, the one
+//     case with a short gap;
 //   - a service that cannot be bound is reported in Failed and the others
 //     still apply.
 //
@@ -58,7 +59,7 @@ func (s *Server) apply(cfg *config.Config, strict bool) Changes {
 	for _, svc := range cfg.Enabled() {
 		key := listenKey(svc)
 		l, ok := old[key]
-		if ok && loopKind(l.bound) == loopKind(svc) {
+		if ok && loopKind(l.bound) == loopKind(svc) && (l.adopted || l.bound.SocketOptions == svc.SocketOptions) {
 			p, err := s.prepare(svc)
 			if err != nil {
 				ch.Failed[svc.Name] = fmt.Errorf("service %s: %w (keeping its old settings)", svc.Name, err)
@@ -75,7 +76,8 @@ func (s *Server) apply(cfg *config.Config, strict bool) Changes {
 			continue
 		}
 		if ok {
-			// Same address, another kind of loop: it must go first.
+			// Same address, another kind of loop or other socket
+			// options: it must go first.
 			l.close()
 			delete(old, key)
 			ch.Rebound = append(ch.Rebound, svc.Name)

@@ -63,6 +63,26 @@ func runHelper(mode string) int {
 		json.NewEncoder(os.Stdout).Encode(report{PID: os.Getpid(), FDs: fds, Env: os.Environ()})
 		io.Copy(io.Discard, os.Stdin)
 		return 0
+	case "sockopts":
+		// Report the socket options of fd 0, a TCP connection, as the
+		// kernel gives them to the handler.
+		json.NewEncoder(os.Stdout).Encode(socketOptionsOf(0))
+		return 0
+	case "udp-sockopts":
+		// A wait-mode UDP handler: answer the datagram on fd 0 with its
+		// socket options.
+		buf := make([]byte, 65536)
+		_, from, err := unix.Recvfrom(0, buf, 0)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "recvfrom on fd 0: %v\n", err)
+			return 1
+		}
+		b, _ := json.Marshal(socketOptionsOf(0))
+		if err := unix.Sendto(0, b, 0, from); err != nil {
+			fmt.Fprintf(os.Stderr, "sendto: %v\n", err)
+			return 1
+		}
+		return 0
 	case "argv":
 		// The argv goinetd gave, one item per line.
 		fmt.Println(strings.Join(os.Args, "\n"))
@@ -268,4 +288,34 @@ func runAsJob(argv []string) int {
 	}()
 	cmd.Wait()
 	return cmd.ProcessState.ExitCode()
+}
+
+// socketOptionsOf reads the options goinetd may set on socket fd, by
+// their C names; an option getsockopt refuses (TCP ones on UDP, IPv6
+// ones on IPv4) is left out.
+func socketOptionsOf(fd int) map[string]int {
+	opts := map[string]int{}
+	for _, o := range []struct {
+		name       string
+		level, opt int
+	}{
+		{"SO_DOMAIN", unix.SOL_SOCKET, unix.SO_DOMAIN},
+		{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY},
+		{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE},
+		{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE},
+		{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL},
+		{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT},
+		{"SO_RCVBUF", unix.SOL_SOCKET, unix.SO_RCVBUF},
+		{"SO_SNDBUF", unix.SOL_SOCKET, unix.SO_SNDBUF},
+		{"SO_MARK", unix.SOL_SOCKET, unix.SO_MARK},
+		{"IP_TOS", unix.SOL_IP, unix.IP_TOS},
+		{"IP_TTL", unix.SOL_IP, unix.IP_TTL},
+		{"IPV6_TCLASS", unix.SOL_IPV6, unix.IPV6_TCLASS},
+		{"IPV6_UNICAST_HOPS", unix.SOL_IPV6, unix.IPV6_UNICAST_HOPS},
+	} {
+		if v, err := unix.GetsockoptInt(fd, o.level, o.opt); err == nil {
+			opts[o.name] = v
+		}
+	}
+	return opts
 }

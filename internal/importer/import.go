@@ -225,7 +225,7 @@ var keyOrder = []string{
 	"disabled", "protocol", "address", "port", "path", "mode", "builtin", "udp_reflection",
 	"program", "argv0", "args", "user", "group", "stderr", "env", "pass_env",
 	"only_from", "no_access", "max_connections", "max_per_source", "rate_limit", "rate_pause",
-	"nice", "umask", "rlimits",
+	"nice", "umask", "rlimits", "tcp_nodelay", "keepalive",
 }
 
 // render writes the inetd.toml text.

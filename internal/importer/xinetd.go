@@ -391,6 +391,16 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 				case "NAMEINARGS", "IPv4", "IPv6", "NOLIBWRAP":
 				case "REUSE":
 					s.note("flags REUSE: goinetd always binds with SO_REUSEADDR")
+				case "NODELAY", "KEEPALIVE":
+					key := map[string]string{"NODELAY": "tcp_nodelay", "KEEPALIVE": "keepalive"}[f]
+					switch {
+					case isBuiltin:
+						s.note("flags %s: goinetd's built-ins set TCP_NODELAY and keepalive on their connections already", f)
+					case proto == "tcp":
+						s.set(key, boolean(true), "")
+					default:
+						s.note("flags %s: applies to tcp only, as in xinetd", f)
+					}
 				default:
 					s.skip("flags %s: no equivalent in goinetd", f)
 				}
