@@ -180,6 +180,14 @@ type Limits struct {
 	ProxyFrom     []netip.Prefix
 	ProxyTimeout  time.Duration
 
+	// ResolvePeer passes the client's forward-confirmed host name to the
+	// handler as TCPREMOTEHOST and REMOTE_HOST, looked up for at most
+	// ResolveTimeout (DefaultResolveTimeout unless set); without a name in
+	// time the handler starts without it. TCP services that run a program
+	// in nowait mode only.
+	ResolvePeer    bool
+	ResolveTimeout time.Duration
+
 	// MaxLoad refuses connections while the host's 1-minute load average
 	// is above it; 0 means no limit (the default). Stream services in
 	// nowait mode only.
@@ -374,6 +382,7 @@ var ConnectionVariables = []string{
 	"REMOTE_ADDR", "REMOTE_PORT",
 	"UNIXREMOTEPID", "UNIXREMOTEEUID", "UNIXREMOTEEGID",
 	"PROXYREMOTEIP", "PROXYREMOTEPORT", "TCPCONCURRENCY",
+	"TCPREMOTEHOST", "REMOTE_HOST",
 	"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES",
 }
 
@@ -393,6 +402,10 @@ const MaxBannerBytes = 4096
 // DefaultProxyTimeout is how long a PROXY protocol header may take to
 // arrive unless proxy_timeout says otherwise.
 const DefaultProxyTimeout = 3 * time.Second
+
+// DefaultResolveTimeout is how long resolve_peer may look up a client's
+// name unless resolve_timeout says otherwise.
+const DefaultResolveTimeout = 2 * time.Second
 
 // DefaultRatePause is how long a rate limit pauses a service or a source
 // unless rate_pause says otherwise.

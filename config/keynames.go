@@ -33,6 +33,8 @@ const (
 	keyProxyProtocol          = "proxy_protocol"
 	keyProxyTimeout           = "proxy_timeout"
 	keyRateLimit              = "rate_limit"
+	keyResolvePeer            = "resolve_peer"
+	keyResolveTimeout         = "resolve_timeout"
 	keyRateLimitPerSource     = "rate_limit_per_source"
 	keyRatePause              = "rate_pause"
 	keyRlimits                = "rlimits"

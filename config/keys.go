@@ -70,6 +70,9 @@ func serviceKeys(s *Service) tableKeys {
 			"proxy_from":            func(v any) error { return parsePrefixes(v, &s.ProxyFrom) },
 			"proxy_timeout":         func(v any) error { return parseDuration(v, &s.ProxyTimeout) },
 
+			"resolve_peer":    func(v any) error { return parseBool(v, &s.ResolvePeer) },
+			"resolve_timeout": func(v any) error { return parseDuration(v, &s.ResolveTimeout) },
+
 			"max_load": func(v any) error { return parseLoad(v, &s.MaxLoad) },
 
 			"banner":         func(v any) error { return parseBanner(v, &s.Banner) },

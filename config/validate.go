@@ -354,6 +354,18 @@ func validateLimits(s *Service, w *where) {
 			}
 		}
 	}
+	if s.ResolveTimeout == 0 {
+		s.ResolveTimeout = DefaultResolveTimeout
+	}
+	switch {
+	case s.ResolvePeer && (s.Protocol != TCP || s.Mode == Wait || s.Builtin != ""):
+		if w.own(keyResolvePeer) { // from [defaults], it applies where it can
+			w.add(keyResolvePeer, "applies only to tcp services that run a program in nowait mode: the name is passed in the handler's environment")
+		}
+		s.ResolvePeer = false
+	case !s.ResolvePeer && !w.set(keyResolvePeer) && w.own(keyResolveTimeout):
+		w.add(keyResolveTimeout, "applies only with resolve_peer = true")
+	}
 	if s.MaxLoad > 0 && (s.Protocol == UDP || s.Mode == Wait) {
 		// goinetd refuses a connection it accepted; in wait mode the
 		// handler accepts, and a datagram is not a connection.

@@ -129,6 +129,7 @@
 //	builtin.go      built-in services, stream and datagram, run in process
 //	replies.go      which UDP sources a built-in answers, within which budgets
 //	proxy.go        reading a PROXY header off a connection (internal/proxyheader parses it)
+//	resolve.go      resolve_peer: the client's forward-confirmed name, looked up off the accept loop
 //	backoff.go      the pause of a loop after a resource error
 //	service.go      service: a config.Service prepared for spawning
 //	spawn.go        a connection's environment, and the spawn of one handler

@@ -317,7 +317,7 @@ func (lp *spawnLoop) acceptReady(ls *lease) {
 	s := lp.s
 	for i := range acceptBatch {
 		svc := ls.l.current.Load()
-		if svc.ProxyProtocol {
+		if svc.ProxyProtocol || svc.ResolvePeer { // served in goroutines, off this thread
 			lp.handBack(ls, errHandBack)
 			return
 		}

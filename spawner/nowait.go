@@ -25,7 +25,7 @@ func (s *Server) noWaitLoop(l *listener) {
 		if !s.waitForRoom(l, svc) {
 			return
 		}
-		if noForkUntil.IsZero() && !svc.ProxyProtocol {
+		if noForkUntil.IsZero() && !svc.ProxyProtocol && !svc.ResolvePeer {
 			// The spawn loop serves l until it has to wait.
 			served, err := s.loop.acceptOn(l)
 			if served {
@@ -69,6 +69,10 @@ func (s *Server) noWaitLoop(l *listener) {
 		}
 		if cur.ProxyProtocol {
 			go s.spawnProxied(cur, counted, fd, sa)
+			continue
+		}
+		if cur.ResolvePeer {
+			go s.spawnResolved(cur, counted, fd, sa)
 			continue
 		}
 		err = s.spawnAccepted(cur, counted, fd, sa, waitExec)

@@ -26,7 +26,8 @@ type service struct {
 	replies  *replyGate           // a UDP built-in that answers: its reply budgets; else nil
 	// holdsConn says goinetd keeps a connection's descriptor open beyond
 	// its accept: a built-in's for its whole life, a PROXY protocol one's
-	// until its header is read. Such connections count against maxHeld.
+	// until its header is read, a resolve_peer one's until its name is
+	// looked up. Such connections count against maxHeld.
 	holdsConn bool
 
 	acceptFailed, forkFailed, execFailed, quickExit, bannerFailed limitedLog
@@ -36,7 +37,7 @@ type service struct {
 // prepare builds the spawn template of svc.
 func (s *Server) prepare(svc *config.Service) (*service, error) {
 	p := &service{Service: svc, gate: newGate(svc.Limits), stderrFD: -1, connLog: connectionLog(s.log, svc)}
-	p.holdsConn = svc.Builtin != "" && svc.Protocol != config.UDP || svc.ProxyProtocol
+	p.holdsConn = svc.Builtin != "" && svc.Protocol != config.UDP || svc.ProxyProtocol || svc.ResolvePeer
 	if svc.MaxLoad > 0 {
 		if _, err := readLoad(); err != nil {
 			return nil, fmt.Errorf("max_load: %w", err)

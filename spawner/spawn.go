@@ -27,7 +27,9 @@ func (s *Server) spawnAccepted(svc *service, counted slot, fd int, sa unix.Socka
 
 // spawnFor admits the counted connection fd (with socket address sa) of
 // client, which arrived through the balancer via if via is valid, and
-// starts svc's program for it. See spawnAccepted.
+// starts svc's program for it. See spawnAccepted. Under resolve_peer it
+// looks the client's name up first, so it is then called only in a
+// goroutine of the connection's own (spawnResolved, spawnProxied).
 func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, client, via netip.AddrPort, wait execWait) error {
 	sl, perSource, refused := s.admitCounted(svc, counted, fd, client)
 	if refused != "" {
@@ -43,6 +45,11 @@ func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, 
 	if err == nil && via.IsValid() {
 		conn = append(conn, "PROXYREMOTEIP="+via.Addr().WithZone("").String(), "PROXYREMOTEPORT="+strconv.Itoa(int(via.Port())))
 		peerName += " via " + via.String()
+	}
+	if err == nil && svc.ResolvePeer {
+		if name := confirmedName(client.Addr(), svc.ResolveTimeout); name != "" {
+			conn = append(conn, "TCPREMOTEHOST="+name, "REMOTE_HOST="+name)
+		}
 	}
 	if err != nil {
 		s.children.release(sl)
