@@ -33,7 +33,8 @@ func newService(name string, port uint16, program, dir string) *Service {
 		SocketUID:  -1,
 		SocketGID:  -1,
 		Limits: Limits{MaxConnections: DefaultMaxConnections, MaxPerSource: DefaultMaxPerSource,
-			SourcePrefixV6: 64, RatePause: DefaultRatePause, ProxyTimeout: DefaultProxyTimeout},
+			SourcePrefixV6: 64, RatePause: DefaultRatePause, ProxyTimeout: DefaultProxyTimeout,
+			ResolveTimeout: DefaultResolveTimeout},
 		LogLimits: LogLimits{DefaultStderrLineRate, DefaultStderrByteRate, DefaultConnectionLogRate},
 		Sandbox:   Sandbox{KillGroupOnExit: program != ""}, // the nowait default
 	}
@@ -91,6 +92,7 @@ func TestLoadGood(t *testing.T) {
 						RatePause:          30 * time.Second,
 						Timeout:            5 * time.Minute,
 						ProxyTimeout:       DefaultProxyTimeout,
+						ResolveTimeout:     DefaultResolveTimeout,
 					}
 					s.Sandbox = Sandbox{
 						PassEnv: []string{"TZ", "LANG"},
