@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -47,7 +48,7 @@ func TestResolvePeer(t *testing.T) {
 	nss := write("nsswitch.conf", "hosts: files dns\n")
 
 	const timeout = 5 * time.Second
-	port, plain := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	port, plain, proxied := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
 	d := startDaemon(t, jsonLog+fmt.Sprintf(`
 [services.named]
 address = "0.0.0.0"
@@ -62,7 +63,16 @@ address = "0.0.0.0"
 port = %d
 program = %q
 env = { %s = "report" }
-`, port, testBinary(t), helperVar, timeout, plain, testBinary(t), helperVar),
+
+[services.proxied]
+address = "127.0.0.1"
+port = %d
+program = %q
+env = { %s = "report" }
+resolve_peer = true
+proxy_protocol = true
+proxy_from = ["127.0.0.1"]
+`, port, testBinary(t), helperVar, timeout, plain, testBinary(t), helperVar, proxied, testBinary(t), helperVar),
 		inPrivateEtc(hosts, resolv, nss))
 	at := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 
@@ -75,6 +85,17 @@ env = { %s = "report" }
 		env := getReport(t, tc.from, at).Env
 		checkHostVars(t, tc.from, env, tc.name)
 	}
+
+	// Behind a balancer, the client its header names is looked up.
+	c := dial(t, "127.0.0.1", net.JoinHostPort("127.0.0.1", strconv.Itoa(proxied)))
+	if _, err := io.WriteString(c, "PROXY TCP4 127.0.0.2 127.0.0.1 4000 80\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	var behind report
+	if err := json.NewDecoder(c).Decode(&behind); err != nil {
+		t.Fatalf("decode report: %v", err)
+	}
+	checkHostVars(t, "127.0.0.2 via a balancer", behind.Env, "good.goinetd.test")
 
 	// 127.0.0.9's reverse lookup goes to a name server that never answers.
 	start := time.Now()
