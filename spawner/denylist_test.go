@@ -64,3 +64,25 @@ func TestDenyListTime(t *testing.T) {
 		t.Errorf("after deny_time: got %d sources, IPv6 lengths %v; want none", d.count.Load(), d.v6Bits)
 	}
 }
+
+// The cost of the deny check every admission makes: empty (the common
+// case), and full with the client not on it.
+func BenchmarkDenyListHas(b *testing.B) {
+	client := netip.MustParseAddr("192.0.2.1")
+	now := time.Now()
+	for _, n := range []int{0, maxDenied} {
+		d := newDenyList(maxDenied, nil)
+		d.setTime(time.Hour)
+		for i := range n {
+			d.add(netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32), now)
+		}
+		b.Run(map[int]string{0: "empty", maxDenied: "full"}[n], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if d.has(client, now) {
+					b.Fatal("denied")
+				}
+			}
+		})
+	}
+}
