@@ -16,6 +16,9 @@ import (
 //   - Address rules (only_from, no_access), then the first per-client rule
 //     that holds the client if it denies (rules.go), and a source's rate
 //     limit refuse a connection: it is closed at once, without a child.
+//   - A source on the deny list (denylist.go) is refused by every service.
+//     A sensor refuses every connection and puts its source on the list;
+//     so does a source's rate limit with deny_on_rate.
 //   - A source over max_per_source is refused the same way.
 //   - A service at max_connections, or goinetd at [server]
 //     max_connections, stops accepting: new clients wait in the kernel's

@@ -22,9 +22,9 @@
 // that replies.go allows; a PROXY protocol service reads the balancer's
 // header first.
 //
-// Admission is decided before any fork: address rules, rates (each
-// source's in a table of bounded size) and per-source limits refuse a
-// connection at once; at max_connections a loop stops accepting, so
+// Admission is decided before any fork: the deny list (sensors), address
+// rules, rates (each source's in a table of bounded size) and per-source
+// limits refuse a connection at once; at max_connections a loop stops accepting, so
 // clients wait in the backlog. Connections whose descriptor goinetd keeps
 // open (built-ins, PROXY headers being read) share half of RLIMIT_NOFILE;
 // the other half is a reserve that keeps accept, spawn, the log and
