@@ -77,6 +77,12 @@ type Server struct {
 	// service cannot be bound; otherwise goinetd serves the others and
 	// retries the failed binds.
 	RequireAllServices bool
+	// DenyTime is how long a source that touched a sensor (or tripped a
+	// service's rate_limit_per_source with deny_on_rate) is refused by
+	// every service; 0 denies nothing, and a sensor only logs. Unset, it
+	// is DefaultDenyTime. xinetd's deny_time is per service; goinetd's
+	// deny list is one for the whole server, so the time is too.
+	DenyTime time.Duration
 }
 
 // Service is one [services.NAME] table with [defaults] applied.
@@ -117,6 +123,10 @@ type Service struct {
 	Env      []string
 	Stderr   Stderr
 	Disabled bool
+	// Sensor makes the service a tripwire: it runs nothing, and every
+	// source that connects to it is refused by every service for
+	// Server.DenyTime. tcp services in nowait mode only.
+	Sensor bool
 
 	// Admission, decided before any child is started.
 	Limits
@@ -192,6 +202,10 @@ type Limits struct {
 	// is above it; 0 means no limit (the default). Stream services in
 	// nowait mode only.
 	MaxLoad float64
+
+	// DenyOnRate sends a source that trips RateLimitPerSource to the deny
+	// list, as a sensor does, for Server.DenyTime. tcp services only.
+	DenyOnRate bool
 }
 
 // LogLimits bound the records one service adds to goinetd's log, so that
@@ -398,6 +412,10 @@ const DefaultShutdownGrace = 10 * time.Second
 // without waiting (MSG_DONTWAIT), and a fresh connection's send buffer
 // always has room for this much.
 const MaxBannerBytes = 4096
+
+// DefaultDenyTime is how long a source that touched a sensor is refused
+// unless deny_time says otherwise.
+const DefaultDenyTime = 10 * time.Minute
 
 // DefaultProxyTimeout is how long a PROXY protocol header may take to
 // arrive unless proxy_timeout says otherwise.

@@ -68,4 +68,8 @@ const (
 	keyMark              = "mark"
 	keyIPTOS             = "ip_tos"
 	keyIPTTL             = "ip_ttl"
+
+	// Sensors (validateSensor).
+	keySensor     = "sensor"
+	keyDenyOnRate = "deny_on_rate"
 )

@@ -35,6 +35,8 @@ func serverKeys(s *Server) tableKeys {
 
 			"log":             func(v any) error { return parseLogTarget(v, &s.Log) },
 			"syslog_facility": func(v any) error { return parseFacility(v, &s.Log.Facility) },
+
+			"deny_time": func(v any) error { return parseGrace(v, &s.DenyTime) },
 		},
 	}
 }
@@ -74,6 +76,9 @@ func serviceKeys(s *Service) tableKeys {
 			"resolve_timeout": func(v any) error { return parseDuration(v, &s.ResolveTimeout) },
 
 			"max_load": func(v any) error { return parseLoad(v, &s.MaxLoad) },
+
+			keySensor:     func(v any) error { return parseBool(v, &s.Sensor) },
+			keyDenyOnRate: func(v any) error { return parseBool(v, &s.DenyOnRate) },
 
 			"banner":         func(v any) error { return parseBanner(v, &s.Banner) },
 			"banner_refused": func(v any) error { return parseBanner(v, &s.BannerRefused) },

@@ -48,7 +48,7 @@ func Parse(data []byte, file, dir string) (*Config, error) {
 	if d == nil {
 		return nil, main.err()
 	}
-	cfg := &Config{File: file, Dir: dir, Server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace}}
+	cfg := &Config{File: file, Dir: dir, Server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace, DenyTime: DefaultDenyTime}}
 	defaults := &Service{SocketUID: -1, SocketGID: -1}
 	var patterns []string
 	for _, key := range sortedKeys(top) {

@@ -161,6 +161,8 @@ func validateService(s *Service, w *where) {
 	}
 
 	switch {
+	case s.Sensor:
+		validateSensor(s, w, notFor)
 	case s.Builtin != "" && s.Program != "":
 		w.add(keyBuiltin, "a service runs a program or a builtin, not both")
 	case s.Builtin != "":
@@ -182,10 +184,48 @@ func validateService(s *Service, w *where) {
 
 	validateBanners(s, w)
 	validateLimits(s, w)
+	validateDenyOnRate(s, w)
 	validateLogLimits(s, w)
 	validateReplies(s, w)
 	validateSandbox(s, w)
 	validateSocketOptions(s, w)
+}
+
+// validateSensor checks a sensor: a tcp service in nowait mode that runs
+// nothing. Not udp: a datagram's source can be forged, and a forged
+// source would make goinetd deny an innocent address. Not unix: its peer
+// has no address to deny.
+func validateSensor(s *Service, w *where, notFor func(string, ...string)) {
+	if s.Protocol != TCP || s.Mode != NoWait {
+		w.add(keySensor, "applies only to tcp services in nowait mode: a udp datagram's source can be forged, "+
+			"which would make goinetd deny an innocent address, and a unix peer has no address")
+	}
+	if s.Program != "" || s.Builtin != "" {
+		w.add(keySensor, "a sensor runs nothing: remove program and builtin")
+	}
+	notFor("a sensor (it runs nothing)", keyArgs, keyArgv0, keyWorkdir, keyEnv, keyListenFDs, keyProxyProtocol, keyRules)
+}
+
+// validateDenyOnRate checks that deny_on_rate applies: it needs a
+// rate_limit_per_source to trip, and not on udp, whose sources can be
+// forged to have an innocent address denied.
+func validateDenyOnRate(s *Service, w *where) {
+	if !s.DenyOnRate {
+		return
+	}
+	switch {
+	case s.Protocol != TCP:
+		if w.own(keyDenyOnRate) {
+			w.add(keyDenyOnRate, "applies only to tcp services: a udp datagram's source can be forged, "+
+				"which would make goinetd deny an innocent address, and a unix peer has no address")
+		}
+		s.DenyOnRate = false
+	case s.RateLimitPerSource.N == 0:
+		if w.own(keyDenyOnRate) {
+			w.add(keyDenyOnRate, "applies only with rate_limit_per_source: the rate whose excess sends a source to the deny list")
+		}
+		s.DenyOnRate = false
+	}
 }
 
 // validateBanners checks that banners apply: goinetd writes them on a

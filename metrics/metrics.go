@@ -9,6 +9,7 @@ package metrics
 import (
 	"net/http"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,9 @@ type Metrics struct {
 	reloads        *prometheus.CounterVec
 	lastReload     prometheus.Gauge
 	lastReloadGood prometheus.Gauge
+
+	deniedSources atomic.Pointer[func() int] // DeniedSources's count; nil: 0
+	denyEvictions prometheus.Counter
 }
 
 // New returns metrics registered with a fresh registry, which also holds
@@ -50,7 +54,7 @@ func New() *Metrics {
 		}, []string{"service"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goinetd_connections_refused_total",
-			Help: "Connections closed without a handler, by reason: address (only_from, no_access), per_source (max_per_source), rate_per_source (rate_limit_per_source), proxy_source (not from proxy_from), proxy_header (a bad PROXY header), fork_backoff (forks are failing), rule (a rule with deny = true).",
+			Help: "Connections closed without a handler, by reason: address (only_from, no_access), per_source (max_per_source), rate_per_source (rate_limit_per_source), proxy_source (not from proxy_from), proxy_header (a bad PROXY header), fork_backoff (forks are failing), rule (a rule with deny = true), sensor (the service is a sensor: the source is now denied), denied (the source touched a sensor or tripped deny_on_rate less than deny_time ago).",
 		}, []string{"service", "reason"}),
 		paused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goinetd_accept_pauses_total",
@@ -105,7 +109,21 @@ func New() *Metrics {
 			Name: "goinetd_config_last_reload_successful",
 			Help: "Whether the last config load succeeded (1) or failed (0).",
 		}),
+		denyEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "goinetd_deny_evictions_total",
+			Help: "Denied sources dropped from the full deny list (sensor, deny_on_rate) before their deny_time ended, the oldest first.",
+		}),
 	}
+	denied := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "goinetd_denied_sources",
+		Help: "Sources every service refuses now (reason denied): they touched a sensor, or tripped rate_limit_per_source with deny_on_rate, less than deny_time ago.",
+	}, func() float64 {
+		if f := m.deniedSources.Load(); f != nil {
+			return float64((*f)())
+		}
+		return 0
+	})
+	m.reg.MustRegister(m.denyEvictions, denied)
 	m.reg.MustRegister(m.accepted, m.refused, m.paused, m.spawnFailures, m.running, m.exits, m.duration,
 		m.serviceUp, m.buildInfo, m.udpReplies, m.udpReplyBytes, m.udpUnanswered,
 		m.reloads, m.lastReload, m.lastReloadGood,
@@ -215,6 +233,21 @@ func (m *Metrics) Declare(service string, program bool, refusals []string) {
 	}
 	for _, o := range exitOutcomes {
 		m.exits.WithLabelValues(service, o)
+	}
+}
+
+// DeniedSources makes goinetd_denied_sources report count(), read when
+// the metrics are.
+func (m *Metrics) DeniedSources(count func() int) {
+	if m != nil {
+		m.deniedSources.Store(&count)
+	}
+}
+
+// DenyEvicted counts a denied source dropped from the full deny list.
+func (m *Metrics) DenyEvicted() {
+	if m != nil {
+		m.denyEvictions.Inc()
 	}
 }
 

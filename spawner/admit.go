@@ -16,6 +16,9 @@ import (
 //   - Address rules (only_from, no_access), then the first per-client rule
 //     that holds the client if it denies (rules.go), and a source's rate
 //     limit refuse a connection: it is closed at once, without a child.
+//   - A source on the deny list (denylist.go) is refused by every service.
+//     A sensor refuses every connection and puts its source on the list;
+//     so does a source's rate limit with deny_on_rate.
 //   - A source over max_per_source is refused the same way.
 //   - A service at max_connections, or goinetd at [server]
 //     max_connections, stops accepting: new clients wait in the kernel's
@@ -46,11 +49,14 @@ const (
 	refusedForkBackoff   = "fork_backoff" // forks are failing: see noWaitLoop
 	refusedLoad          = "load"         // the load average is above max_load: see load.go
 	refusedRule          = "rule"         // a rule with deny = true: see rules.go
+	refusedSensor        = "sensor"       // the service is a sensor: the source is now denied
+	refusedDenied        = "denied"       // the source is on the deny list: see denylist.go
 )
 
 // refusalReasons are every reason a connection can be refused.
 var refusalReasons = []string{refusedAddress, refusedPerSource, refusedRatePerSource,
-	refusedProxySource, refusedProxyHeader, refusedForkBackoff, refusedLoad, refusedRule}
+	refusedProxySource, refusedProxyHeader, refusedForkBackoff, refusedLoad, refusedRule,
+	refusedSensor, refusedDenied}
 
 // errPerSource refuses a connection whose source is at max_per_source.
 var errPerSource = errors.New("source at max_per_source")
@@ -60,6 +66,8 @@ type gate struct {
 	limits  config.Limits
 	sources *sourceRates // rate_limit_per_source, or nil
 	rules   *ruleSet     // the rules key, or nil
+	deny    *denyList    // the Server's
+	sensor  bool
 
 	mu   sync.Mutex    // guards rate, which resume replaces
 	rate *rate.Limiter // rate_limit, or nil
@@ -68,12 +76,12 @@ type gate struct {
 	paused   limitedLog
 }
 
-func newGate(l config.Limits) *gate {
-	g := &gate{limits: l, refusals: map[string]*limitedLog{
+func newGate(l config.Limits, deny *denyList, sensor bool) *gate {
+	g := &gate{limits: l, deny: deny, sensor: sensor, refusals: map[string]*limitedLog{
 		refusedAddress: {}, refusedPerSource: {}, refusedRatePerSource: {},
 		refusedProxySource: {}, refusedProxyHeader: {}, refusedForkBackoff: {},
 		refusedLoad: {},
-		refusedRule: {},
+		refusedRule: {}, refusedSensor: {}, refusedDenied: {},
 	}, rules: newRuleSet(l.Rules)}
 	if l.RateLimit.N > 0 {
 		g.rate = newLimiter(l.RateLimit)
@@ -103,9 +111,14 @@ func (g *gate) source(a netip.Addr) netip.Prefix {
 }
 
 // refuse returns why a connection from a must be refused, or "" to go on:
-// an address rule, a denying rule, or its source's rate limit.
+// the deny list, an address rule, a denying rule, a sensor, or its
+// source's rate limit. A sensor, and a source past its rate with
+// deny_on_rate, put the source on the deny list.
 func (g *gate) refuse(a netip.Addr, now time.Time) string {
 	a = a.Unmap().WithZone("")
+	if !g.sensor && g.deny.has(a, now) {
+		return refusedDenied
+	}
 	for _, p := range g.limits.NoAccess {
 		if p.Contains(a) {
 			return refusedAddress
@@ -126,7 +139,14 @@ func (g *gate) refuse(a netip.Addr, now time.Time) string {
 	if g.rules != nil && g.rules.denied(a) {
 		return refusedRule
 	}
+	if g.sensor {
+		g.deny.add(g.source(a), now)
+		return refusedSensor
+	}
 	if g.sources != nil && !g.sources.allow(g.source(a), now) {
+		if g.limits.DenyOnRate {
+			g.deny.add(g.source(a), now)
+		}
 		return refusedRatePerSource
 	}
 	return ""

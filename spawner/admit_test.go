@@ -20,7 +20,7 @@ func TestGateSourceGroupsIPv6ByPrefix(t *testing.T) {
 		{64, "::ffff:192.0.2.7", "192.0.2.7/32"},
 		{64, "192.0.2.7", "192.0.2.7/32"},
 	} {
-		g := newGate(config.Limits{SourcePrefixV6: c.bits})
+		g := newGate(config.Limits{SourcePrefixV6: c.bits}, newDenyList(8, nil), false)
 		if got := g.source(netip.MustParseAddr(c.addr)); got.String() != c.want {
 			t.Errorf("source of %s with /%d: got %s; want %s", c.addr, c.bits, got, c.want)
 		}
@@ -31,7 +31,7 @@ func TestGateAddressRules(t *testing.T) {
 	g := newGate(config.Limits{
 		OnlyFrom: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")},
 		NoAccess: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")},
-	})
+	}, newDenyList(8, nil), false)
 	now := time.Now()
 	for addr, want := range map[string]string{
 		"10.2.3.4":         "",

@@ -22,9 +22,9 @@
 // that replies.go allows; a PROXY protocol service reads the balancer's
 // header first.
 //
-// Admission is decided before any fork: address rules, rates (each
-// source's in a table of bounded size) and per-source limits refuse a
-// connection at once; at max_connections a loop stops accepting, so
+// Admission is decided before any fork: the deny list (sensors), address
+// rules, rates (each source's in a table of bounded size) and per-source
+// limits refuse a connection at once; at max_connections a loop stops accepting, so
 // clients wait in the backlog. Connections whose descriptor goinetd keeps
 // open (built-ins, PROXY headers being read) share half of RLIMIT_NOFILE;
 // the other half is a reserve that keeps accept, spawn, the log and
@@ -110,7 +110,7 @@
 // Server.mu, then (waiting for the loop through do, which takes no lock
 // of the caller's) children.reapLock, then children.mu. Every other lock
 // is a leaf, held around its own fields only: spawnLoop.mu,
-// listener.mu, gate.mu, sourceRates.mu, limitedLog.mu. The loop's thread
+// listener.mu, gate.mu, sourceRates.mu, denyList.mu, limitedLog.mu. The loop's thread
 // takes children.reapLock, children.mu and the leaves, never Server.mu.
 //
 // # Files
@@ -142,6 +142,7 @@
 //	banner.go       banner and banner_refused, written without waiting
 //	load.go         the host load average that max_load compares, read at most once a second
 //	sourcerates.go  the per-source rate table, of bounded size
+//	denylist.go     the deny list (sensor, deny_on_rate): sources every service refuses, bounded, kept across reloads
 //	rules.go        per-client rules: first match by prefix, each rule's environment
 //	limitlog.go     logging at a bounded rate, and the log budgets
 //	rawsyscalls.go  accept4, getsockname and wait4 as raw system calls

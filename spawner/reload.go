@@ -53,6 +53,7 @@ func listenKey(svc *config.Service) string {
 // undoes everything it bound and serves nothing.
 func (s *Server) apply(cfg *config.Config, strict bool) Changes {
 	ch := Changes{Failed: make(map[string]error)}
+	s.deny.setTime(cfg.Server.DenyTime) // before any sensor of cfg serves
 	old := s.listeners
 	next := make(map[string]*listener)
 	var toBind []*config.Service

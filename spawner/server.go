@@ -42,6 +42,8 @@ type Server struct {
 
 	loop *spawnLoop // starts and reaps every handler
 
+	deny *denyList // sources every service refuses; kept across reloads
+
 	retry   bindRetry // services whose bind failed, tried again
 	onBound func()    // called after a retried bind succeeds
 	// udpPorts are the ports goinetd serves UDP on, which no UDP built-in
@@ -82,6 +84,7 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 		newSession:   hasTerminal(),
 		nofile:       nofile,
 		builtinConns: make(map[net.Conn]struct{}),
+		deny:         newDenyList(maxDenied, m),
 	}
 	if err := becomeSubreaper(); err != nil {
 		log.Warn("processes that handlers leave behind will be reparented to init, out of goinetd's reach", "err", err)

@@ -36,12 +36,15 @@ type service struct {
 
 // prepare builds the spawn template of svc.
 func (s *Server) prepare(svc *config.Service) (*service, error) {
-	p := &service{Service: svc, gate: newGate(svc.Limits), stderrFD: -1, connLog: connectionLog(s.log, svc)}
+	p := &service{Service: svc, gate: newGate(svc.Limits, s.deny, svc.Sensor), stderrFD: -1, connLog: connectionLog(s.log, svc)}
 	p.holdsConn = svc.Builtin != "" && svc.Protocol != config.UDP || svc.ProxyProtocol || svc.ResolvePeer
 	if svc.MaxLoad > 0 {
 		if _, err := readLoad(); err != nil {
 			return nil, fmt.Errorf("max_load: %w", err)
 		}
+	}
+	if svc.Sensor {
+		return p, nil // it runs nothing
 	}
 	if svc.Builtin != "" {
 		if svc.Protocol == config.UDP && builtin.Answers(svc.Builtin) {

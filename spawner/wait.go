@@ -92,7 +92,7 @@ func (s *Server) waitLoop(l *listener) {
 // head of a UDP service's queue if its sender is refused (address rules,
 // a denying rule, or its source's rate), and reports whether it did.
 func (s *Server) dropRefusedDatagram(l *listener, svc *service) bool {
-	if len(svc.OnlyFrom) == 0 && len(svc.NoAccess) == 0 && svc.rules == nil && svc.sources == nil {
+	if len(svc.OnlyFrom) == 0 && len(svc.NoAccess) == 0 && svc.rules == nil && svc.sources == nil && !svc.deny.active() {
 		return false
 	}
 	dropped := false

@@ -222,7 +222,7 @@ func hoistDefaults(services []*service) []setting {
 // keyOrder is the order keys are written in; every key the importer
 // writes is here, and is a key of config's service tables.
 var keyOrder = []string{
-	"disabled", "protocol", "address", "port", "path", "mode", "builtin", "udp_reflection",
+	"disabled", "protocol", "address", "port", "path", "mode", "sensor", "builtin", "udp_reflection",
 	"program", "argv0", "args", "user", "group", "stderr", "env", "pass_env",
 	"only_from", "no_access", "max_connections", "max_per_source", "rate_limit", "rate_pause",
 	"nice", "umask", "rlimits", "tcp_nodelay", "keepalive",

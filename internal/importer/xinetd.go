@@ -369,6 +369,7 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 	env := map[string]value{}
 	banners := map[string]string{} // banner, banner_success, banner_fail: their files
 	var inGoinetd []string         // attributes that do not apply to a built-in
+	sensor := false                // flags has SENSOR
 	for _, name := range names {
 		a := attrs[name]
 		v := a.values
@@ -391,6 +392,12 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 				case "NAMEINARGS", "IPv4", "IPv6", "NOLIBWRAP":
 				case "REUSE":
 					s.note("flags REUSE: goinetd always binds with SO_REUSEADDR")
+				case "SENSOR":
+					if perClient {
+						sensor = true
+					} else {
+						s.skip("flags SENSOR: goinetd's sensors are tcp services in nowait mode only (a udp source can be forged, which would deny an innocent address; in wait mode the handler accepts)")
+					}
 				case "NODELAY", "KEEPALIVE":
 					key := map[string]string{"NODELAY": "tcp_nodelay", "KEEPALIVE": "keepalive"}[f]
 					switch {
@@ -521,6 +528,21 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 			default:
 				s.set("max_load", decimal(f), "")
 			}
+		case "deny_time":
+			// xinetd's deny_time is per service, in minutes; goinetd's deny
+			// list is one for the server, and so is its time.
+			switch d := strings.ToUpper(one); d {
+			case "FOREVER":
+				s.skip("deny_time FOREVER: goinetd's deny_time is one for the whole server, and never forever: set a long [server] deny_time, such as \"24h\"")
+			case "NEVER":
+				s.skip("deny_time NEVER: goinetd's deny_time is one for the whole server: set [server] deny_time = \"0s\" for sensors that only log")
+			default:
+				if n, err := strconv.Atoi(one); err == nil && n >= 0 {
+					s.skip("deny_time %d (minutes): goinetd's deny_time is one for the whole server: set [server] deny_time = \"%dm\" (default \"10m\")", n, n)
+				} else {
+					s.skip("deny_time %q is not a number of minutes, FOREVER or NEVER", one)
+				}
+			}
 		case "libwrap":
 			s.skip("libwrap %s: goinetd does not read hosts.allow and hosts.deny; move their rules to only_from and no_access", one)
 		default:
@@ -531,6 +553,15 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 		s.note("a built-in runs inside goinetd, where these do not apply: %s", strings.Join(inGoinetd, ", "))
 	}
 	convertXinetdBanners(s, banners, proto == "tcp" && mode == "nowait")
+	if sensor {
+		// A sensor runs nothing: xinetd did not start its server either.
+		for _, key := range []string{"program", "argv0", "args", "builtin"} {
+			s.del(key)
+		}
+		s.note("flags SENSOR: a sensor runs nothing, so its server, server_args, env and rlimits are dropped")
+		s.set("sensor", boolean(true), "refuses, and denies its source everywhere for [server] deny_time; it runs nothing")
+		return
+	}
 	if len(env) > 0 {
 		s.set("env", table(env), "")
 	}
