@@ -46,11 +46,12 @@ const (
 	refusedForkBackoff   = "fork_backoff" // forks are failing: see noWaitLoop
 	refusedLoad          = "load"         // the load average is above max_load: see load.go
 	refusedRule          = "rule"         // a rule with deny = true: see rules.go
+	refusedForward       = "forward"      // a forwarder's target refused or did not answer: see forward.go
 )
 
 // refusalReasons are every reason a connection can be refused.
 var refusalReasons = []string{refusedAddress, refusedPerSource, refusedRatePerSource,
-	refusedProxySource, refusedProxyHeader, refusedForkBackoff, refusedLoad, refusedRule}
+	refusedProxySource, refusedProxyHeader, refusedForkBackoff, refusedLoad, refusedRule, refusedForward}
 
 // errPerSource refuses a connection whose source is at max_per_source.
 var errPerSource = errors.New("source at max_per_source")
@@ -72,8 +73,9 @@ func newGate(l config.Limits) *gate {
 	g := &gate{limits: l, refusals: map[string]*limitedLog{
 		refusedAddress: {}, refusedPerSource: {}, refusedRatePerSource: {},
 		refusedProxySource: {}, refusedProxyHeader: {}, refusedForkBackoff: {},
-		refusedLoad: {},
-		refusedRule: {},
+		refusedLoad:    {},
+		refusedRule:    {},
+		refusedForward: {},
 	}, rules: newRuleSet(l.Rules)}
 	if l.RateLimit.N > 0 {
 		g.rate = newLimiter(l.RateLimit)
@@ -175,7 +177,7 @@ func (s *Server) admit(svc *service, peer netip.AddrPort, done <-chan struct{}) 
 			s.refused(svc, noConn, peer.String(), refusedPerSource)
 			return slot{}, 0, refusedPerSource
 		case wait == nil:
-			return slot{svc.Name, source, svc.holdsConn}, n, ""
+			return slot{svc.Name, source, svc.heldFDs}, n, ""
 		}
 		select {
 		case <-wait:
@@ -256,7 +258,7 @@ func (s *Server) waitForRoom(l *listener, svc *service) bool {
 			if !counted {
 				s.metrics.Paused(svc.Name, "limit")
 				counted = true
-				if svc.holdsConn && s.children.heldFull() {
+				if svc.heldFDs > 0 && s.children.heldFull() {
 					s.heldFull.log(s.log, slog.LevelWarn, "held connections at their share of the descriptor limit; waiting",
 						"service", svc.Name, "limit", s.children.maxHeld.Load())
 				}

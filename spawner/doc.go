@@ -128,6 +128,7 @@
 //	wait.go         wait mode: the socket handed to one child at a time
 //	builtin.go      built-in services, stream and datagram, run in process
 //	replies.go      which UDP sources a built-in answers, within which budgets
+//	forward.go      forwarding: a connection joined, in process, to one to the service's target
 //	proxy.go        reading a PROXY header off a connection (internal/proxyheader parses it)
 //	backoff.go      the pause of a loop after a resource error
 //	service.go      service: a config.Service prepared for spawning

@@ -137,7 +137,8 @@ func (s *service) finish() {
 		s.set("udp_reflection", boolean(true), "")
 		s.commentedOut = true
 	}
-	if !isBuiltin && mode == str("nowait") && !s.commentedOut {
+	_, isForward := s.get("forward")
+	if !isBuiltin && !isForward && mode == str("nowait") && !s.commentedOut {
 		s.set("stderr", str("socket"), whyStderr)
 	}
 }
