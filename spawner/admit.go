@@ -26,7 +26,8 @@ import (
 //   - A service past its rate_limit stops accepting for rate_pause, then
 //     resumes by itself.
 //   - Connections whose descriptor goinetd keeps open itself (built-in
-//     streams, and PROXY protocol connections until their header is read)
+//     streams, forwarded connections with their target's and their splice
+//     pipes, and PROXY protocol connections until their header is read)
 //     share heldShare of goinetd's descriptor limit. Past it, the services
 //     that hold them stop accepting too, so that the rest stays in
 //     reserve: accept, spawn, the log, metrics and reload keep working,

@@ -7,6 +7,11 @@ import (
 	"time"
 )
 
+// forwardFDs is how many descriptors a forwarded connection holds at
+// most: the client's and the target's sockets, and the pipe (two) that a
+// splice(2) in each direction holds for as long as it runs.
+const forwardFDs = 6
+
 // forwardConn joins conn, admitted on the forwarder svc, to a new
 // connection to svc's target, and moves bytes both ways until both
 // directions are done or either fails; it closes both connections. A

@@ -29,7 +29,7 @@ type service struct {
 	// heldFDs is how many descriptors goinetd keeps open per connection
 	// beyond its accept: a built-in's connection for its whole life, a
 	// PROXY protocol one's until its header is read (1), a forwarder's
-	// and its target's (2). They count against maxHeld.
+	// (forwardFDs). They count against maxHeld.
 	heldFDs int
 
 	acceptFailed, forkFailed, execFailed, quickExit, bannerFailed limitedLog
@@ -41,7 +41,7 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 	p := &service{Service: svc, gate: newGate(svc.Limits), stderrFD: -1, connLog: connectionLog(s.log, svc)}
 	switch {
 	case svc.Forward != "":
-		p.heldFDs = 2
+		p.heldFDs = forwardFDs
 	case svc.Builtin != "" && svc.Protocol != config.UDP || svc.ProxyProtocol:
 		p.heldFDs = 1
 	}
