@@ -341,3 +341,34 @@ func TestForwardConnectionsLeaveADescriptorReserve(t *testing.T) {
 		c.Close()
 	}
 }
+
+// Behind a balancer, the PROXY header is read first and not forwarded;
+// the client it names is the peer that only_from judges and the record
+// names, and the bytes sent with the header reach the target.
+func TestForwardBehindProxyProtocol(t *testing.T) {
+	tg := startTarget(t, "tcp", "127.0.0.1:0", echo)
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+forwardService("relay", port, tg.ln.Addr().String(),
+		`proxy_protocol = true`, `proxy_from = ["127.0.0.1/32"]`, `only_from = ["203.0.113.0/24"]`))
+
+	c := dial(t, "", addr(port))
+	c.Write([]byte("PROXY TCP4 203.0.113.5 10.0.0.1 5 80\r\nsent with the header"))
+	c.CloseWrite()
+	if b, err := io.ReadAll(c); err != nil || string(b) != "sent with the header" {
+		t.Errorf("through the balancer: got %q, %v; want the bytes after the header, echoed", b, err)
+	}
+	r := d.waitLog(func(r record) bool { return r.msg() == "connection ended" })
+	if r.str("peer_ip") != "203.0.113.5" {
+		t.Errorf("connection record: got peer_ip %q; want the client the header names, 203.0.113.5", r.str("peer_ip"))
+	}
+
+	refused := dial(t, "", addr(port))
+	refused.Write([]byte("PROXY TCP4 198.51.100.7 10.0.0.1 5 80\r\nhi"))
+	expectClosed(t, refused)
+	if r := d.waitLog(func(r record) bool { return r.msg() == "refused" }); r.str("reason") != "address" {
+		t.Errorf("a client outside only_from behind the balancer: got reason %q; want address", r.str("reason"))
+	}
+	if n := tg.accepted.Load(); n != 1 {
+		t.Errorf("target accepted %d connections; want 1, the admitted client's only", n)
+	}
+}
