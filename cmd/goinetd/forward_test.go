@@ -26,22 +26,21 @@ import (
 type target struct {
 	ln       net.Listener
 	accepted atomic.Int64
-	conns    chan net.Conn // each accepted connection, once serve returns
 }
 
 // startTarget listens on network and address and serves each connection
-// with serve. The test's cleanup closes the listener and every connection,
-// and waits for the goroutines.
+// with serve, then closes it. The test's cleanup closes the listener and
+// every connection still served, and waits for the goroutines.
 func startTarget(t *testing.T, network, address string, serve func(net.Conn)) *target {
 	t.Helper()
 	ln, err := net.Listen(network, address)
 	if err != nil {
 		t.Fatalf("target: listen %s %s: %v", network, address, err)
 	}
-	tg := &target{ln: ln, conns: make(chan net.Conn, 1024)}
+	tg := &target{ln: ln}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var open []net.Conn
+	open := make(map[net.Conn]struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -53,20 +52,23 @@ func startTarget(t *testing.T, network, address string, serve func(net.Conn)) *t
 			tg.accepted.Add(1)
 			c.SetDeadline(time.Now().Add(2 * ioTimeout))
 			mu.Lock()
-			open = append(open, c)
+			open[c] = struct{}{}
 			mu.Unlock()
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				serve(c)
-				tg.conns <- c
+				mu.Lock()
+				delete(open, c)
+				mu.Unlock()
+				c.Close()
 			}()
 		}
 	}()
 	t.Cleanup(func() {
 		ln.Close()
 		mu.Lock()
-		for _, c := range open {
+		for c := range open {
 			c.Close()
 		}
 		mu.Unlock()
