@@ -50,7 +50,7 @@ func New() *Metrics {
 		}, []string{"service"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goinetd_connections_refused_total",
-			Help: "Connections closed without a handler, by reason: address (only_from, no_access), per_source (max_per_source), rate_per_source (rate_limit_per_source), proxy_source (not from proxy_from), proxy_header (a bad PROXY header), fork_backoff (forks are failing), rule (a rule with deny = true).",
+			Help: "Connections closed without a handler, by reason: address (only_from, no_access), per_source (max_per_source), rate_per_source (rate_limit_per_source), proxy_source (not from proxy_from), proxy_header (a bad PROXY header), fork_backoff (forks are failing), rule (a rule with deny = true), forward (a forwarder's target refused or did not answer).",
 		}, []string{"service", "reason"}),
 		paused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goinetd_accept_pauses_total",
