@@ -109,6 +109,13 @@ type Service struct {
 	// Builtin names an in-process service (see package builtin); when it
 	// is set, Program is empty, and the other way round.
 	Builtin string
+	// Forward makes a tcp or unix service in nowait mode a forwarder: each
+	// connection is joined, in goinetd, to a new connection to this target,
+	// an IP literal with a port ("192.0.2.1:25", "[2001:db8::1]:25") or the
+	// absolute path of a unix socket. When it is set, Program and Builtin
+	// are empty. ForwardTimeout bounds the connect to it.
+	Forward        string
+	ForwardTimeout time.Duration
 	// Program is the absolute path of the handler; Args are its argv[1:]
 	// and Argv0 its argv[0] if set (see Argv).
 	Program string
@@ -316,6 +323,9 @@ func (s *Service) Summary() string {
 	if s.Builtin != "" {
 		return fmt.Sprintf("%s: %s %s%s builtin %s", s.Name, s.Protocol, s.ListenAddress(), s.portName(), s.Builtin)
 	}
+	if s.Forward != "" {
+		return fmt.Sprintf("%s: %s %s%s forward %s", s.Name, s.Protocol, s.ListenAddress(), s.portName(), s.Forward)
+	}
 	argv := append([]string{s.Program}, s.Args...)
 	fds := ""
 	if s.ListenFDs {
@@ -424,6 +434,9 @@ const DefaultProxyTimeout = 3 * time.Second
 // DefaultResolveTimeout is how long resolve_peer may look up a client's
 // name unless resolve_timeout says otherwise.
 const DefaultResolveTimeout = 2 * time.Second
+// DefaultForwardTimeout is how long a forwarder's connect to its target
+// may take unless forward_timeout says otherwise.
+const DefaultForwardTimeout = 5 * time.Second
 
 // DefaultRatePause is how long a rate limit pauses a service or a source
 // unless rate_pause says otherwise.

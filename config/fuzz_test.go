@@ -108,13 +108,13 @@ func checkFuzzConfig(t *testing.T, cfg *Config) {
 		} else if s.Port < 1 || s.Path != "" {
 			t.Errorf("service %s: got Port %d, Path %q; want 1-65535 and no path", s.Name, s.Port, s.Path)
 		}
-		if (s.Program == "") == (s.Builtin == "") {
-			t.Errorf("service %s: got Program %q and Builtin %q; want exactly one", s.Name, s.Program, s.Builtin)
+		if n := btoi(s.Program != "") + btoi(s.Builtin != "") + btoi(s.Forward != ""); n != 1 {
+			t.Errorf("service %s: got Program %q, Builtin %q and Forward %q; want exactly one", s.Name, s.Program, s.Builtin, s.Forward)
 		}
 		if s.Program != "" && !filepath.IsAbs(s.Program) {
 			t.Errorf("service %s: got Program %q; want an absolute path", s.Name, s.Program)
 		}
-		if s.Builtin == "" && !filepath.IsAbs(s.Workdir) {
+		if s.Program != "" && !filepath.IsAbs(s.Workdir) {
 			t.Errorf("service %s: got Workdir %q; want an absolute path", s.Name, s.Workdir)
 		}
 		if s.Protocol == UDP && s.Mode != Wait && s.Builtin == "" {
@@ -139,4 +139,11 @@ func checkFuzzConfig(t *testing.T, cfg *Config) {
 		}
 		_ = s.Summary()
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -13,6 +13,8 @@ const (
 	keyChroot                 = "chroot"
 	keyConnectionLogRate      = "connection_log_rate"
 	keyEnv                    = "env"
+	keyForward                = "forward"
+	keyForwardTimeout         = "forward_timeout"
 	keyFreebind               = "freebind"
 	keyGroup                  = "group"
 	keyIdleTimeout            = "idle_timeout"

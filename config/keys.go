@@ -56,6 +56,9 @@ func serviceKeys(s *Service) tableKeys {
 			"builtin":      func(v any) error { return oneOf(v, &s.Builtin, builtinNames()...) },
 			"listen_fds":   func(v any) error { return parseBool(v, &s.ListenFDs) },
 			"program":      func(v any) error { return parsePath(v, &s.Program) },
+			"forward":      func(v any) error { return parseForward(v, &s.Forward) },
+
+			"forward_timeout": func(v any) error { return parseDuration(v, &s.ForwardTimeout) },
 
 			"only_from":             func(v any) error { return parsePrefixes(v, &s.OnlyFrom) },
 			"no_access":             func(v any) error { return parsePrefixes(v, &s.NoAccess) },

@@ -140,6 +140,25 @@ func TestLoadGood(t *testing.T) {
 			},
 		},
 		{
+			file:   "forward.toml",
+			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
+			services: []*Service{
+				// A forwarder runs nothing: no workdir, no sandbox.
+				with(newService("local-api", 0, "", ""), func(s *Service) {
+					s.Protocol, s.MaxPerSource = Unix, 0
+					s.Path = "/tmp/goinetd-test-api.sock"
+					s.Forward, s.ForwardTimeout = "/tmp/goinetd-test-backend.sock", DefaultForwardTimeout
+				}),
+				with(newService("smtp-relay", 2525, "", ""), func(s *Service) {
+					s.Forward, s.ForwardTimeout, s.Timeout = "127.0.0.1:25", 2*time.Second, time.Hour
+					s.OnlyFrom = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+				}),
+				with(newService("web6", 8080, "", ""), func(s *Service) {
+					s.Forward, s.ForwardTimeout = "[::1]:80", DefaultForwardTimeout
+				}),
+			},
+		},
+		{
 			file:   "defaults-inherited.toml",
 			server: Server{LogFormat: LogText, ShutdownGrace: DefaultShutdownGrace},
 			services: []*Service{

@@ -154,6 +154,11 @@ func validateSocketOptions(s *Service, w *where) {
 			keyTCPNoDelay, keyKeepAlive, keyKeepAliveIdle, keyKeepAliveInterval, keyKeepAliveCount)
 		s.TCPNoDelay, s.KeepAlive = false, false
 	}
+	if s.Forward != "" {
+		reject("does not apply to a forwarding service: Go sets TCP_NODELAY and a 15s keepalive on the connections it serves",
+			keyTCPNoDelay, keyKeepAlive, keyKeepAliveIdle, keyKeepAliveInterval, keyKeepAliveCount)
+		s.TCPNoDelay, s.KeepAlive = false, false
+	}
 	if !s.KeepAlive {
 		reject("needs keepalive = true", keyKeepAliveIdle, keyKeepAliveInterval, keyKeepAliveCount)
 		s.KeepAliveIdle, s.KeepAliveInterval, s.KeepAliveCount = 0, 0, 0

@@ -163,6 +163,8 @@ func validateService(s *Service, w *where) {
 	switch {
 	case s.Sensor:
 		validateSensor(s, w, notFor)
+	case s.Forward != "":
+		notFor("a forwarding service", keyArgs, keyArgv0, keyWorkdir, keyEnv, keyStderr, keyStderrLineRate, keyStderrByteRate, keyListenFDs)
 	case s.Builtin != "" && s.Program != "":
 		w.add(keyBuiltin, "a service runs a program or a builtin, not both")
 	case s.Builtin != "":
@@ -171,8 +173,8 @@ func validateService(s *Service, w *where) {
 			w.add(keyMode, "a builtin %s service serves each connection in goinetd: it runs in \"nowait\" mode", s.Protocol)
 		}
 	case s.Program == "":
-		if !w.set(keyProgram) && !w.set(keyBuiltin) {
-			w.add(keyProgram, "missing: a service needs a program to run (or a builtin)")
+		if !w.set(keyProgram) && !w.set(keyBuiltin) && !w.set(keyForward) {
+			w.add(keyProgram, "missing: a service needs a program to run (or a builtin, or forward)")
 		}
 	}
 	if s.ListenFDs && s.Mode != Wait {
@@ -182,6 +184,7 @@ func validateService(s *Service, w *where) {
 		w.add(keyStderr, "\"socket\" does not apply in wait mode: the handler gets the listening socket, not a connection")
 	}
 
+	validateForward(s, w)
 	validateBanners(s, w)
 	validateLimits(s, w)
 	validateDenyOnRate(s, w)
@@ -268,7 +271,7 @@ func validateLogLimits(s *Service, w *where) {
 			*d.rate = d.value
 		}
 	}
-	if s.Builtin == "" && s.Stderr != StderrLog {
+	if s.Builtin == "" && s.Forward == "" && s.Stderr != StderrLog {
 		for _, name := range []string{keyStderrLineRate, keyStderrByteRate} {
 			if w.own(name) {
 				w.add(name, "applies only with stderr = \"log\": goinetd does not read the handlers' stderr otherwise")
@@ -312,6 +315,8 @@ func validateRuleEnv(s *Service, w *where) {
 	switch {
 	case s.Builtin != "":
 		where = "a builtin service: it starts no handler"
+	case s.Forward != "":
+		where = "a forwarding service: it starts no handler"
 	case s.Protocol == UDP:
 		where = "a udp service: its handler serves every sender"
 	default:
@@ -366,6 +371,11 @@ func validateLimits(s *Service, w *where) {
 	validateRuleEnv(s, w)
 	warnUnreachableRules(s, w)
 	switch {
+	case s.Forward != "":
+		if w.own(keyIdleTimeout) {
+			w.add(keyIdleTimeout, "does not apply to a forwarding service, whose bytes the kernel moves without goinetd seeing each read (use timeout)")
+		}
+		s.IdleTimeout = 0
 	case s.Builtin == "":
 		if w.own(keyIdleTimeout) {
 			w.add(keyIdleTimeout, "applies only to builtin services: a handler's traffic does not pass through goinetd (use timeout)")
@@ -422,12 +432,17 @@ func validateLimits(s *Service, w *where) {
 // validateSandbox checks the handler's user, limits and root, and resolves
 // the program and working directory (inside the root, if there is one).
 func validateSandbox(s *Service, w *where) {
-	if s.Builtin != "" {
-		// A built-in runs in goinetd: none of this applies. Keys inherited
-		// from [defaults] are ignored for it; its own are errors.
+	if s.Builtin != "" || s.Forward != "" {
+		// A built-in or a forwarder runs in goinetd: none of this applies.
+		// Keys inherited from [defaults] are ignored for it; its own are
+		// errors.
+		what := "a builtin service"
+		if s.Forward != "" {
+			what = "a forwarding service"
+		}
 		for _, name := range []string{keyUser, keyGroup, keyPassEnv, keyRlimits, keyNice, keyUmask, keyChroot, keyKillGroupOnExit} {
 			if w.own(name) {
-				w.add(name, "does not apply to a builtin service")
+				w.add(name, "does not apply to %s", what)
 			}
 		}
 		s.Sandbox = Sandbox{}

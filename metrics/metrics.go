@@ -54,7 +54,7 @@ func New() *Metrics {
 		}, []string{"service"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goinetd_connections_refused_total",
-			Help: "Connections closed without a handler, by reason: address (only_from, no_access), per_source (max_per_source), rate_per_source (rate_limit_per_source), proxy_source (not from proxy_from), proxy_header (a bad PROXY header), fork_backoff (forks are failing), load (the load average is above max_load), rule (a rule with deny = true), sensor (the service is a sensor: the source is now denied), denied (the source touched a sensor or tripped deny_on_rate less than deny_time ago).",
+			Help: "Connections closed without a handler, by reason: address (only_from, no_access), per_source (max_per_source), rate_per_source (rate_limit_per_source), proxy_source (not from proxy_from), proxy_header (a bad PROXY header), fork_backoff (forks are failing), load (the load average is above max_load), rule (a rule with deny = true), sensor (the service is a sensor: the source is now denied), denied (the source touched a sensor or tripped deny_on_rate less than deny_time ago), forward (a forwarder's target refused or did not answer).",
 		}, []string{"service", "reason"}),
 		paused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goinetd_accept_pauses_total",

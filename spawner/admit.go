@@ -29,7 +29,8 @@ import (
 //   - A service past its rate_limit stops accepting for rate_pause, then
 //     resumes by itself.
 //   - Connections whose descriptor goinetd keeps open itself (built-in
-//     streams, and PROXY protocol connections until their header is read)
+//     streams, forwarded connections with their target's and their splice
+//     pipes, and PROXY protocol connections until their header is read)
 //     share heldShare of goinetd's descriptor limit. Past it, the services
 //     that hold them stop accepting too, so that the rest stays in
 //     reserve: accept, spawn, the log, metrics and reload keep working,
@@ -51,12 +52,13 @@ const (
 	refusedRule          = "rule"         // a rule with deny = true: see rules.go
 	refusedSensor        = "sensor"       // the service is a sensor: the source is now denied
 	refusedDenied        = "denied"       // the source is on the deny list: see denylist.go
+	refusedForward       = "forward"      // a forwarder's target refused or did not answer: see forward.go
 )
 
 // refusalReasons are every reason a connection can be refused.
 var refusalReasons = []string{refusedAddress, refusedPerSource, refusedRatePerSource,
 	refusedProxySource, refusedProxyHeader, refusedForkBackoff, refusedLoad, refusedRule,
-	refusedSensor, refusedDenied}
+	refusedSensor, refusedDenied, refusedForward}
 
 // errPerSource refuses a connection whose source is at max_per_source.
 var errPerSource = errors.New("source at max_per_source")
@@ -81,7 +83,7 @@ func newGate(l config.Limits, deny *denyList, sensor bool) *gate {
 		refusedAddress: {}, refusedPerSource: {}, refusedRatePerSource: {},
 		refusedProxySource: {}, refusedProxyHeader: {}, refusedForkBackoff: {},
 		refusedLoad: {},
-		refusedRule: {}, refusedSensor: {}, refusedDenied: {},
+		refusedRule: {}, refusedSensor: {}, refusedDenied: {}, refusedForward: {},
 	}, rules: newRuleSet(l.Rules)}
 	if l.RateLimit.N > 0 {
 		g.rate = newLimiter(l.RateLimit)
@@ -195,7 +197,7 @@ func (s *Server) admit(svc *service, peer netip.AddrPort, done <-chan struct{}) 
 			s.refused(svc, noConn, peer.String(), refusedPerSource)
 			return slot{}, 0, refusedPerSource
 		case wait == nil:
-			return slot{svc.Name, source, svc.holdsConn}, n, ""
+			return slot{svc.Name, source, svc.heldFDs}, n, ""
 		}
 		select {
 		case <-wait:
@@ -276,7 +278,7 @@ func (s *Server) waitForRoom(l *listener, svc *service) bool {
 			if !counted {
 				s.metrics.Paused(svc.Name, "limit")
 				counted = true
-				if svc.holdsConn && s.children.heldFull() {
+				if svc.heldFDs > 0 && s.children.heldFull() {
 					s.heldFull.log(s.log, slog.LevelWarn, "held connections at their share of the descriptor limit; waiting",
 						"service", svc.Name, "limit", s.children.maxHeld.Load())
 				}

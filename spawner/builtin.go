@@ -51,7 +51,8 @@ func (s *Server) builtinStreamLoop(l *listener) {
 	}
 }
 
-// runBuiltinConn admits one connection of a built-in stream service,
+// runBuiltinConn admits one connection of a built-in stream service, or
+// of a forwarder (forward.go),
 // counted in counted, and serves it in a goroutine. A proxy_protocol
 // service (called in a goroutine of its own) first reads the PROXY header,
 // with the rules of spawnProxied, and the client it names is the peer.
@@ -90,7 +91,9 @@ func (s *Server) runBuiltinConn(svc *service, counted slot, conn net.Conn) {
 		conn.Close()
 		return
 	}
-	s.banner(svc, fd, peerName)
+	if svc.forward == nil {
+		s.banner(svc, fd, peerName) // a forwarder's, once its target answers
+	}
 	s.lock()
 	s.builtinConns[conn] = struct{}{}
 	s.mu.Unlock()
@@ -107,17 +110,30 @@ func (s *Server) runBuiltinConn(svc *service, counted slot, conn net.Conn) {
 			end = started.Add(svc.Timeout)
 			conn.SetDeadline(end)
 		}
-		served := conn
-		if svc.IdleTimeout > 0 {
-			served = newIdleConn(conn, svc.IdleTimeout, end)
+		var err error
+		var toTarget, toClient int64
+		if svc.forward != nil {
+			var ok bool
+			if toTarget, toClient, err, ok = s.forwardConn(svc, conn, fd, peerName, end); !ok {
+				return // refused: its target did not answer
+			}
+		} else {
+			served := conn
+			if svc.IdleTimeout > 0 {
+				served = newIdleConn(conn, svc.IdleTimeout, end)
+			}
+			err = builtin.Serve(svc.Builtin, served, time.Now)
 		}
-		err := builtin.Serve(svc.Builtin, served, time.Now)
 		ended := time.Now()
 		s.metrics.Ended(svc.Name, ended.Sub(started))
 		if !svc.connLog.allow(ended, 0) {
 			return
 		}
 		attrs := []any{"service", svc.Name, "peer", peerName, "builtin", svc.Builtin}
+		if svc.forward != nil {
+			attrs = []any{"service", svc.Name, "peer", peerName, "forward", svc.Forward,
+				"bytes_to_target", toTarget, "bytes_to_client", toClient}
+		}
 		if peer.IsValid() {
 			attrs = append(attrs, "peer_ip", peer.Addr().WithZone("").String(), "peer_port", int(peer.Port()))
 		}

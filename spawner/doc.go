@@ -17,18 +17,18 @@
 // the spawn loop, waits for them in an epoll set of its own, accepts and
 // spawns, and each listener's goroutine takes its socket back only to
 // wait for room, a rate pause or a backoff. Wait-mode services hand the
-// socket itself to one child at a time; built-in services run in
-// process, a UDP one answering only the sources, and within the budgets,
-// that replies.go allows; a PROXY protocol service reads the balancer's
-// header first.
+// socket itself to one child at a time; built-in services and
+// forwarders (forward.go) run in process, a UDP built-in answering only
+// the sources, and within the budgets, that replies.go allows; a PROXY
+// protocol service reads the balancer's header first.
 //
 // Admission is decided before any fork: the deny list (sensors), address
 // rules, rates (each source's in a table of bounded size) and per-source
 // limits refuse a connection at once; at max_connections a loop stops accepting, so
 // clients wait in the backlog. Connections whose descriptor goinetd keeps
-// open (built-ins, PROXY headers being read) share half of RLIMIT_NOFILE;
-// the other half is a reserve that keeps accept, spawn, the log and
-// reload working.
+// open (built-ins, forwarders, PROXY headers being read) share half of
+// RLIMIT_NOFILE; the other half is a reserve that keeps accept, spawn,
+// the log and reload working.
 //
 // Handlers are started through package internal/vfork, from an exec
 // template built when the service is loaded; only the connection's
@@ -128,6 +128,7 @@
 //	wait.go         wait mode: the socket handed to one child at a time
 //	builtin.go      built-in services, stream and datagram, run in process
 //	replies.go      which UDP sources a built-in answers, within which budgets
+//	forward.go      forwarding: a connection joined, in process, to one to the service's target
 //	proxy.go        reading a PROXY header off a connection (internal/proxyheader parses it)
 //	resolve.go      resolve_peer: the client's forward-confirmed name, looked up off the accept loop
 //	backoff.go      the pause of a loop after a resource error

@@ -60,7 +60,7 @@ func (s *Server) noWaitLoop(l *listener) {
 
 		// A reload while this loop waited applies to this connection too;
 		// it stays counted under the name it was accepted for.
-		cur, counted := l.current.Load(), slot{service: svc.Name, held: svc.holdsConn}
+		cur, counted := l.current.Load(), slot{service: svc.Name, held: svc.heldFDs}
 		if !noForkUntil.IsZero() && time.Now().Before(noForkUntil) {
 			s.children.release(counted)
 			s.refused(cur, fd, addrPort(sa).String(), refusedForkBackoff)

@@ -144,9 +144,12 @@ func (s *Server) startLoop(l *listener) {
 		s.runLoop(l)
 	}()
 	attrs := []any{"service", l.bound.Name, "address", l.addr, "mode", l.bound.Mode}
-	if l.bound.Builtin != "" {
+	switch {
+	case l.bound.Builtin != "":
 		attrs = append(attrs, "builtin", l.bound.Builtin)
-	} else {
+	case l.bound.Forward != "":
+		attrs = append(attrs, "forward", l.bound.Forward)
+	default:
 		attrs = append(attrs, "program", l.bound.Program)
 	}
 	if l.adopted {
@@ -177,7 +180,7 @@ type kindOfLoop int
 const (
 	noWaitMode     kindOfLoop = iota // nowait.go and loop.go: a handler per connection
 	waitMode                         // wait.go: the socket handed to one handler at a time
-	builtinStream                    // builtin.go: a built-in's connections, in process
+	builtinStream                    // builtin.go: a built-in's or a forwarder's connections, in process
 	builtinPackets                   // builtin.go: a UDP built-in's datagrams, in process
 )
 
@@ -186,7 +189,7 @@ func loopKind(svc *config.Service) kindOfLoop {
 	switch {
 	case svc.Builtin != "" && svc.Protocol == config.UDP:
 		return builtinPackets
-	case svc.Builtin != "":
+	case svc.Builtin != "" || svc.Forward != "":
 		return builtinStream
 	case svc.Mode == config.Wait:
 		return waitMode

@@ -2,6 +2,7 @@ package spawner
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"syscall"
@@ -24,11 +25,13 @@ type service struct {
 	dir      string               // where the handler starts; empty: in goinetd's own directory
 	stderrFD int                  // fd 2 of the child, unless stderr is "socket"
 	replies  *replyGate           // a UDP built-in that answers: its reply budgets; else nil
-	// holdsConn says goinetd keeps a connection's descriptor open beyond
-	// its accept: a built-in's for its whole life, a PROXY protocol one's
-	// until its header is read, a resolve_peer one's until its name is
-	// looked up. Such connections count against maxHeld.
-	holdsConn bool
+	forward  *net.Dialer          // a forwarder's dialer to its target; else nil
+	// heldFDs is how many descriptors goinetd keeps open per connection
+	// beyond its accept: a built-in's connection for its whole life, a
+	// PROXY protocol one's until its header is read and a resolve_peer
+	// one's until its name is looked up (1), a forwarder's (forwardFDs).
+	// They count against maxHeld.
+	heldFDs int
 
 	acceptFailed, forkFailed, execFailed, quickExit, bannerFailed limitedLog
 	connLog                                                       *logBudget // connection records; nil: unbounded
@@ -37,7 +40,12 @@ type service struct {
 // prepare builds the spawn template of svc.
 func (s *Server) prepare(svc *config.Service) (*service, error) {
 	p := &service{Service: svc, gate: newGate(svc.Limits, s.deny, svc.Sensor), stderrFD: -1, connLog: connectionLog(s.log, svc)}
-	p.holdsConn = svc.Builtin != "" && svc.Protocol != config.UDP || svc.ProxyProtocol || svc.ResolvePeer
+	switch {
+	case svc.Forward != "":
+		p.heldFDs = forwardFDs
+	case svc.Builtin != "" && svc.Protocol != config.UDP || svc.ProxyProtocol || svc.ResolvePeer:
+		p.heldFDs = 1
+	}
 	if svc.MaxLoad > 0 {
 		if _, err := readLoad(); err != nil {
 			return nil, fmt.Errorf("max_load: %w", err)
@@ -45,6 +53,10 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 	}
 	if svc.Sensor {
 		return p, nil // it runs nothing
+	}
+	if svc.Forward != "" {
+		p.forward = &net.Dialer{Timeout: svc.ForwardTimeout}
+		return p, nil
 	}
 	if svc.Builtin != "" {
 		if svc.Protocol == config.UDP && builtin.Answers(svc.Builtin) {

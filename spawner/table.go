@@ -62,7 +62,7 @@ type children struct {
 	// replaced whenever it reaps a process that is not a handler.
 	childless      atomic.Bool
 	leftoverReaped chan struct{}
-	held           int          // connections whose descriptor goinetd holds
+	held           int          // descriptors of connections that goinetd holds
 	maxHeld        atomic.Int64 // their cap, heldLimit; 0: none
 }
 
@@ -135,7 +135,7 @@ func (cs *children) handlers() int {
 type slot struct {
 	service string
 	source  netip.Prefix // valid when max_per_source applies
-	held    bool         // counted against maxHeld: goinetd holds its descriptor
+	held    int          // descriptors counted against maxHeld: those goinetd holds
 }
 
 // perSourceKey is what max_per_source counts live connections under.
@@ -148,8 +148,8 @@ type perSourceKey struct {
 // connections may take together: the other half is the reserve.
 const heldShare = 2
 
-// heldLimit returns how many connections goinetd may hold open at once,
-// by its RLIMIT_NOFILE now, or 0 (no cap) if it cannot know.
+// heldLimit returns how many descriptors of connections goinetd may hold
+// open at once, by its RLIMIT_NOFILE now, or 0 (no cap) if it cannot know.
 func heldLimit() int64 {
 	var r unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil || r.Cur > 1<<40 {
@@ -174,7 +174,7 @@ func (cs *children) take(svc *service, source netip.Prefix) (perSource int, wait
 		return 0, cs.released, nil
 	}
 	cs.reserveLocked(svc)
-	return cs.addSourceLocked(slot{svc.Name, source, svc.holdsConn}), nil, nil
+	return cs.addSourceLocked(slot{svc.Name, source, svc.heldFDs}), nil, nil
 }
 
 // reserveLocked counts one more connection of svc in the service's and
@@ -183,9 +183,7 @@ func (cs *children) take(svc *service, source netip.Prefix) (perSource int, wait
 func (cs *children) reserveLocked(svc *service) {
 	cs.total++
 	cs.perService[svc.Name]++
-	if svc.holdsConn {
-		cs.held++
-	}
+	cs.held += svc.heldFDs
 }
 
 // addSourceLocked counts a reserved connection under its source, if it
@@ -203,7 +201,7 @@ func (cs *children) addSourceLocked(s slot) int {
 // goinetd has closed its descriptor; the slot lives on without held.
 func (cs *children) unhold() {
 	cs.mu.Lock()
-	cs.held--
+	cs.held-- // a PROXY protocol connection's one descriptor
 	cs.mu.Unlock()
 }
 
@@ -224,7 +222,7 @@ func (cs *children) addSource(svc *service, s slot) (int, error) {
 // limit. Callers hold cs.mu.
 func (cs *children) fullLocked(svc *service) bool {
 	return full(cs.perService[svc.Name], svc.MaxConnections) || full(cs.total, int(cs.maxTotal.Load())) ||
-		svc.holdsConn && cs.heldFullLocked()
+		svc.heldFDs > 0 && cs.heldFullLocked()
 }
 
 // heldFullLocked reports whether held connections are at their share of
@@ -255,9 +253,7 @@ func full(n, max int) bool { return max > 0 && n >= max }
 // release frees a slot taken by take. Callers hold cs.mu.
 func (cs *children) releaseLocked(s slot) {
 	cs.total--
-	if s.held {
-		cs.held--
-	}
+	cs.held -= s.held
 	if cs.perService[s.service]--; cs.perService[s.service] <= 0 {
 		delete(cs.perService, s.service)
 	}

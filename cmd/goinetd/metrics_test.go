@@ -74,6 +74,7 @@ func TestMetrics(t *testing.T) {
 		`goinetd_connections_accepted_total{service="echo"}`,
 		`goinetd_connections_refused_total{reason="address",service="guarded"}`,
 		`goinetd_connections_refused_total{reason="per_source",service="echo"}`,
+		`goinetd_connections_refused_total{reason="forward",service="echo"}`,
 		`goinetd_spawn_failures_total{service="broken",stage="exec"}`,
 		`goinetd_spawn_failures_total{service="echo",stage="fork"}`,
 		`goinetd_children_running{service="echo"}`,

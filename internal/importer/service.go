@@ -138,7 +138,8 @@ func (s *service) finish() {
 		s.commentedOut = true
 	}
 	_, isSensor := s.get("sensor")
-	if !isBuiltin && !isSensor && mode == str("nowait") && !s.commentedOut {
+	_, isForward := s.get("forward")
+	if !isBuiltin && !isSensor && !isForward && mode == str("nowait") && !s.commentedOut {
 		s.set("stderr", str("socket"), whyStderr)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -329,6 +330,8 @@ func xinetdService(b *xblock, attrs map[string]xattr) *service {
 		if s.setBuiltin(b.name) && proto == "tcp" {
 			s.set("mode", str("nowait"), "")
 		}
+	} else if r := get("redirect"); len(r) > 0 && proto == "tcp" && mode == "nowait" {
+		convertRedirect(s, r)
 	} else if server := one("server"); server != "" {
 		argv := get("server_args")
 		if slices.Contains(flags, "NAMEINARGS") {
@@ -345,8 +348,30 @@ func xinetdService(b *xblock, attrs map[string]xattr) *service {
 	}
 
 	_, isBuiltin := s.get("builtin")
-	convertXinetdAttrs(s, attrs, isBuiltin, proto, mode)
+	_, isForward := s.get("forward")
+	convertXinetdAttrs(s, attrs, isBuiltin || isForward, proto, mode)
 	return s
+}
+
+// convertRedirect maps xinetd's redirect = HOST PORT, which makes xinetd
+// relay each connection to HOST:PORT itself, to forward. A host name is
+// kept but the service commented out: goinetd forwards to addresses only.
+func convertRedirect(s *service, v []string) {
+	port, err := strconv.Atoi(v[len(v)-1])
+	if len(v) != 2 || err != nil || port < 1 || port > 65535 {
+		s.skip("redirect %q: want a host and a port, as in redirect = 10.0.0.1 23", strings.Join(v, " "))
+		s.commentedOut = true
+		return
+	}
+	a, err := netip.ParseAddr(v[0])
+	if err != nil {
+		s.set("forward", str(net.JoinHostPort(v[0], v[1])), "")
+		s.skip("redirect %s: goinetd forwards to IP addresses, not host names; set forward to the one %s resolves to", v[0], v[0])
+		s.commentedOut = true
+		return
+	}
+	s.set("forward", str(netip.AddrPortFrom(a, uint16(port)).String()),
+		"xinetd's redirect: goinetd connects to it and moves the bytes itself")
 }
 
 // handlerAttrs are the attributes about the handler process, which a
@@ -515,7 +540,9 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 		case "access_times":
 			s.skip("access_times %s: goinetd's rules are by address only; stop the service from cron or a systemd timer instead", strings.Join(v, " "))
 		case "redirect":
-			s.skip("redirect %s: run a forwarder (socat, nc) as the handler instead", strings.Join(v, " "))
+			if _, ok := s.get("forward"); !ok {
+				s.skip("redirect %s: goinetd forwards tcp services in nowait mode only", strings.Join(v, " "))
+			}
 		case "banner", "banner_success", "banner_fail":
 			banners[name] = one
 		case "max_load":
@@ -550,7 +577,11 @@ func convertXinetdAttrs(s *service, attrs map[string]xattr, isBuiltin bool, prot
 		}
 	}
 	if len(inGoinetd) > 0 {
-		s.note("a built-in runs inside goinetd, where these do not apply: %s", strings.Join(inGoinetd, ", "))
+		what := "a built-in runs"
+		if _, ok := s.get("forward"); ok {
+			what = "a forwarder runs"
+		}
+		s.note("%s inside goinetd, where these do not apply: %s", what, strings.Join(inGoinetd, ", "))
 	}
 	convertXinetdBanners(s, banners, proto == "tcp" && mode == "nowait")
 	if sensor {
