@@ -434,6 +434,7 @@ const DefaultProxyTimeout = 3 * time.Second
 // DefaultResolveTimeout is how long resolve_peer may look up a client's
 // name unless resolve_timeout says otherwise.
 const DefaultResolveTimeout = 2 * time.Second
+
 // DefaultForwardTimeout is how long a forwarder's connect to its target
 // may take unless forward_timeout says otherwise.
 const DefaultForwardTimeout = 5 * time.Second
