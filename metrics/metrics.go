@@ -79,7 +79,7 @@ func New() *Metrics {
 		}, []string{"service"}),
 		serviceUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "goinetd_service_up",
-			Help: "Whether a service is listening (1), or could not be bound and is being retried (0).",
+			Help: "Whether a service is listening (1), or is not: its bind failed and is being retried, or it pauses after a resource error (accept failing, forks failing) (0).",
 		}, []string{"service"}),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "goinetd_build_info",

@@ -6,15 +6,21 @@ import (
 )
 
 // loopFailed logs a failed accept or receive (what) of l's service, at a
-// bounded rate, and backs off. It reports false if l is closed, before or
-// during the pause: the loop should return.
+// bounded rate, and backs off; the service is down (goinetd_service_up 0)
+// during the pause. It reports false if l is closed, before or during the
+// pause: the loop should return.
 func (s *Server) loopFailed(l *listener, wait *backoff, what string, err error) bool {
 	if l.closed() {
 		return false
 	}
 	svc := l.current.Load()
 	svc.acceptFailed.log(s.log, slog.LevelError, what+" failed", "service", svc.Name, "err", err)
-	return wait.sleep(l.done)
+	s.metrics.ServiceUp(svc.Name, false)
+	if !wait.sleep(l.done) {
+		return false
+	}
+	s.metrics.ServiceUp(svc.Name, true)
+	return true
 }
 
 // backoff is the pause of an accept loop after a resource error: 5 ms,

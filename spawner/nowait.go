@@ -37,6 +37,7 @@ func (s *Server) noWaitLoop(l *listener) {
 				return
 			case errors.Is(err, errFork):
 				noForkUntil = time.Now().Add(wait.advance())
+				s.metrics.ServiceUp(svc.Name, false) // until a fork works again
 			case !s.loopFailed(l, &wait, "accept", err):
 				return
 			}
@@ -79,7 +80,11 @@ func (s *Server) noWaitLoop(l *listener) {
 		unix.Close(fd)
 		if errors.Is(err, errFork) {
 			noForkUntil = time.Now().Add(wait.advance())
+			s.metrics.ServiceUp(cur.Name, false) // until a fork works again
 			continue
+		}
+		if !noForkUntil.IsZero() {
+			s.metrics.ServiceUp(cur.Name, true)
 		}
 		wait.reset()
 		noForkUntil = time.Time{}
