@@ -213,7 +213,7 @@ func testKilledUpdatesNeverTearTheFile(t *testing.T, l layout) {
 				}
 			})
 		}
-		waitErr := waitForFlockWaiters(ctx, lockIno, batch, &exited)
+		waitErr := waitForLockWaiters(ctx, "FLOCK", lockIno, batch, &exited)
 		released := time.Now()
 		held.Close()
 		var timers []*time.Timer
@@ -366,10 +366,11 @@ func lockExclusive(t *testing.T, path string) *os.File {
 	return f
 }
 
-// waitForFlockWaiters waits until /proc/locks shows n processes blocked in
-// flock on the file with inode ino. It fails early if a process exits
+// waitForLockWaiters waits until /proc/locks shows n requests of kind
+// ("FLOCK" for flock, "OFDLCK" for an open file description record lock)
+// blocked on the file with inode ino. It fails early if a process exits
 // (exited > 0), since none should before the lock is released.
-func waitForFlockWaiters(ctx context.Context, ino uint64, n int, exited *atomic.Int32) error {
+func waitForLockWaiters(ctx context.Context, kind string, ino uint64, n int, exited *atomic.Int32) error {
 	suffix := ":" + strconv.FormatUint(ino, 10)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
@@ -381,7 +382,7 @@ func waitForFlockWaiters(ctx context.Context, ino uint64, n int, exited *atomic.
 		waiting := 0
 		for _, line := range strings.Split(string(locks), "\n") {
 			f := strings.Fields(line)
-			if len(f) >= 7 && f[1] == "->" && f[2] == "FLOCK" && strings.HasSuffix(f[6], suffix) {
+			if len(f) >= 7 && f[1] == "->" && f[2] == kind && strings.HasSuffix(f[6], suffix) {
 				waiting++
 			}
 		}
@@ -389,11 +390,11 @@ func waitForFlockWaiters(ctx context.Context, ino uint64, n int, exited *atomic.
 			return nil
 		}
 		if e := exited.Load(); e > 0 {
-			return fmt.Errorf("waiting for %d processes to block on the lock: got %d exits; want none", n, e)
+			return fmt.Errorf("waiting for %d processes to block on a %s lock: got %d exits; want none", n, kind, e)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %d processes to block on the lock: got %d: %w", n, waiting, ctx.Err())
+			return fmt.Errorf("waiting for %d processes to block on a %s lock: got %d: %w", n, kind, waiting, ctx.Err())
 		case <-tick.C:
 		}
 	}
@@ -450,7 +451,7 @@ func TestUpdatesOfOneAddressWaitOthersDoNot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := waitForRecordLockWaiters(ctx, info.Sys().(*syscall.Stat_t).Ino, len(waiting), &exited); err != nil {
+	if err := waitForLockWaiters(ctx, "OFDLCK", info.Sys().(*syscall.Stat_t).Ino, len(waiting), &exited); err != nil {
 		t.Fatal(err)
 	}
 	lock.release()
@@ -466,39 +467,6 @@ func TestUpdatesOfOneAddressWaitOthersDoNot(t *testing.T) {
 			}
 		} else if got := strings.Count(outs[i].String(), "\n"); got != 2 {
 			t.Errorf("-list after the release: got %q; want 2 records", outs[i].String())
-		}
-	}
-}
-
-// waitForRecordLockWaiters waits until /proc/locks shows n requests blocked
-// on an open file description lock of the file with inode ino. It fails
-// early if a process exits.
-func waitForRecordLockWaiters(ctx context.Context, ino uint64, n int, exited *atomic.Int32) error {
-	suffix := ":" + strconv.FormatUint(ino, 10)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for {
-		locks, err := os.ReadFile("/proc/locks")
-		if err != nil {
-			return err
-		}
-		waiting := 0
-		for _, line := range strings.Split(string(locks), "\n") {
-			f := strings.Fields(line)
-			if len(f) >= 7 && f[1] == "->" && f[2] == "OFDLCK" && strings.HasSuffix(f[6], suffix) {
-				waiting++
-			}
-		}
-		if waiting == n {
-			return nil
-		}
-		if e := exited.Load(); e > 0 {
-			return fmt.Errorf("waiting for %d processes to block on a record lock: got %d exits; want none", n, e)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %d processes to block on a record lock: got %d: %w", n, waiting, ctx.Err())
-		case <-tick.C:
 		}
 	}
 }
