@@ -324,19 +324,8 @@ no_access = ["127.0.0.6"]
 func TestUDPWaitModeAddressRules(t *testing.T) {
 	port := freePort(t, "127.0.0.1")
 	d := startDaemon(t, jsonLog+helperService(t, "udp", port, "udp-upper", `protocol = "udp"`, `no_access = ["127.0.0.2"]`))
-	send := func(from, msg string) *net.UDPConn {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(from)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if _, err := c.WriteToUDP([]byte(msg), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	refused := send("127.0.0.2", "nope")
-	allowed := send("127.0.0.3", "yes")
+	refused := sendUDPFrom(t, "127.0.0.2", port, "nope")
+	allowed := sendUDPFrom(t, "127.0.0.3", port, "yes")
 	allowed.SetReadDeadline(time.Now().Add(ioTimeout))
 	buf := make([]byte, 64)
 	n, _, err := allowed.ReadFromUDP(buf)

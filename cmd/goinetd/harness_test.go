@@ -380,6 +380,21 @@ func freePort(t *testing.T, host string) int {
 	return 0
 }
 
+// sendUDPFrom sends msg to 127.0.0.1:port from a socket bound to the
+// loopback address from, and returns that socket, closed at cleanup.
+func sendUDPFrom(t *testing.T, from string, port int, msg string) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(from)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.WriteToUDP([]byte(msg), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // dial connects to addr, from the loopback address from if it is not
 // empty.
 func dial(t *testing.T, from, addr string) *net.TCPConn {
