@@ -72,14 +72,14 @@ func ignoredSignals() (uint64, error) {
 
 // dropTerminal gives up goinetd's controlling terminal, if it has one
 // (started from a shell, sudo, tmux), so that nothing goinetd starts can
-// reach it. Handlers cannot anyway: each starts in a session of its own,
-// which has no terminal (execChild, Server.sandbox). The terminal's
+// reach it: handlers inherit no controlling terminal. The terminal's
 // signals still reach goinetd: Ctrl-C signals its foreground process
 // group, which goinetd stays in.
 //
 // A session leader keeps its terminal: TIOCNOTTY would send SIGHUP and
 // SIGCONT to the terminal's foreground group, goinetd's own most likely,
-// and SIGHUP would kill it before it handles the signal.
+// and SIGHUP would kill it before it handles the signal. Its handlers
+// then start in a session of their own (hasTerminal, Server.newSession).
 func dropTerminal() error {
 	if sid, _ := unix.Getsid(0); sid == unix.Getpid() {
 		return nil
