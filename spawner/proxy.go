@@ -118,11 +118,7 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // refused too. Then the client the header names is the connection's peer
 // for everything: admission, the handler's environment, logs. It owns fd.
 func (s *Server) spawnProxied(svc *service, counted slot, fd int, sa unix.Sockaddr) {
-	if counted.held > 0 {
-		// Held only until fd is closed, not for the child's life.
-		defer s.children.unhold()
-		counted.held = 0
-	}
+	defer s.children.heldUntilReturn(&counted)()
 	defer unix.Close(fd)
 	s.metrics.Accepted(svc.Name)
 	balancer := addrPort(sa)

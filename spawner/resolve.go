@@ -20,11 +20,7 @@ var resolver = &net.Resolver{PreferGo: true}
 // looks the client's name up before it asks the spawn loop to start the
 // handler. It owns fd.
 func (s *Server) spawnResolved(svc *service, counted slot, fd int, sa unix.Sockaddr) {
-	if counted.held > 0 {
-		// Held only until fd is closed, not for the child's life.
-		defer s.children.unhold()
-		counted.held = 0
-	}
+	defer s.children.heldUntilReturn(&counted)()
 	defer unix.Close(fd)
 	s.spawnAccepted(svc, counted, fd, sa, waitExec)
 }

@@ -199,6 +199,18 @@ func (cs *children) addSourceLocked(s slot) int {
 
 // unhold stops counting a connection of a slot among held ones, once
 // goinetd has closed its descriptor; the slot lives on without held.
+// heldUntilReturn makes sl count no held descriptor for the child's life,
+// for a connection whose descriptor goinetd holds only until the caller,
+// which reads a PROXY header or looks a name up first, closes it; it
+// returns what releases that one descriptor then, to be deferred.
+func (cs *children) heldUntilReturn(sl *slot) (release func()) {
+	if sl.held == 0 {
+		return func() {}
+	}
+	sl.held = 0
+	return cs.unhold
+}
+
 func (cs *children) unhold() {
 	cs.mu.Lock()
 	cs.held-- // a PROXY protocol connection's one descriptor
