@@ -103,6 +103,9 @@ func TestBannerRefusedReachesARefusedClient(t *testing.T) {
 // Clients that never read, with the smallest receive buffer the kernel
 // allows, take banner_refused of the largest size allowed while another
 // client is served: goinetd never waits for them to read.
+// A 4 KiB banner fits an empty send buffer, so this holds even with a
+// blocking send; TestWriteBannerNeverWaits (spawner) is the test that
+// fails without MSG_DONTWAIT.
 func TestBannersDoNotWaitForTheClient(t *testing.T) {
 	port := freePort(t, "127.0.0.1")
 	big := strings.Repeat("x", 4096)
