@@ -1,0 +1,240 @@
+package main
+
+// Clients that never finish a TLS handshake: each is refused with reason
+// tls, and no handler is started for any of them, be they one or a
+// thousand at once.
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goinetd/goinetd/internal/testcert"
+)
+
+// clientHello returns the first record a Go TLS client sends with cfg:
+// its ClientHello, whole.
+func clientHello(t *testing.T, cfg *tls.Config) []byte {
+	t.Helper()
+	client, server := net.Pipe()
+	defer server.Close()
+	go func() {
+		tls.Client(client, cfg).Handshake() // fails when server closes
+		client.Close()
+	}()
+	server.SetDeadline(time.Now().Add(ioTimeout))
+	header := make([]byte, 5)
+	if _, err := io.ReadFull(server, header); err != nil {
+		t.Fatalf("read a ClientHello: %v", err)
+	}
+	body := make([]byte, int(header[3])<<8|int(header[4]))
+	if _, err := io.ReadFull(server, body); err != nil {
+		t.Fatalf("read a ClientHello: %v", err)
+	}
+	return append(header, body...)
+}
+
+// markerService is a service table on port whose handler, /bin/cat,
+// first creates the file marker: a handler started leaves it behind.
+func markerService(name string, port int, marker string, extra ...string) string {
+	return programService(name, port, "/bin/sh", []string{"-c", "touch " + marker + "; exec cat"}, extra...)
+}
+
+// tlsMetricsLog is jsonLog with metrics on a free port, and the URL to
+// scrape.
+func tlsMetricsLog(t *testing.T) (table, url string) {
+	t.Helper()
+	port := freePort(t, "127.0.0.1")
+	return jsonLog + fmt.Sprintf("metrics = \"127.0.0.1:%d\"\n", port), fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+}
+
+// endedByServer reads c until goinetd ends it, failing the test if that
+// takes longer than ioTimeout; the bytes read (a TLS alert, at most) are
+// ignored.
+func endedByServer(t *testing.T, what string, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(ioTimeout))
+	_, err := io.Copy(io.Discard, c)
+	var timeout net.Error
+	if errors.As(err, &timeout) && timeout.Timeout() {
+		t.Fatalf("%s: the connection is still open after %v; want goinetd to end it", what, ioTimeout)
+	}
+}
+
+func TestTLSHostileClients(t *testing.T) {
+	f := newTLSFiles(t)
+	port := freePort(t, "127.0.0.1")
+	marker := filepath.Join(t.TempDir(), "spawned")
+	server, url := tlsMetricsLog(t)
+	d := startDaemon(t, server+markerService("hostile", port, marker,
+		f.table(fmt.Sprintf("client_ca = %q", f.caFile), `handshake_timeout = "1s"`)))
+	good := f.client()
+	good.Certificates = []tls.Certificate{tlsCertificate(t, signLeaf(t, f.ca, testcert.Options{Client: true}))}
+	hello := clientHello(t, good)
+	for _, outcome := range []string{"ok", "failed", "timeout"} {
+		series := fmt.Sprintf(`goinetd_tls_handshakes_total{outcome=%q,service="hostile"}`, outcome)
+		if got := scrape(t, url, series); got != 0 {
+			t.Errorf("at start: got %s = %v; want 0", series, got)
+		}
+	}
+
+	// Failed handshakes, each ended by goinetd at once.
+	plain := dial(t, "", addr(port))
+	io.WriteString(plain, "GET / HTTP/1.0\r\n\r\n")
+	endedByServer(t, "a plaintext client", plain)
+
+	truncated := dial(t, "", addr(port))
+	truncated.Write(hello[:len(hello)/2])
+	truncated.CloseWrite()
+	endedByServer(t, "a truncated ClientHello", truncated)
+
+	garbage := dial(t, "", addr(port))
+	garbage.Write(append(hello[:5:5], make([]byte, len(hello)-5)...)) // a handshake record of zeros
+	endedByServer(t, "a ClientHello of zeros", garbage)
+
+	stranger := f.client()
+	stranger.Certificates = []tls.Certificate{tlsCertificate(t, signLeaf(t, newCA(t, "a stranger's CA"), testcert.Options{Client: true}))}
+	expectTLSRefused(t, addr(port), stranger)
+	expectTLSRefused(t, addr(port), f.client()) // no certificate
+	const failed = 5
+	waitMetric(t, url, `goinetd_tls_handshakes_total{outcome="failed",service="hostile"}`, failed)
+
+	// Handshakes that stop: goinetd ends them after handshake_timeout.
+	started := time.Now()
+	halfway := dial(t, "", addr(port))
+	halfway.Write(hello[:len(hello)/2])
+	silent := dial(t, "", addr(port))
+	waitMetric(t, url, `goinetd_tls_handshakes_total{outcome="timeout",service="hostile"}`, 2)
+	if took := time.Since(started); took < time.Second {
+		t.Errorf("stalled handshakes ended after %v; want handshake_timeout, 1s", took)
+	}
+	endedByServer(t, "a client stopped halfway through its ClientHello", halfway)
+	endedByServer(t, "a silent client", silent)
+	waitTLSRefusals(t, d, "hostile", failed+2)
+	waitMetric(t, url, `goinetd_connections_refused_total{reason="tls",service="hostile"}`, failed+2)
+
+	if n := spawned(d, "hostile"); n != 0 {
+		t.Errorf("handlers started for clients that never finished a handshake: got %d; want 0", n)
+	}
+	if _, err := os.Stat(marker); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a handler ran for a client that never finished a handshake (%s: %v)", marker, err)
+	}
+	if got := scrape(t, url, `goinetd_tls_handshakes_total{outcome="ok",service="hostile"}`); got != 0 {
+		t.Errorf("successful handshakes: got %v; want 0", got)
+	}
+
+	// A good client, last, is served: the marker shows it.
+	c := dialTLS(t, addr(port), good)
+	io.WriteString(c, "ping")
+	c.CloseWrite()
+	if b, err := io.ReadAll(c); string(b) != "ping" {
+		t.Errorf("a good client after the hostile ones: got %q, %v; want %q", b, err, "ping")
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the good client's handler left no marker: %v", err)
+	}
+}
+
+// TestTLSThousandSlowHandshakes holds 1,000 handshakes open at once, half
+// silent and half stopped in the middle of their ClientHello, from four
+// source addresses: none starts a handler, goinetd's memory grows by a
+// bounded amount each and its threads not at all, and a good client is
+// served meanwhile.
+func TestTLSThousandSlowHandshakes(t *testing.T) {
+	const slow = 1000
+	var nofile syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &nofile); err != nil {
+		t.Fatal(err)
+	}
+	// This process and goinetd (which inherits it) each hold one
+	// descriptor per slow client.
+	if need := uint64(slow + 500); nofile.Cur < need {
+		if nofile.Max < need {
+			t.Skipf("needs %d descriptors; RLIMIT_NOFILE's hard limit is %d", need, nofile.Max)
+		}
+		old := nofile
+		nofile.Cur = need
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nofile); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
+	}
+	f := newTLSFiles(t)
+	port := freePort(t, "127.0.0.1")
+	marker := filepath.Join(t.TempDir(), "spawned")
+	server, url := tlsMetricsLog(t)
+	// The limits that would refuse most of them are lifted: this is about
+	// what the handshakes themselves cost.
+	d := startDaemon(t, server+markerService("slow", port, marker,
+		f.table(`handshake_timeout = "1m"`), "max_connections = 0", "max_per_source = 0"))
+	hello := clientHello(t, f.client())
+	exchangeTLS := func() {
+		t.Helper()
+		c := dialTLS(t, addr(port), f.client())
+		io.WriteString(c, "ping")
+		c.CloseWrite()
+		if b, err := io.ReadAll(c); string(b) != "ping" {
+			t.Fatalf("a good client: got %q, %v; want %q", b, err, "ping")
+		}
+		c.Close()
+	}
+	exchangeTLS() // goinetd has run one handshake before the baseline
+	waitMetric(t, url, `goinetd_children_running{service="slow"}`, 0)
+	before := usageOf(t, d.pid())
+
+	conns := make([]*net.TCPConn, 0, slow)
+	for i := range slow {
+		c := dial(t, fmt.Sprintf("127.0.0.%d", 2+i%4), addr(port))
+		if i%2 == 1 {
+			if _, err := c.Write(hello[:len(hello)/2]); err != nil {
+				t.Fatalf("slow client %d: %v", i, err)
+			}
+		}
+		conns = append(conns, c)
+	}
+	// goinetd has accepted them all: one descriptor each.
+	waitFor(t, fmt.Sprintf("goinetd to accept %d slow clients", slow), func() bool {
+		return fdCount(t, d.pid()) >= before.fds+slow
+	})
+	during := usageOf(t, d.pid())
+	exchangeTLS() // served meanwhile
+	grown := during.rssKiB - before.rssKiB
+	t.Logf("goinetd with %d slow handshakes: RSS %d KiB -> %d KiB (%.1f KiB each), threads %d -> %d",
+		slow, before.rssKiB, during.rssKiB, float64(grown)/slow, before.threads, during.threads)
+	// A process per connection, as stunnel in inetd mode runs, costs
+	// over 1 MiB each; a handshake in the netpoller is a goroutine and
+	// a few buffers, tens of KiB (more under the race detector, which
+	// shadows every allocation).
+	perConn := 64
+	if raceEnabled {
+		perConn = 256
+	}
+	if grown > perConn*slow {
+		t.Errorf("goinetd's RSS grew by %d KiB for %d slow handshakes; want at most %d KiB each", grown, slow, perConn)
+	}
+	// The netpoller waits on them all from the threads it has.
+	if during.threads > before.threads+4 {
+		t.Errorf("goinetd's threads: %d with %d slow handshakes, %d before; want no more than 4 new", during.threads, slow, before.threads)
+	}
+	if n := spawned(d, "slow"); n != 2 {
+		t.Errorf("handlers started: got %d; want 2, for the good clients", n)
+	}
+
+	for _, c := range conns {
+		c.Close()
+	}
+	waitMetric(t, url, `goinetd_tls_handshakes_total{outcome="failed",service="slow"}`, slow)
+	if n := spawned(d, "slow"); n != 2 {
+		t.Errorf("handlers started after the slow clients left: got %d; want 2", n)
+	}
+	if left := d.children(); len(left) != 0 {
+		t.Errorf("goinetd's children after the slow clients left: %v; want none", left)
+	}
+}

@@ -1,0 +1,179 @@
+package main
+
+// Certificates replaced on disk and picked up at SIGHUP, with the config
+// file unchanged, while clients keep handshaking.
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goinetd/goinetd/internal/testcert"
+)
+
+// handshakeLog is what a loop of TLS clients saw: when each handshake
+// began, the serial of the certificate it got, and the failures.
+type handshakeLog struct {
+	mu       sync.Mutex
+	started  []time.Time
+	serials  []*big.Int
+	failures []string
+}
+
+func (h *handshakeLog) add(start time.Time, serial *big.Int, failure string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if failure != "" {
+		h.failures = append(h.failures, failure)
+		return
+	}
+	h.started, h.serials = append(h.started, start), append(h.serials, serial)
+}
+
+// since counts the handshakes that began after t, and among them those
+// that got the certificate serial.
+func (h *handshakeLog) since(t time.Time, serial *big.Int) (all, got int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, s := range h.started {
+		if s.After(t) {
+			all++
+			if serial != nil && h.serials[i].Cmp(serial) == 0 {
+				got++
+			}
+		}
+	}
+	return all, got
+}
+
+// loopHandshakes runs clients goroutines that each connect, handshake
+// with cfg (a full handshake: no session cache), exchange a line and
+// close, over and over until the returned stop is called.
+func loopHandshakes(t *testing.T, address string, cfg *tls.Config, clients int) (*handshakeLog, func()) {
+	h := &handshakeLog{}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				start := time.Now()
+				c, err := tryTLS("", address, cfg)
+				if err != nil {
+					h.add(start, nil, fmt.Sprintf("handshake begun at %v: %v", start.Format(time.StampMicro), err))
+					continue
+				}
+				serial := c.ConnectionState().PeerCertificates[0].SerialNumber
+				io.WriteString(c, "ping")
+				c.CloseWrite()
+				b, err := io.ReadAll(c)
+				c.Close()
+				if string(b) != "ping" {
+					h.add(start, nil, fmt.Sprintf("exchange begun at %v: got %q, %v", start.Format(time.StampMicro), b, err))
+					continue
+				}
+				h.add(start, serial, "")
+			}
+		})
+	}
+	var once sync.Once
+	stop := func() { once.Do(func() { close(done); wg.Wait() }) }
+	t.Cleanup(stop)
+	return h, stop
+}
+
+// replaceFile writes text to a new file beside path and renames it over
+// path, as an operator's deploy does.
+func replaceFile(t *testing.T, path string, text []byte) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTLSCertificateRotationUnderLoad(t *testing.T) {
+	const clients, enough = 4, 20
+	f := newTLSFiles(t)
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+programService("rotate", port, "/bin/cat", nil, f.table()))
+	old, renewed := f.leaf, signLeaf(t, f.ca, testcert.Options{CommonName: "renewed"})
+
+	// A client connected before the rotation keeps its connection.
+	held := dialTLS(t, addr(port), f.client())
+	h, stop := loopHandshakes(t, addr(port), f.client(), clients)
+	waitFor(t, fmt.Sprintf("%d handshakes with the first certificate", enough), func() bool {
+		_, n := h.since(time.Time{}, old.Cert.SerialNumber)
+		return n >= enough
+	})
+
+	replaceFile(t, f.cert, renewed.CertPEM)
+	replaceFile(t, f.key, renewed.KeyPEM)
+	r := d.reload(1)
+	if r.msg() != "reloaded" {
+		t.Fatalf("reload with the config unchanged and a new certificate: got %v; want reloaded", r)
+	}
+	reloaded := time.Now()
+	waitFor(t, fmt.Sprintf("%d handshakes after the reload", enough), func() bool {
+		n, _ := h.since(reloaded, nil)
+		return n >= enough
+	})
+	if all, got := h.since(reloaded, renewed.Cert.SerialNumber); got != all {
+		t.Errorf("handshakes begun after the reload: %d of %d got the new certificate; want all", got, all)
+	}
+
+	// A certificate that does not load: the renewed one stays, and the
+	// operator is told.
+	replaceFile(t, f.cert, []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"))
+	d.reload(2)
+	warning := d.waitLog(func(r record) bool {
+		for _, v := range r {
+			if s, ok := v.(string); ok && strings.Contains(s, "keeping the previous certificate") {
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(fmt.Sprint(warning), f.cert) {
+		t.Errorf("the warning %v does not name the broken file %s", warning, f.cert)
+	}
+	failedReload := time.Now()
+	waitFor(t, fmt.Sprintf("%d handshakes after the failed reload", enough), func() bool {
+		n, _ := h.since(failedReload, nil)
+		return n >= enough
+	})
+	stop()
+	if all, got := h.since(failedReload, renewed.Cert.SerialNumber); got != all {
+		t.Errorf("handshakes begun after the broken certificate's reload: %d of %d got the renewed certificate; want all", got, all)
+	}
+	if len(h.failures) > 0 {
+		t.Errorf("%d handshakes or exchanges failed during the rotation; want 0. First: %s", len(h.failures), h.failures[0])
+	}
+	all, _ := h.since(time.Time{}, nil)
+	t.Logf("%d handshakes by %d clients during two reloads", all, clients)
+
+	// The connection made before the rotation still works, with its
+	// certificate.
+	if got := held.ConnectionState().PeerCertificates[0]; !got.Equal(old.Cert) {
+		t.Errorf("the held connection's certificate changed")
+	}
+	held.SetDeadline(time.Now().Add(ioTimeout))
+	io.WriteString(held, "still here")
+	held.CloseWrite()
+	if b, err := io.ReadAll(held); string(b) != "still here" {
+		t.Errorf("a connection made before the rotation: got %q, %v; want %q", b, err, "still here")
+	}
+}
