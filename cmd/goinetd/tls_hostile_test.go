@@ -203,8 +203,8 @@ func TestTLSThousandSlowHandshakes(t *testing.T) {
 	waitFor(t, fmt.Sprintf("goinetd to accept %d slow clients", slow), func() bool {
 		return fdCount(t, d.pid()) >= before.fds+slow
 	})
-	during := usageOf(t, d.pid())
 	exchangeTLS() // served meanwhile
+	during := usageOf(t, d.pid())
 	grown := during.rssKiB - before.rssKiB
 	t.Logf("goinetd with %d slow handshakes: RSS %d KiB -> %d KiB (%.1f KiB each), threads %d -> %d",
 		slow, before.rssKiB, during.rssKiB, float64(grown)/slow, before.threads, during.threads)

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -274,4 +275,29 @@ func TestTLSBehindProxyProtocol(t *testing.T) {
 			t.Errorf("through HAProxy: TCPREMOTEIP %q; want 127.0.0.2, the real client", got)
 		}
 	})
+}
+
+// TestTLSTimeout: the service's timeout ends a TLS connection like any
+// other, handler and client both.
+func TestTLSTimeout(t *testing.T) {
+	f := newTLSFiles(t)
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+programService("slowcat", port, "/bin/cat", nil, f.table(), `timeout = "1s"`))
+	c := dialTLS(t, addr(port), f.client())
+	io.WriteString(c, "ping")
+	b := make([]byte, 4)
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "ping" {
+		t.Fatalf("cat over TLS: got %q, %v; want ping", b, err)
+	}
+	e := connectionEnded(d, "slowcat", c)
+	if e.str("timeout") != "true" {
+		t.Errorf("connection ended %v; want timeout=true", e)
+	}
+	ended := time.Now()
+	if _, err := io.ReadAll(c); err != nil {
+		t.Errorf("client after the timeout: %v; want end of file", err)
+	}
+	if took := time.Since(ended); took > 5*time.Second {
+		t.Errorf("the client's connection ended %v after the handler's; want at once", took)
+	}
 }

@@ -16,7 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -452,5 +456,70 @@ func TestTLSBuiltinEcho(t *testing.T) {
 	got := make([]byte, len(msg))
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
 		t.Errorf("built-in echo over TLS: got %q, %v; want %q", got, err, msg)
+	}
+}
+
+// TestTLSHandlerDescriptors: the handler gets one end of a blocking unix
+// socket pair as stdin and stdout, and nothing else: never the client's
+// TCP socket, which would let it bypass TLS, nor goinetd's key files.
+func TestTLSHandlerDescriptors(t *testing.T) {
+	f := newTLSFiles(t)
+	port := freePort(t, "127.0.0.1")
+	startDaemon(t, jsonLog+helperService(t, "fds", port, "report", f.table()))
+	r, _ := tlsReport(t, addr(port), f.client())
+	fds := slices.Sorted(maps.Keys(r.FDs))
+	if !slices.Equal(fds, []string{"0", "1", "2"}) {
+		t.Errorf("handler's open fds: got %v; want [0 1 2]", r.FDs)
+	}
+	if r.FDs["0"] != r.FDs["1"] || !isUnixSocket(t, r.FDs["0"]) {
+		t.Errorf("handler's fds 0 and 1: got %q and %q; want the same unix socket", r.FDs["0"], r.FDs["1"])
+	}
+	if !r.Blocking {
+		t.Errorf("handler's socket is O_NONBLOCK; want blocking")
+	}
+}
+
+// isUnixSocket reports whether link, a descriptor's "socket:[INODE]", is
+// a unix socket, as /proc/net/unix lists them.
+func isUnixSocket(t *testing.T, link string) bool {
+	t.Helper()
+	inode, ok := strings.CutPrefix(link, "socket:[")
+	if !ok {
+		return false
+	}
+	inode = strings.TrimSuffix(inode, "]")
+	b, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Num RefCount Protocol Flags Type St Inode [Path]
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		if fields := strings.Fields(line); len(fields) >= 7 && fields[6] == inode {
+			return true
+		}
+	}
+	return false
+}
+
+// TestTLSOverUnixSocket: a unix stream service speaks TLS too.
+func TestTLSOverUnixSocket(t *testing.T) {
+	f := newTLSFiles(t)
+	path := filepath.Join(t.TempDir(), "tls.sock")
+	startDaemon(t, jsonLog+helperUnixService(t, "unixtls", path, "report", f.table()))
+	raw, err := net.DialTimeout("unix", path, ioTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := handshake(raw, f.client())
+	if err != nil {
+		t.Fatalf("TLS over %s: %v", path, err)
+	}
+	defer c.Close()
+	var r report
+	if err := json.NewDecoder(c).Decode(&r); err != nil {
+		t.Fatalf("decode the report: %v", err)
+	}
+	if got := envValue(r, "SSL_PROTOCOL"); got != "TLSv1.3" {
+		t.Errorf("over a unix socket: SSL_PROTOCOL %q; want TLSv1.3", got)
 	}
 }
