@@ -197,6 +197,11 @@ type Limits struct {
 	ProxyFrom     []netip.Prefix
 	ProxyTimeout  time.Duration
 
+	// TLS, if not nil, makes goinetd do a TLS handshake with each client
+	// (after the PROXY header, if any) and give the handler the
+	// plaintext. Stream services in nowait mode only.
+	TLS *TLS
+
 	// ResolvePeer passes the client's forward-confirmed host name to the
 	// handler as TCPREMOTEHOST and REMOTE_HOST, looked up for at most
 	// ResolveTimeout (DefaultResolveTimeout unless set); without a name in
@@ -408,6 +413,9 @@ var ConnectionVariables = []string{
 	"PROXYREMOTEIP", "PROXYREMOTEPORT", "TCPCONCURRENCY",
 	"TCPREMOTEHOST", "REMOTE_HOST",
 	"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES",
+	"SSL_PROTOCOL", "SSL_CIPHER", "SSL_TLS_SNI", "SSL_ALPN", "SSL_SESSION_RESUMED",
+	"SSL_CLIENT_VERIFY", "SSL_CLIENT_S_DN", "SSL_CLIENT_I_DN", "SSL_CLIENT_SERIAL",
+	"SSL_CLIENT_FINGERPRINT", "SSL_CLIENT_V_END",
 }
 
 // DefaultSocketMode is the permission of a unix service's socket unless

@@ -29,6 +29,7 @@ type Server struct {
 	stderrs   map[string]*stderrLog // by service name
 	// builtinConns are the connections built-in services are serving.
 	builtinConns map[net.Conn]struct{}
+	tlsConfigs   tlsConfigs     // guarded by mu
 	heldFull     limitedLog     // held connections at their cap
 	loops        sync.WaitGroup // accept loops and stderr readers
 	// vfork says whether handlers may start through package vfork, which then
@@ -84,6 +85,7 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 		newSession:   hasTerminal(),
 		nofile:       nofile,
 		builtinConns: make(map[net.Conn]struct{}),
+		tlsConfigs:   make(tlsConfigs),
 		deny:         newDenyList(maxDenied, m),
 	}
 	if err := becomeSubreaper(); err != nil {
