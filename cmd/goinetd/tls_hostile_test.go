@@ -75,8 +75,7 @@ func TestTLSHostileClients(t *testing.T) {
 	server, url := tlsMetricsLog(t)
 	d := startDaemon(t, server+markerService("hostile", port, marker,
 		f.table(fmt.Sprintf("client_ca = %q", f.caFile), `handshake_timeout = "1s"`)))
-	good := f.client()
-	good.Certificates = []tls.Certificate{tlsCertificate(t, signLeaf(t, f.ca, testcert.Options{Client: true}))}
+	good := presenting(f.client(), tlsCertificate(t, signLeaf(t, f.ca, testcert.Options{Client: true})))
 	hello := clientHello(t, good)
 	for _, outcome := range []string{"ok", "failed", "timeout"} {
 		series := fmt.Sprintf(`goinetd_tls_handshakes_total{outcome=%q,service="hostile"}`, outcome)
@@ -99,8 +98,7 @@ func TestTLSHostileClients(t *testing.T) {
 	garbage.Write(append(hello[:5:5], make([]byte, len(hello)-5)...)) // a handshake record of zeros
 	endedByServer(t, "a ClientHello of zeros", garbage)
 
-	stranger := f.client()
-	stranger.Certificates = []tls.Certificate{tlsCertificate(t, signLeaf(t, newCA(t, "a stranger's CA"), testcert.Options{Client: true}))}
+	stranger := presenting(f.client(), tlsCertificate(t, signLeaf(t, newCA(t, "a stranger's CA"), testcert.Options{Client: true})))
 	expectTLSRefused(t, addr(port), stranger)
 	expectTLSRefused(t, addr(port), f.client()) // no certificate
 	const failed = 5

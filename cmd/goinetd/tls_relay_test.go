@@ -226,6 +226,23 @@ func TestTLSMetrics(t *testing.T) {
 	}
 }
 
+// prefixConn sends prefix in the same write as the first bytes written
+// to it.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Write(b []byte) (int, error) {
+	if c.prefix == nil {
+		return c.Conn.Write(b)
+	}
+	n, err := c.Conn.Write(append(append([]byte(nil), c.prefix...), b...))
+	n -= len(c.prefix)
+	c.prefix = nil
+	return max(n, 0), err
+}
+
 // TestTLSBehindProxyProtocol: the PROXY header comes first, in the clear,
 // then the TLS handshake, as HAProxy sends them; the handler sees the
 // header's client.
@@ -241,23 +258,29 @@ func TestTLSBehindProxyProtocol(t *testing.T) {
 		{[]byte("PROXY TCP4 198.51.100.7 10.0.0.1 40000 443\r\n"), "198.51.100.7"},
 		{proxyV2("198.51.100.8:40001"), "198.51.100.8"},
 	} {
-		raw := dial(t, "", addr(port))
-		if _, err := raw.Write(tc.header); err != nil {
-			t.Fatal(err)
-		}
-		c, err := handshake(raw, f.client())
-		if err != nil {
-			t.Fatalf("TLS after the header %q: %v", tc.header[:12], err)
-		}
-		var r report
-		if err := json.NewDecoder(c).Decode(&r); err != nil {
-			t.Fatalf("decode the report: %v", err)
-		}
-		if got := envValue(r, "TCPREMOTEIP"); got != tc.client {
-			t.Errorf("header %q: TCPREMOTEIP %q; want %q", tc.header[:12], got, tc.client)
-		}
-		if got := envValue(r, "SSL_PROTOCOL"); got != "TLSv1.3" {
-			t.Errorf("header %q: SSL_PROTOCOL %q; want TLSv1.3", tc.header[:12], got)
+		for _, onePacket := range []bool{false, true} {
+			var raw net.Conn = dial(t, "", addr(port))
+			if onePacket {
+				// The ClientHello in the header's packet: goinetd reads
+				// the header and not a byte more.
+				raw = &prefixConn{Conn: raw, prefix: tc.header}
+			} else if _, err := raw.Write(tc.header); err != nil {
+				t.Fatal(err)
+			}
+			c, err := handshake(raw, f.client())
+			if err != nil {
+				t.Fatalf("TLS after the header %q (one packet: %v): %v", tc.header[:12], onePacket, err)
+			}
+			var r report
+			if err := json.NewDecoder(c).Decode(&r); err != nil {
+				t.Fatalf("decode the report: %v", err)
+			}
+			if got := envValue(r, "TCPREMOTEIP"); got != tc.client {
+				t.Errorf("header %q: TCPREMOTEIP %q; want %q", tc.header[:12], got, tc.client)
+			}
+			if got := envValue(r, "SSL_PROTOCOL"); got != "TLSv1.3" {
+				t.Errorf("header %q: SSL_PROTOCOL %q; want TLSv1.3", tc.header[:12], got)
+			}
 		}
 	}
 	t.Run("haproxy", func(t *testing.T) {

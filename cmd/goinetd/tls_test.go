@@ -103,6 +103,16 @@ func (f *tlsFiles) client() *tls.Config {
 	return &tls.Config{RootCAs: f.ca.Pool(), ServerName: "localhost"}
 }
 
+// presenting returns a copy of cfg that sends the client certificate
+// cert whenever the server asks for one. Go's client keeps back a
+// certificate that none of the CAs the server names has issued; an
+// attacker's client does not.
+func presenting(cfg *tls.Config, cert tls.Certificate) *tls.Config {
+	c := cfg.Clone()
+	c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+	return c
+}
+
 // withVersion returns a copy of cfg limited to the TLS version v.
 func withVersion(cfg *tls.Config, v uint16) *tls.Config {
 	c := cfg.Clone()
@@ -231,9 +241,8 @@ func TestTLSHandlerEnvironment(t *testing.T) {
 
 	for _, v := range tlsVersions {
 		t.Run(v.name+"/client certificate", func(t *testing.T) {
-			cfg := withVersion(f.client(), v.version)
+			cfg := presenting(withVersion(f.client(), v.version), tlsCertificate(t, clientLeaf))
 			cfg.NextProtos = []string{testALPN}
-			cfg.Certificates = []tls.Certificate{tlsCertificate(t, clientLeaf)}
 			r, state := tlsReport(t, addr(port), cfg)
 			if state.NegotiatedProtocol != testALPN {
 				t.Errorf("client's negotiated protocol: got %q; want %q", state.NegotiatedProtocol, testALPN)
@@ -374,10 +383,11 @@ func TestTLSClientCertificates(t *testing.T) {
 		helperService(t, "require", require, "report", f.table(ca, `client_auth = "require"`))+
 		helperService(t, "request", request, "report", f.table(ca, `client_auth = "request"`))+
 		helperService(t, "default", byDefault, "report", f.table(ca)))
-	with := func(certs ...tls.Certificate) *tls.Config {
-		cfg := f.client()
-		cfg.Certificates = certs
-		return cfg
+	with := func(cert ...tls.Certificate) *tls.Config {
+		if len(cert) == 0 {
+			return f.client()
+		}
+		return presenting(f.client(), cert[0])
 	}
 
 	// Required: only a certificate the CA signed, still valid, gets in.
