@@ -106,13 +106,13 @@ func replaceFile(t *testing.T, path string, text []byte) {
 }
 
 func TestTLSCertificateRotationUnderLoad(t *testing.T) {
-	const clients, enough = 4, 20
+	const clients, rotations, enough = 4, 3, 20
 	f := newTLSFiles(t)
 	port := freePort(t, "127.0.0.1")
 	d := startDaemon(t, jsonLog+programService("rotate", port, "/bin/cat", nil, f.table()))
-	old, renewed := f.leaf, signLeaf(t, f.ca, testcert.Options{CommonName: "renewed"})
+	old := f.leaf
 
-	// A client connected before the rotation keeps its connection.
+	// A client connected before the rotations keeps its connection.
 	held := dialTLS(t, addr(port), f.client())
 	h, stop := loopHandshakes(t, addr(port), f.client(), clients)
 	waitFor(t, fmt.Sprintf("%d handshakes with the first certificate", enough), func() bool {
@@ -120,19 +120,22 @@ func TestTLSCertificateRotationUnderLoad(t *testing.T) {
 		return n >= enough
 	})
 
-	replaceFile(t, f.cert, renewed.CertPEM)
-	replaceFile(t, f.key, renewed.KeyPEM)
-	r := d.reload(1)
-	if r.msg() != "reloaded" {
-		t.Fatalf("reload with the config unchanged and a new certificate: got %v; want reloaded", r)
-	}
-	reloaded := time.Now()
-	waitFor(t, fmt.Sprintf("%d handshakes after the reload", enough), func() bool {
-		n, _ := h.since(reloaded, nil)
-		return n >= enough
-	})
-	if all, got := h.since(reloaded, renewed.Cert.SerialNumber); got != all {
-		t.Errorf("handshakes begun after the reload: %d of %d got the new certificate; want all", got, all)
+	renewed := old
+	for i := 1; i <= rotations; i++ {
+		renewed = signLeaf(t, f.ca, testcert.Options{CommonName: fmt.Sprintf("renewed %d", i)})
+		replaceFile(t, f.cert, renewed.CertPEM)
+		replaceFile(t, f.key, renewed.KeyPEM)
+		if r := d.reload(i); r.msg() != "reloaded" {
+			t.Fatalf("reload %d, with the config unchanged and a new certificate: got %v; want reloaded", i, r)
+		}
+		reloaded := time.Now()
+		waitFor(t, fmt.Sprintf("%d handshakes after reload %d", enough, i), func() bool {
+			n, _ := h.since(reloaded, nil)
+			return n >= enough
+		})
+		if all, got := h.since(reloaded, renewed.Cert.SerialNumber); got != all {
+			t.Errorf("handshakes begun after reload %d: %d of %d got its new certificate; want all", i, got, all)
+		}
 	}
 
 	// A certificate that does not load: the renewed one stays, and the
@@ -140,7 +143,7 @@ func TestTLSCertificateRotationUnderLoad(t *testing.T) {
 	replaceFile(t, f.cert, []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"))
 	// The warning comes before the reload's record, which says how the
 	// rest of the config went.
-	if r := d.reload(2); r.msg() != "reloaded" {
+	if r := d.reload(rotations + 1); r.msg() != "reloaded" {
 		t.Errorf("reload with a broken certificate and the config unchanged: got %v; want reloaded, with a warning", r)
 	}
 	warnings := d.logs.records(func(r record) bool {
@@ -162,7 +165,7 @@ func TestTLSCertificateRotationUnderLoad(t *testing.T) {
 		t.Errorf("%d handshakes or exchanges failed during the rotation; want 0. First: %s", len(h.failures), h.failures[0])
 	}
 	all, _ := h.since(time.Time{}, nil)
-	t.Logf("%d handshakes by %d clients during two reloads", all, clients)
+	t.Logf("%d handshakes by %d clients during %d reloads", all, clients, rotations+1)
 
 	// The connection made before the rotation still works, with its
 	// certificate.
