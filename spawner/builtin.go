@@ -95,14 +95,10 @@ func (s *Server) runBuiltinConn(svc *service, counted slot, conn net.Conn) {
 	if svc.forward == nil {
 		s.banner(svc, fd, peerName) // a forwarder's, once its target answers
 	}
-	s.lock()
-	s.builtinConns[conn] = struct{}{}
-	s.mu.Unlock()
+	forget := s.holdConn(conn)
 	go func() {
 		defer func() {
-			s.lock()
-			delete(s.builtinConns, conn)
-			s.mu.Unlock()
+			forget()
 			s.children.release(sl)
 		}()
 		served := conn // what the built-in reads and writes: conn, or its TLS session

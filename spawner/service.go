@@ -47,7 +47,7 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 	switch {
 	case svc.Forward != "":
 		p.heldFDs = forwardFDs
-	case svc.TLS != nil:
+	case svc.TLS != nil && svc.Builtin == "":
 		p.heldFDs = 2
 	case svc.Builtin != "" && svc.Protocol != config.UDP || svc.ProxyProtocol || svc.ResolvePeer:
 		p.heldFDs = 1

@@ -168,6 +168,7 @@ func (s *Server) spawnTLS(svc *service, counted slot, fd int, sa unix.Sockaddr) 
 		return
 	}
 	defer raw.Close()
+	defer s.holdConn(raw)()
 	tc, err := s.handshake(svc, raw, accepted, peer)
 	if err != nil {
 		s.children.release(sl)
