@@ -237,3 +237,27 @@ func TestTLSThousandSlowHandshakes(t *testing.T) {
 		t.Errorf("goinetd's children after the slow clients left: %v; want none", left)
 	}
 }
+
+// TestTLSStopEndsHandshakes: a stop does not wait for handshakes in
+// progress (handshake_timeout is a minute here): it ends them, and the
+// TLS connections being relayed, after its grace.
+func TestTLSStopEndsHandshakes(t *testing.T) {
+	f := newTLSFiles(t)
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+programService("cat", port, "/bin/cat", nil, f.table(`handshake_timeout = "1m"`)))
+	silent := dial(t, "", addr(port))
+	relayed := dialTLS(t, addr(port), f.client())
+	ping(t, relayed)
+	if code := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("goinetd's exit status after SIGTERM: %d; want 0", code)
+	}
+	// The handshake is closed with the handler's SIGTERM, at the end of
+	// the grace, not left for SIGKILL's round or handshake_timeout.
+	for _, msg := range []string{"killing handlers that outlived SIGTERM", "handlers still running after SIGKILL"} {
+		if rs := d.logs.records(func(r record) bool { return r.msg() == msg }); len(rs) > 0 {
+			t.Errorf("stop: got %v; want the connections ended when the grace is over", rs[0])
+		}
+	}
+	endedByServer(t, "a handshake in progress at the stop", silent)
+	endedByServer(t, "a TLS connection relayed at the stop", relayed)
+}

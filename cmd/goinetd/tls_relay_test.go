@@ -307,11 +307,7 @@ func TestTLSTimeout(t *testing.T) {
 	port := freePort(t, "127.0.0.1")
 	d := startDaemon(t, jsonLog+programService("slowcat", port, "/bin/cat", nil, f.table(), `timeout = "1s"`))
 	c := dialTLS(t, addr(port), f.client())
-	io.WriteString(c, "ping")
-	b := make([]byte, 4)
-	if _, err := io.ReadFull(c, b); err != nil || string(b) != "ping" {
-		t.Fatalf("cat over TLS: got %q, %v; want ping", b, err)
-	}
+	ping(t, c)
 	e := connectionEnded(d, "slowcat", c)
 	if e.str("timeout") != "true" {
 		t.Errorf("connection ended %v; want timeout=true", e)

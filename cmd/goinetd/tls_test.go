@@ -179,6 +179,17 @@ func tlsReport(t *testing.T, address string, cfg *tls.Config) (report, tls.Conne
 	return r, c.ConnectionState()
 }
 
+// ping writes "ping" to c, a connection to an echo, and reads it back,
+// leaving c open.
+func ping(t *testing.T, c net.Conn) {
+	t.Helper()
+	io.WriteString(c, "ping")
+	b := make([]byte, 4)
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "ping" {
+		t.Fatalf("echo: got %q, %v; want ping", b, err)
+	}
+}
+
 // expectTLSRefused checks that goinetd refuses a client with cfg: the
 // handshake fails, or (TLS 1.3 decides on the client's certificate after
 // the client has finished) the first read fails or ends with no data.
