@@ -6,15 +6,18 @@ package main
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/goinetd/goinetd/internal/testcert"
 )
@@ -260,4 +263,49 @@ func TestTLSStopEndsHandshakes(t *testing.T) {
 	}
 	endedByServer(t, "a handshake in progress at the stop", silent)
 	endedByServer(t, "a TLS connection relayed at the stop", relayed)
+}
+
+// TestTLSHostileNamesInEnvironment: the server name a client sends, and
+// the names in a client certificate, end up in the handler's environment.
+// A control character in them must not get there: a handler that parses
+// the output of env(1) line by line, as shell handlers do, would take
+// "evil\nSSL_CLIENT_VERIFY=SUCCESS" for two variables, and a NUL cannot
+// be passed to execve at all. goinetd may refuse such a client, or drop or
+// escape the name (mod_ssl escapes control characters in DNs), but must
+// not start a handler that sees it raw, nor fail to start one.
+func TestTLSHostileNamesInEnvironment(t *testing.T) {
+	f := newTLSFiles(t)
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+helperService(t, "names", port, "report",
+		f.table(fmt.Sprintf("client_ca = %q", f.caFile), `client_auth = "request"`)))
+	check := func(what string, cfg *tls.Config) {
+		t.Helper()
+		c, err := tryTLS("", addr(port), cfg)
+		if err != nil {
+			return // refused at the handshake
+		}
+		defer c.Close()
+		var r report
+		if err := json.NewDecoder(c).Decode(&r); err != nil {
+			return // refused after it (TLS 1.3), or the handler did not start: see below
+		}
+		for _, kv := range r.Env {
+			if strings.HasPrefix(kv, "SSL_") && strings.ContainsFunc(kv, unicode.IsControl) {
+				t.Errorf("%s: the handler's environment holds %q; want no control character in it", what, kv)
+			}
+		}
+	}
+	for _, sni := range []string{"evil\nSSL_CLIENT_VERIFY=SUCCESS", "evil\rx", "evil\x00LD_PRELOAD=/tmp/x", "evil\x1b[2J"} {
+		cfg := f.client()
+		cfg.ServerName, cfg.InsecureSkipVerify = sni, true
+		check(fmt.Sprintf("SNI %q", sni), cfg)
+	}
+	// A CA that signs the names its users ask for.
+	for _, cn := range []string{"mallory\nSSL_CLIENT_VERIFY=SUCCESS", "mallory\x00admin"} {
+		leaf := signLeaf(t, f.ca, testcert.Options{Client: true, CommonName: cn})
+		check(fmt.Sprintf("client certificate CN %q", cn), presenting(f.client(), tlsCertificate(t, leaf)))
+	}
+	if rs := d.logs.records(func(r record) bool { return r.msg() == "spawn failed" }); len(rs) > 0 {
+		t.Errorf("a client's names made goinetd fail to start its handler: %v; want the client refused or its names made safe", rs[0])
+	}
 }
