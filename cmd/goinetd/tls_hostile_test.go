@@ -309,3 +309,67 @@ func TestTLSHostileNamesInEnvironment(t *testing.T) {
 		t.Errorf("a client's names made goinetd fail to start its handler: %v; want the client refused or its names made safe", rs[0])
 	}
 }
+
+// TestTLSAdmissionBeforeHandshake: the address rules and max_per_source
+// refuse a client before goinetd spends a handshake on it, and the
+// connections still handshaking count against max_per_source.
+func TestTLSAdmissionBeforeHandshake(t *testing.T) {
+	f := newTLSFiles(t)
+	port := freePort(t, "127.0.0.1")
+	server, url := tlsMetricsLog(t)
+	d := startDaemon(t, server+programService("guarded", port, "/bin/cat", nil, f.table(),
+		`no_access = ["127.0.0.3"]`, "max_per_source = 2"))
+	endedByServer(t, "a client from no_access", dial(t, "127.0.0.3", addr(port)))
+	d.waitLog(func(r record) bool { return r.msg() == "refused" && r.str("reason") == "address" })
+
+	// Two handshakes in progress from one source: its third connection is
+	// refused; another source is served.
+	dial(t, "127.0.0.2", addr(port))
+	dial(t, "127.0.0.2", addr(port))
+	waitMetric(t, url, `goinetd_connections_accepted_total{service="guarded"}`, 3)
+	endedByServer(t, "a third connection from one source", dial(t, "127.0.0.2", addr(port)))
+	d.waitLog(func(r record) bool { return r.msg() == "refused" && r.str("reason") == "per_source" })
+	c, err := tryTLS("127.0.0.4", addr(port), f.client())
+	if err != nil {
+		t.Fatalf("a client from another source: %v", err)
+	}
+	defer c.Close()
+	ping(t, c)
+
+	for outcome, want := range map[string]float64{"ok": 1, "failed": 0, "timeout": 0} {
+		series := fmt.Sprintf(`goinetd_tls_handshakes_total{outcome=%q,service="guarded"}`, outcome)
+		if got := scrape(t, url, series); got != want {
+			t.Errorf("%s: got %v; want %v: no handshake for refused clients", series, got, want)
+		}
+	}
+}
+
+// TestTLSTricklingClientHello: handshake_timeout counts from the accept,
+// so a client that sends its ClientHello a byte at a time cannot stretch
+// it.
+func TestTLSTricklingClientHello(t *testing.T) {
+	f := newTLSFiles(t)
+	port := freePort(t, "127.0.0.1")
+	server, url := tlsMetricsLog(t)
+	startDaemon(t, server+programService("cat", port, "/bin/cat", nil, f.table(`handshake_timeout = "1s"`)))
+	hello := clientHello(t, f.client())
+	c := dial(t, "", addr(port))
+	accepted := time.Now()
+	// A byte every 50 ms: the whole ClientHello would take 15 s or more.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for _, b := range hello {
+		if _, err := c.Write([]byte{b}); err != nil {
+			break // goinetd has closed it
+		}
+		<-tick.C
+		if time.Since(accepted) > ioTimeout {
+			t.Fatalf("goinetd kept a trickling ClientHello open for %v; want it ended after handshake_timeout, 1s", ioTimeout)
+		}
+	}
+	endedByServer(t, "a trickling ClientHello", c)
+	if took := time.Since(accepted); took > 5*time.Second {
+		t.Errorf("a trickling ClientHello was ended after %v; want about handshake_timeout, 1s", took)
+	}
+	waitMetric(t, url, `goinetd_tls_handshakes_total{outcome="timeout",service="cat"}`, 1)
+}
