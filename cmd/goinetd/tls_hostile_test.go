@@ -108,18 +108,27 @@ func TestTLSHostileClients(t *testing.T) {
 	waitMetric(t, url, `goinetd_tls_handshakes_total{outcome="failed",service="hostile"}`, failed)
 
 	// Handshakes that stop: goinetd ends them after handshake_timeout.
+	// One stops before its ClientHello, one halfway through it, one after
+	// it, when goinetd has answered and waits for the client's Finished.
 	started := time.Now()
+	silent := dial(t, "", addr(port))
 	halfway := dial(t, "", addr(port))
 	halfway.Write(hello[:len(hello)/2])
-	silent := dial(t, "", addr(port))
-	waitMetric(t, url, `goinetd_tls_handshakes_total{outcome="timeout",service="hostile"}`, 2)
+	answered := dial(t, "", addr(port))
+	answered.Write(hello)
+	if _, err := answered.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("a whole ClientHello: got %v; want goinetd's answer", err)
+	}
+	const stalled = 3
+	waitMetric(t, url, `goinetd_tls_handshakes_total{outcome="timeout",service="hostile"}`, stalled)
 	if took := time.Since(started); took < time.Second {
 		t.Errorf("stalled handshakes ended after %v; want handshake_timeout, 1s", took)
 	}
-	endedByServer(t, "a client stopped halfway through its ClientHello", halfway)
 	endedByServer(t, "a silent client", silent)
-	waitTLSRefusals(t, d, "hostile", failed+2)
-	waitMetric(t, url, `goinetd_connections_refused_total{reason="tls",service="hostile"}`, failed+2)
+	endedByServer(t, "a client stopped halfway through its ClientHello", halfway)
+	endedByServer(t, "a client stopped after its ClientHello", answered)
+	waitTLSRefusals(t, d, "hostile", failed+stalled)
+	waitMetric(t, url, `goinetd_connections_refused_total{reason="tls",service="hostile"}`, failed+stalled)
 
 	if n := spawned(d, "hostile"); n != 0 {
 		t.Errorf("handlers started for clients that never finished a handshake: got %d; want 0", n)
