@@ -1,8 +1,10 @@
 package main
 
-// Clients that never finish a TLS handshake: each is refused with reason
-// tls, and no handler is started for any of them, be they one or a
-// thousand at once.
+// Hostile TLS clients: those that never finish a handshake are refused
+// with reason tls, and no handler is started for any of them, be they one
+// or a thousand at once; admission comes before the handshake; a stop
+// ends handshakes in progress; a client's names reach the handler's
+// environment only if they are safe there.
 
 import (
 	"crypto/tls"
@@ -50,12 +52,12 @@ func markerService(name string, port int, marker string, extra ...string) string
 	return programService(name, port, "/bin/sh", []string{"-c", "touch " + marker + "; exec cat"}, extra...)
 }
 
-// tlsMetricsLog is jsonLog with metrics on a free port, and the URL to
-// scrape.
+// tlsMetricsLog is metricsServer's [server] table with jsonLog's short
+// shutdown_grace, and the URL to scrape.
 func tlsMetricsLog(t *testing.T) (table, url string) {
 	t.Helper()
-	port := freePort(t, "127.0.0.1")
-	return jsonLog + fmt.Sprintf("metrics = \"127.0.0.1:%d\"\n", port), fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	table, url = metricsServer(t)
+	return table + "shutdown_grace = \"1s\"\n", url
 }
 
 // endedByServer reads c until goinetd ends it, failing the test if that
