@@ -438,7 +438,7 @@ func TestTLSClientCertificates(t *testing.T) {
 func TestTLSSessionResumption(t *testing.T) {
 	f := newTLSFiles(t)
 	tickets, noTickets := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
-	startDaemon(t, jsonLog+helperService(t, "tickets", tickets, "report", f.table())+
+	d := startDaemon(t, jsonLog+helperService(t, "tickets", tickets, "report", f.table())+
 		helperService(t, "notickets", noTickets, "report", f.table("session_tickets = false")))
 	for _, v := range tlsVersions {
 		for _, tc := range []struct {
@@ -461,6 +461,15 @@ func TestTLSSessionResumption(t *testing.T) {
 					v.name, tc.port, state.DidResume, envValue(r, "SSL_SESSION_RESUMED"), tc.resume, want)
 			}
 		}
+	}
+	// The ticket keys, in goinetd's memory, outlive a reload: its
+	// clients' tickets stay good.
+	cfg := f.client()
+	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	tlsReport(t, addr(tickets), cfg)
+	d.reload(1)
+	if _, state := tlsReport(t, addr(tickets), cfg); !state.DidResume {
+		t.Errorf("a ticket from before a reload: resumed %v; want true", state.DidResume)
 	}
 }
 
