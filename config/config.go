@@ -197,6 +197,11 @@ type Limits struct {
 	ProxyFrom     []netip.Prefix
 	ProxyTimeout  time.Duration
 
+	// TLS, if not nil, makes goinetd do a TLS handshake with each client
+	// (after the PROXY header, if any) and give the handler the
+	// plaintext. Stream services in nowait mode only.
+	TLS *TLS
+
 	// ResolvePeer passes the client's forward-confirmed host name to the
 	// handler as TCPREMOTEHOST and REMOTE_HOST, looked up for at most
 	// ResolveTimeout (DefaultResolveTimeout unless set); without a name in
@@ -320,11 +325,15 @@ func (s *Service) Summary() string {
 	if s.Disabled {
 		return fmt.Sprintf("%s: disabled", s.Name)
 	}
+	proto := string(s.Protocol)
+	if s.TLS != nil {
+		proto += "+tls"
+	}
 	if s.Builtin != "" {
-		return fmt.Sprintf("%s: %s %s%s builtin %s", s.Name, s.Protocol, s.ListenAddress(), s.portName(), s.Builtin)
+		return fmt.Sprintf("%s: %s %s%s builtin %s", s.Name, proto, s.ListenAddress(), s.portName(), s.Builtin)
 	}
 	if s.Forward != "" {
-		return fmt.Sprintf("%s: %s %s%s forward %s", s.Name, s.Protocol, s.ListenAddress(), s.portName(), s.Forward)
+		return fmt.Sprintf("%s: %s %s%s forward %s", s.Name, proto, s.ListenAddress(), s.portName(), s.Forward)
 	}
 	argv := append([]string{s.Program}, s.Args...)
 	fds := ""
@@ -334,7 +343,7 @@ func (s *Service) Summary() string {
 	if argv0 := s.Argv()[0]; argv0 != filepath.Base(s.Program) {
 		fds += " argv0=" + argv0
 	}
-	return fmt.Sprintf("%s: %s %s%s %s%s stderr=%s: %s", s.Name, s.Protocol, s.ListenAddress(), s.portName(),
+	return fmt.Sprintf("%s: %s %s%s %s%s stderr=%s: %s", s.Name, proto, s.ListenAddress(), s.portName(),
 		s.Mode, fds, s.Stderr, strings.Join(argv, " "))
 }
 
@@ -408,6 +417,9 @@ var ConnectionVariables = []string{
 	"PROXYREMOTEIP", "PROXYREMOTEPORT", "TCPCONCURRENCY",
 	"TCPREMOTEHOST", "REMOTE_HOST",
 	"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES",
+	"SSL_PROTOCOL", "SSL_CIPHER", "SSL_TLS_SNI", "SSL_ALPN", "SSL_SESSION_RESUMED",
+	"SSL_CLIENT_VERIFY", "SSL_CLIENT_S_DN", "SSL_CLIENT_I_DN", "SSL_CLIENT_SERIAL",
+	"SSL_CLIENT_FINGERPRINT", "SSL_CLIENT_V_END",
 }
 
 // DefaultSocketMode is the permission of a unix service's socket unless

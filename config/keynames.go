@@ -10,6 +10,7 @@ const (
 	keyBanner                 = "banner"
 	keyBannerRefused          = "banner_refused"
 	keyBuiltin                = "builtin"
+	keyTLS                    = "tls"
 	keyChroot                 = "chroot"
 	keyConnectionLogRate      = "connection_log_rate"
 	keyEnv                    = "env"

@@ -75,6 +75,8 @@ func serviceKeys(s *Service) tableKeys {
 			"proxy_from":            func(v any) error { return parsePrefixes(v, &s.ProxyFrom) },
 			"proxy_timeout":         func(v any) error { return parseDuration(v, &s.ProxyTimeout) },
 
+			keyTLS: func(v any) error { return parseTLS(v, &s.TLS) },
+
 			"resolve_peer":    func(v any) error { return parseBool(v, &s.ResolvePeer) },
 			"resolve_timeout": func(v any) error { return parseDuration(v, &s.ResolveTimeout) },
 

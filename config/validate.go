@@ -186,6 +186,7 @@ func validateService(s *Service, w *where) {
 
 	validateForward(s, w)
 	validateBanners(s, w)
+	validateTLS(s, w)
 	validateLimits(s, w)
 	validateDenyOnRate(s, w)
 	validateLogLimits(s, w)

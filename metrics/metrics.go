@@ -35,6 +35,10 @@ type Metrics struct {
 	udpReplyBytes *prometheus.CounterVec
 	udpUnanswered *prometheus.CounterVec
 
+	tlsHandshakes       *prometheus.CounterVec
+	tlsHandshakeSeconds *prometheus.HistogramVec
+	tlsBytes            *prometheus.CounterVec
+
 	reloads        *prometheus.CounterVec
 	lastReload     prometheus.Gauge
 	lastReloadGood prometheus.Gauge
@@ -54,7 +58,7 @@ func New() *Metrics {
 		}, []string{"service"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goinetd_connections_refused_total",
-			Help: "Connections closed without a handler, by reason: address (only_from, no_access), per_source (max_per_source), rate_per_source (rate_limit_per_source), proxy_source (not from proxy_from), proxy_header (a bad PROXY header), fork_backoff (forks are failing), load (the load average is above max_load), rule (a rule with deny = true), sensor (the service is a sensor: the source is now denied), denied (the source touched a sensor or tripped deny_on_rate less than deny_time ago), forward (a forwarder's target refused or did not answer).",
+			Help: "Connections closed without a handler, by reason: address (only_from, no_access), per_source (max_per_source), rate_per_source (rate_limit_per_source), proxy_source (not from proxy_from), proxy_header (a bad PROXY header), fork_backoff (forks are failing), load (the load average is above max_load), rule (a rule with deny = true), sensor (the service is a sensor: the source is now denied), denied (the source touched a sensor or tripped deny_on_rate less than deny_time ago), forward (a forwarder's target refused or did not answer), tls (the TLS handshake failed or timed out).",
 		}, []string{"service", "reason"}),
 		paused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goinetd_accept_pauses_total",
@@ -97,6 +101,19 @@ func New() *Metrics {
 			Name: "goinetd_udp_unanswered_total",
 			Help: "Datagrams a UDP built-in that answers did not answer, by reason: source_address (no sender has it), source_port (below 1024), reflector_port (a well-known port of a service that answers datagrams), own_port (a port goinetd serves UDP on), source_budget (udp_reply_rate_per_source or udp_reply_bytes_per_source), service_budget (udp_reply_rate or udp_reply_bytes).",
 		}, []string{"service", "reason"}),
+		tlsHandshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "goinetd_tls_handshakes_total",
+			Help: "TLS handshakes, by outcome: ok, failed (refused as tls: a bad or plaintext client, a client certificate that did not verify), timeout (not finished within handshake_timeout).",
+		}, []string{"service", "outcome"}),
+		tlsHandshakeSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "goinetd_tls_handshake_seconds",
+			Help:    "How long TLS handshakes took, whatever their outcome.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9), // 0.5 ms to about 33 s
+		}, []string{"service"}),
+		tlsBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "goinetd_tls_bytes_total",
+			Help: "Plaintext bytes relayed between TLS clients and their handlers, by direction: in (client to handler), out (handler to client); counted when a connection ends.",
+		}, []string{"service", "direction"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "goinetd_config_reloads_total",
 			Help: "Config reloads, by result: success or failure (the config was invalid and the old one kept serving).",
@@ -126,6 +143,7 @@ func New() *Metrics {
 	m.reg.MustRegister(m.denyEvictions, denied)
 	m.reg.MustRegister(m.accepted, m.refused, m.paused, m.spawnFailures, m.running, m.exits, m.duration,
 		m.serviceUp, m.buildInfo, m.udpReplies, m.udpReplyBytes, m.udpUnanswered,
+		m.tlsHandshakes, m.tlsHandshakeSeconds, m.tlsBytes,
 		m.reloads, m.lastReload, m.lastReloadGood,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -278,9 +296,42 @@ func (m *Metrics) ServiceRemoved(service string) {
 		for _, v := range []interface {
 			DeletePartialMatch(prometheus.Labels) int
 		}{m.accepted, m.refused, m.paused, m.spawnFailures, m.running, m.exits, m.duration,
-			m.serviceUp, m.udpReplies, m.udpReplyBytes, m.udpUnanswered} {
+			m.serviceUp, m.udpReplies, m.udpReplyBytes, m.udpUnanswered,
+			m.tlsHandshakes, m.tlsHandshakeSeconds, m.tlsBytes} {
 			v.DeletePartialMatch(prometheus.Labels{"service": service})
 		}
+	}
+}
+
+// DeclareTLS makes the TLS series of service exist at 0.
+func (m *Metrics) DeclareTLS(service string) {
+	if m == nil {
+		return
+	}
+	for _, o := range []string{"ok", "failed", "timeout"} {
+		m.tlsHandshakes.WithLabelValues(service, o)
+	}
+	m.tlsHandshakeSeconds.WithLabelValues(service)
+	for _, d := range []string{"in", "out"} {
+		m.tlsBytes.WithLabelValues(service, d)
+	}
+}
+
+// TLSHandshake counts a TLS handshake of service, its outcome (ok,
+// failed, timeout) and how long it took.
+func (m *Metrics) TLSHandshake(service, outcome string, d time.Duration) {
+	if m != nil {
+		m.tlsHandshakes.WithLabelValues(service, outcome).Inc()
+		m.tlsHandshakeSeconds.WithLabelValues(service).Observe(d.Seconds())
+	}
+}
+
+// TLSBytes counts the plaintext a TLS connection of service relayed: in
+// from the client, out from the handler.
+func (m *Metrics) TLSBytes(service string, in, out int64) {
+	if m != nil {
+		m.tlsBytes.WithLabelValues(service, "in").Add(float64(in))
+		m.tlsBytes.WithLabelValues(service, "out").Add(float64(out))
 	}
 }
 

@@ -53,12 +53,13 @@ const (
 	refusedSensor        = "sensor"       // the service is a sensor: the source is now denied
 	refusedDenied        = "denied"       // the source is on the deny list: see denylist.go
 	refusedForward       = "forward"      // a forwarder's target refused or did not answer: see forward.go
+	refusedTLS           = "tls"          // the TLS handshake failed or timed out: see tls.go
 )
 
 // refusalReasons are every reason a connection can be refused.
 var refusalReasons = []string{refusedAddress, refusedPerSource, refusedRatePerSource,
 	refusedProxySource, refusedProxyHeader, refusedForkBackoff, refusedLoad, refusedRule,
-	refusedSensor, refusedDenied, refusedForward}
+	refusedSensor, refusedDenied, refusedForward, refusedTLS}
 
 // errPerSource refuses a connection whose source is at max_per_source.
 var errPerSource = errors.New("source at max_per_source")
@@ -83,7 +84,7 @@ func newGate(l config.Limits, deny *denyList, sensor bool) *gate {
 		refusedAddress: {}, refusedPerSource: {}, refusedRatePerSource: {},
 		refusedProxySource: {}, refusedProxyHeader: {}, refusedForkBackoff: {},
 		refusedLoad: {},
-		refusedRule: {}, refusedSensor: {}, refusedDenied: {}, refusedForward: {},
+		refusedRule: {}, refusedSensor: {}, refusedDenied: {}, refusedForward: {}, refusedTLS: {},
 	}, rules: newRuleSet(l.Rules)}
 	if l.RateLimit.N > 0 {
 		g.rate = newLimiter(l.RateLimit)

@@ -55,7 +55,8 @@ func (s *Server) builtinStreamLoop(l *listener) {
 // of a forwarder (forward.go),
 // counted in counted, and serves it in a goroutine. A proxy_protocol
 // service (called in a goroutine of its own) first reads the PROXY header,
-// with the rules of spawnProxied, and the client it names is the peer.
+// with the rules of spawnProxied, and the client it names is the peer. A
+// TLS service does its handshake (tls.go) in the serving goroutine.
 func (s *Server) runBuiltinConn(svc *service, counted slot, conn net.Conn) {
 	var peer netip.AddrPort
 	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
@@ -94,16 +95,21 @@ func (s *Server) runBuiltinConn(svc *service, counted slot, conn net.Conn) {
 	if svc.forward == nil {
 		s.banner(svc, fd, peerName) // a forwarder's, once its target answers
 	}
-	s.lock()
-	s.builtinConns[conn] = struct{}{}
-	s.mu.Unlock()
+	forget := s.holdConn(conn)
 	go func() {
 		defer func() {
-			s.lock()
-			delete(s.builtinConns, conn)
-			s.mu.Unlock()
+			forget()
 			s.children.release(sl)
 		}()
+		served := conn // what the built-in reads and writes: conn, or its TLS session
+		if svc.tls != nil {
+			tc, err := s.handshake(svc, conn, time.Now(), peerName)
+			if err != nil {
+				conn.Close()
+				return
+			}
+			served = tc
+		}
 		started := time.Now()
 		var end time.Time
 		if svc.Timeout > 0 {
@@ -118,9 +124,8 @@ func (s *Server) runBuiltinConn(svc *service, counted slot, conn net.Conn) {
 				return // refused: its target did not answer
 			}
 		} else {
-			served := conn
 			if svc.IdleTimeout > 0 {
-				served = newIdleConn(conn, svc.IdleTimeout, end)
+				served = newIdleConn(served, svc.IdleTimeout, end)
 			}
 			err = builtin.Serve(svc.Builtin, served, time.Now)
 		}

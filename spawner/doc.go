@@ -20,7 +20,9 @@
 // socket itself to one child at a time; built-in services and
 // forwarders (forward.go) run in process, a UDP built-in answering only
 // the sources, and within the budgets, that replies.go allows; a PROXY
-// protocol service reads the balancer's header first.
+// protocol service reads the balancer's header first; a TLS service does
+// the handshake in goinetd and relays the plaintext to its handler
+// (tls.go).
 //
 // Admission is decided before any fork: the deny list (sensors), address
 // rules, rates (each source's in a table of bounded size) and per-source
@@ -130,6 +132,7 @@
 //	replies.go      which UDP sources a built-in answers, within which budgets
 //	forward.go      forwarding: a connection joined, in process, to one to the service's target
 //	proxy.go        reading a PROXY header off a connection (internal/proxyheader parses it)
+//	tls.go          TLS: the handshake in goinetd, the handler's socket pair, the relay, SSL_* variables
 //	resolve.go      resolve_peer: the client's forward-confirmed name, looked up off the accept loop
 //	backoff.go      the pause of a loop after a resource error
 //	service.go      service: a config.Service prepared for spawning

@@ -25,7 +25,7 @@ func (s *Server) noWaitLoop(l *listener) {
 		if !s.waitForRoom(l, svc) {
 			return
 		}
-		if noForkUntil.IsZero() && !svc.ProxyProtocol && !svc.ResolvePeer {
+		if noForkUntil.IsZero() && !svc.ProxyProtocol && !svc.ResolvePeer && svc.TLS == nil {
 			// The spawn loop serves l until it has to wait.
 			served, err := s.loop.acceptOn(l)
 			if served {
@@ -66,6 +66,10 @@ func (s *Server) noWaitLoop(l *listener) {
 			s.children.release(counted)
 			s.refused(cur, fd, addrPort(sa).String(), refusedForkBackoff)
 			unix.Close(fd)
+			continue
+		}
+		if cur.TLS != nil {
+			go s.spawnTLS(cur, counted, fd, sa)
 			continue
 		}
 		if cur.ProxyProtocol {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"time"
 
@@ -112,30 +113,40 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // spawnProxied serves a connection accepted, and counted, on a
 // proxy_protocol service, in a goroutine of its own so that a slow or
-// silent balancer never holds up the accept loop. A connection from
-// outside proxy_from is refused, never believed; one whose header is
-// missing, malformed, oversized, truncated or later than proxy_timeout is
-// refused too. Then the client the header names is the connection's peer
-// for everything: admission, the handler's environment, logs. It owns fd.
+// silent balancer never holds up the accept loop. See proxiedClient. It
+// owns fd.
 func (s *Server) spawnProxied(svc *service, counted slot, fd int, sa unix.Sockaddr) {
 	defer s.children.heldUntilReturn(&counted)()
 	defer unix.Close(fd)
 	s.metrics.Accepted(svc.Name)
-	balancer := addrPort(sa)
+	if client, balancer, ok := s.proxiedClient(svc, counted, fd, sa); ok {
+		s.spawnFor(svc, counted, fd, sa, client, balancer, waitExec)
+	}
+}
+
+// proxiedClient reads the PROXY header of the counted connection fd, from
+// the balancer at sa, and returns the client it names and the balancer. A
+// connection from outside proxy_from is refused, never believed; one
+// whose header is missing, malformed, oversized, truncated or later than
+// proxy_timeout is refused too: then it frees the count and returns false.
+// The client the header names is the connection's peer for everything:
+// admission, the handler's environment, logs.
+func (s *Server) proxiedClient(svc *service, counted slot, fd int, sa unix.Sockaddr) (client, balancer netip.AddrPort, ok bool) {
+	balancer = addrPort(sa)
 	if !svc.trustedBalancer(balancer.Addr()) {
 		s.children.release(counted)
 		s.refused(svc, fd, balancer.String(), refusedProxySource)
-		return
+		return client, balancer, false
 	}
 	h, err := readProxyHeader(fd, svc.ProxyTimeout)
 	if err != nil {
 		s.children.release(counted)
 		s.refused(svc, fd, balancer.String(), refusedProxyHeader, "err", err)
-		return
+		return client, balancer, false
 	}
-	client := h.Client
+	client = h.Client
 	if !client.IsValid() {
 		client = balancer // LOCAL: the balancer's own connection
 	}
-	s.spawnFor(svc, counted, fd, sa, client, balancer, waitExec)
+	return client, balancer, true
 }

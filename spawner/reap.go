@@ -58,7 +58,11 @@ func (cs *children) reapExited() (childless bool) {
 	// a connection that took the slot before the one that left it.
 	leftovers := false
 	for _, e := range exits {
-		cs.logExit(e)
+		if e.relay != nil {
+			e.relay.reaped = e // logged with the bytes relayed, once the relay ends (tls.go)
+		} else {
+			cs.logExit(e)
+		}
 		if e.svc != nil {
 			cs.release(e.slot)
 		} else {
@@ -114,12 +118,15 @@ func (cs *children) logExit(e exit) {
 		return
 	}
 	// Typed attributes in an array on the stack: no allocation per record.
-	var buf [8]slog.Attr
+	var buf [10]slog.Attr
 	attrs := append(buf[:0], slog.String("service", e.svc.Name), slog.Int("pid", e.pid))
 	if e.peer != "" {
 		attrs = append(attrs, slog.String("peer", e.peer))
 	}
 	attrs = appendClient(attrs, e.client)
+	if e.relay != nil {
+		attrs = append(attrs, slog.Int64("bytes_in", e.relay.in.Load()), slog.Int64("bytes_out", e.relay.out.Load()))
+	}
 	outcome := "success"
 	switch {
 	case e.status.Exited():

@@ -149,6 +149,9 @@ func (s *Server) apply(cfg *config.Config, strict bool) Changes {
 	}
 	for _, svc := range cfg.Enabled() {
 		s.metrics.Declare(svc.Name, svc.Program != "", refusalReasons)
+		if svc.TLS != nil {
+			s.metrics.DeclareTLS(svc.Name)
+		}
 	}
 	s.retryLater(cfg, ch)
 	s.children.maxTotal.Store(int64(cfg.Server.MaxConnections))

@@ -27,10 +27,13 @@ type Server struct {
 	listeners map[string]*listener  // by listenKey
 	inherited map[string]*os.File   // sockets passed by systemd, by name, not yet used
 	stderrs   map[string]*stderrLog // by service name
-	// builtinConns are the connections built-in services are serving.
-	builtinConns map[net.Conn]struct{}
-	heldFull     limitedLog     // held connections at their cap
-	loops        sync.WaitGroup // accept loops and stderr readers
+	// heldConns are the connections goinetd serves itself, which a stop
+	// closes after its grace: built-ins', forwarders' and TLS ones (see
+	// holdConn).
+	heldConns  map[net.Conn]struct{}
+	tlsConfigs tlsConfigs     // guarded by mu
+	heldFull   limitedLog     // held connections at their cap
+	loops      sync.WaitGroup // accept loops and stderr readers
 	// vfork says whether handlers may start through package vfork, which then
 	// sets their soft RLIMIT_NOFILE back to nofile (see vforkMode).
 	vfork bool
@@ -80,11 +83,12 @@ func New(log *slog.Logger, m *metrics.Metrics, mode SpawnMode) (*Server, error) 
 		listeners: make(map[string]*listener),
 		inherited: make(map[string]*os.File),
 
-		vfork:        useVfork,
-		newSession:   hasTerminal(),
-		nofile:       nofile,
-		builtinConns: make(map[net.Conn]struct{}),
-		deny:         newDenyList(maxDenied, m),
+		vfork:      useVfork,
+		newSession: hasTerminal(),
+		nofile:     nofile,
+		heldConns:  make(map[net.Conn]struct{}),
+		tlsConfigs: make(tlsConfigs),
+		deny:       newDenyList(maxDenied, m),
 	}
 	if err := becomeSubreaper(); err != nil {
 		log.Warn("processes that handlers leave behind will be reparented to init, out of goinetd's reach", "err", err)

@@ -1,6 +1,7 @@
 package spawner
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"slices"
@@ -26,10 +27,13 @@ type service struct {
 	stderrFD int                  // fd 2 of the child, unless stderr is "socket"
 	replies  *replyGate           // a UDP built-in that answers: its reply budgets; else nil
 	forward  *net.Dialer          // a forwarder's dialer to its target; else nil
+	tls      *tls.Config          // a TLS service's (tls.go); else nil
 	// heldFDs is how many descriptors goinetd keeps open per connection
 	// beyond its accept: a built-in's connection for its whole life, a
 	// PROXY protocol one's until its header is read and a resolve_peer
-	// one's until its name is looked up (1), a forwarder's (forwardFDs).
+	// one's until its name is looked up (1), a forwarder's (forwardFDs), a
+	// TLS one's until the relay ends (2: the client's, and goinetd's end
+	// of the handler's socket pair).
 	// They count against maxHeld.
 	heldFDs int
 
@@ -43,6 +47,8 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 	switch {
 	case svc.Forward != "":
 		p.heldFDs = forwardFDs
+	case svc.TLS != nil && svc.Builtin == "":
+		p.heldFDs = 2
 	case svc.Builtin != "" && svc.Protocol != config.UDP || svc.ProxyProtocol || svc.ResolvePeer:
 		p.heldFDs = 1
 	}
@@ -53,6 +59,11 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 	}
 	if svc.Sensor {
 		return p, nil // it runs nothing
+	}
+	if svc.TLS != nil {
+		if err := s.prepareTLS(p); err != nil {
+			return nil, err
+		}
 	}
 	if svc.Forward != "" {
 		p.forward = &net.Dialer{Timeout: svc.ForwardTimeout}

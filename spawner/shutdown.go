@@ -1,6 +1,7 @@
 package spawner
 
 import (
+	"net"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -57,7 +58,7 @@ func (s *Server) endConnections(grace time.Duration, live int) Stopped {
 
 	remaining := s.children.connections()
 	n := s.children.signalAll(unix.SIGTERM)
-	s.closeBuiltinConns()
+	s.closeHeldConns()
 	s.log.Warn("grace period over: terminating handlers", "handlers", n, "connections", remaining)
 	if !s.children.waitIdle(time.Now().Add(killGrace)) {
 		n := s.children.signalAll(unix.SIGKILL)
@@ -78,11 +79,24 @@ func (s *Server) closeListeners() {
 	}
 }
 
-// closeBuiltinConns closes the connections built-in services are serving.
-func (s *Server) closeBuiltinConns() {
+// holdConn counts c among the connections a stop closes after its grace,
+// until the returned func forgets it.
+func (s *Server) holdConn(c net.Conn) (forget func()) {
+	s.lock()
+	s.heldConns[c] = struct{}{}
+	s.mu.Unlock()
+	return func() {
+		s.lock()
+		delete(s.heldConns, c)
+		s.mu.Unlock()
+	}
+}
+
+// closeHeldConns closes the connections goinetd serves itself.
+func (s *Server) closeHeldConns() {
 	s.lock()
 	defer s.mu.Unlock()
-	for c := range s.builtinConns {
+	for c := range s.heldConns {
 		c.Close()
 	}
 }

@@ -35,6 +35,15 @@ func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, 
 	if refused != "" {
 		return nil
 	}
+	return s.startHandler(svc, sl, perSource, fd, sa, client, via, nil, wait)
+}
+
+// startHandler starts svc's program for the admitted connection fd,
+// counted in sl (perSource from its source): spawnFor's second half. With
+// t, a TLS session (tls.go), the handler gets t's end of the socket pair
+// instead of fd, and the session's variables; fd still gives the
+// addresses.
+func (s *Server) startHandler(svc *service, sl slot, perSource int, fd int, sa unix.Sockaddr, client, via netip.AddrPort, t *tlsSession, wait execWait) error {
 	if svc.Banner != nil {
 		s.banner(svc, fd, client.String())
 	}
@@ -57,15 +66,21 @@ func (s *Server) spawnFor(svc *service, counted slot, fd int, sa unix.Sockaddr, 
 			"stage", "peer address", "err", err)
 		return err
 	}
+	stdio := fd
+	c := &child{svc: svc, peer: peerName, client: client, slot: sl}
+	if t != nil {
+		stdio, c.exited, c.relay = t.handlerFD, t.reaped, t.relay
+		conn = tlsEnv(conn, t.state)
+	}
 	stderr := svc.stderrFD
 	if stderr < 0 {
-		stderr = fd
+		stderr = stdio
 	}
 	var h *handlerEnv
 	if svc.rules != nil {
 		h = svc.rules.handler(client.Addr())
 	}
-	return s.spawn(svc, h, []uintptr{uintptr(fd), uintptr(fd), uintptr(stderr)}, conn, peerName, client, sl, nil, wait)
+	return s.spawn(c, h, []uintptr{uintptr(stdio), uintptr(stdio), uintptr(stderr)}, conn, wait)
 }
 
 // spawnWait starts a wait-mode child on the listening socket fd, counted
@@ -77,17 +92,17 @@ func (s *Server) spawnWait(svc *service, fd int, sl slot, exited chan struct{}) 
 	if svc.ListenFDs {
 		files = []uintptr{uintptr(s.devNullRead), uintptr(svc.stderrFD), uintptr(svc.stderrFD), uintptr(fd)}
 	}
-	return s.spawn(svc, nil, files, nil, "", netip.AddrPort{}, sl, exited, waitExec)
+	return s.spawn(&child{svc: svc, slot: sl, exited: exited}, nil, files, nil, waitExec)
 }
 
-// spawn forks and execs svc's program with files as its descriptors 0, 1,
-// 2 (and 3) and the connection's variables conn after svc.env (or h's, a
-// rule's environment, if h is not nil), for a
-// connection counted in sl from client (the zero AddrPort if it has no
-// address), named peer in logs, and logs a failure. The slot is freed
-// when the child is reaped, or at once if it cannot start.
-func (s *Server) spawn(svc *service, h *handlerEnv, files []uintptr, conn []string, peer string, client netip.AddrPort, sl slot, exited chan struct{}, wait execWait) error {
-	c := &child{svc: svc, peer: peer, client: client, started: time.Now(), slot: sl, exited: exited, killGroup: svc.KillGroupOnExit}
+// spawn forks and execs the program of c's service with files as its
+// descriptors 0, 1, 2 (and 3) and the connection's variables conn after
+// the service's env (or h's, a rule's environment, if h is not nil), for
+// the connection c describes, and logs a failure. c's slot is freed when
+// the child is reaped, or at once if it cannot start.
+func (s *Server) spawn(c *child, h *handlerEnv, files []uintptr, conn []string, wait execWait) error {
+	svc, peer, sl := c.svc, c.peer, c.slot
+	c.started, c.killGroup = time.Now(), svc.KillGroupOnExit
 	var err error
 	s.loop.do(func() {
 		var pid int

@@ -20,6 +20,7 @@ type child struct {
 	started time.Time
 	slot    slot          // freed when the child is reaped
 	exited  chan struct{} // if not nil, closed when the child is reaped
+	relay   *relay        // a TLS connection's relay, which logs the child's exit when it ends; else nil
 
 	// The errno of a failed exec, which a child started without waiting
 	// for its exec (noExecWait) writes before it exits; 0 otherwise.
@@ -197,24 +198,21 @@ func (cs *children) addSourceLocked(s slot) int {
 	return cs.perSource[k]
 }
 
-// unhold stops counting a connection of a slot among held ones, once
-// goinetd has closed its descriptor; the slot lives on without held.
 // heldUntilReturn makes sl count no held descriptor for the child's life,
 // for a connection whose descriptor goinetd holds only until the caller,
 // which reads a PROXY header or looks a name up first, closes it; it
 // returns what releases that one descriptor then, to be deferred.
 func (cs *children) heldUntilReturn(sl *slot) (release func()) {
-	if sl.held == 0 {
+	n := sl.held
+	if n == 0 {
 		return func() {}
 	}
 	sl.held = 0
-	return cs.unhold
-}
-
-func (cs *children) unhold() {
-	cs.mu.Lock()
-	cs.held-- // a PROXY protocol connection's one descriptor
-	cs.mu.Unlock()
+	return func() {
+		cs.mu.Lock()
+		cs.held -= n
+		cs.mu.Unlock()
+	}
 }
 
 // addSource counts a connection reserved by accept under its source, and
