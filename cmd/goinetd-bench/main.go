@@ -281,6 +281,8 @@ func displayCommand(srv *server) string {
 	args := make([]string, len(srv.argv))
 	for i, a := range srv.argv {
 		a = strings.ReplaceAll(a, srv.dir, "$DIR")
+		// The run's own files (-tls: the certificate) are in the folder above.
+		a = strings.ReplaceAll(a, filepath.Dir(srv.dir), "$DIR/..")
 		args[i] = strings.ReplaceAll(a, port, "$PORT")
 	}
 	return strings.Join(quoteArgs(args), " ")
