@@ -21,6 +21,13 @@ type figure struct {
 	format func(float64) string
 }
 
+// comparableIn reports whether f compares the servers of g: a server's
+// own CPU time does not compare TLS servers, since socat's own process
+// only accepts and forks (the process it forks makes the handshake).
+func (f figure) comparableIn(g group) bool {
+	return g != groupTLS || f.title != "CPU µs/conn"
+}
+
 var levelFigures = []figure{
 	{"conn/s", func(r levelResult) float64 { return r.ConnsPerSec }, false, true, fmtCount},
 	{"p50 ms", func(r levelResult) float64 { return r.P50ms }, true, true, fmtMs},
@@ -106,7 +113,7 @@ func (res *results) best(g group, handshake string, level int) (value map[string
 		}
 		for _, f := range levelFigures {
 			v := m[f.title]
-			if !f.ratio || math.IsNaN(v) {
+			if !f.ratio || math.IsNaN(v) || !f.comparableIn(g) {
 				continue
 			}
 			cur, ok := value[f.title]
@@ -197,7 +204,8 @@ func (res *results) render(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Each figure is the median over the rounds. `(1.07×)` is its ratio to the best reference "+
 		"server's median at that level: for spawn servers the best of the peers (not goinetd, not the floor), "+
-		"for the in-process group go-echo, for TLS the better of the peers (stunnel, socat). conn/s: above 1 is better; latency, CPU and RSS: below 1 is better.\n\n")
+		"for the in-process group go-echo, for TLS the better of the peers (stunnel, socat; a TLS server's own CPU has no ratio, "+
+		"since socat's makes no handshake: its tree's, CPU+children, has). conn/s: above 1 is better; latency, CPU and RSS: below 1 is better.\n\n")
 
 	for _, g := range res.groups() {
 		for _, hs := range res.handshakes(g) {

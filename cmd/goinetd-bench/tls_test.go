@@ -222,6 +222,16 @@ func TestRenderTLSGlance(t *testing.T) {
 	}
 }
 
+// In a TLS table a server's own CPU time has no ratio (socat's own process
+// makes no handshake); its tree's has.
+func TestTLSTableOwnCPUHasNoRatio(t *testing.T) {
+	var b strings.Builder
+	tlsSampleResults().renderTable(&b, groupTLS, handshakeFull)
+	if want := "| 1000 | 2000 (0.40×) |"; !strings.Contains(b.String(), want) {
+		t.Errorf("goinetd's CPU cells: want %q; got:\n%s", want, b.String())
+	}
+}
+
 // A plain run's report has neither TLS section.
 func TestRenderPlainHasNoTLS(t *testing.T) {
 	var b strings.Builder
