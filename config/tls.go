@@ -232,12 +232,12 @@ func validateTLS(s *Service, w *where) {
 		why = "a sensor: it runs nothing"
 	}
 	if why != "" {
-		w.add(keyTLS, "does not apply to %s", why)
+		w.add(keyTLS, "%sdoes not apply to %s", inheritedBy(w, keyTLS), why)
 		return
 	}
 	for _, name := range []string{keyBanner, keyBannerRefused} {
 		if w.set(name) {
-			w.add(name, "does not apply with tls: a banner is plaintext, written before the handshake")
+			w.add(name, "%sdoes not apply with tls: a banner is plaintext, written before the handshake", inheritedBy(w, name))
 		}
 	}
 	if t.ClientAuth == "" {
@@ -279,6 +279,15 @@ func validateTLS(s *Service, w *where) {
 	for _, warning := range loaded.Warnings {
 		w.warn(keyTLS, "%s", warning)
 	}
+}
+
+// inheritedBy names the service that inherits name from [defaults], for
+// a problem reported there, or is "" if the service sets name itself.
+func inheritedBy(w *where, name string) string {
+	if w.own(name) {
+		return ""
+	}
+	return fmt.Sprintf("services.%s inherits it, but it ", w.svc.Name)
 }
 
 // unjoin returns the errors that errors.Join joined into err, or err
