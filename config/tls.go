@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -326,6 +327,10 @@ func LoadTLS(t *TLS, now time.Time) (*LoadedTLS, error) {
 		if fi, err := os.Stat(files.Key); err == nil && fi.Mode().Perm()&0o004 != 0 {
 			l.Warnings = append(l.Warnings, fmt.Sprintf("the private key %s is readable by every user (mode %04o): "+
 				"chmod 600 it, owned by root", files.Key, fi.Mode().Perm()))
+		}
+		if eku := c.Leaf.ExtKeyUsage; len(eku) > 0 && !slices.Contains(eku, x509.ExtKeyUsageServerAuth) && !slices.Contains(eku, x509.ExtKeyUsageAny) {
+			l.Warnings = append(l.Warnings, fmt.Sprintf("the certificate in %s is not for TLS servers: "+
+				"its extended key usage lacks serverAuth, so clients will refuse it", files.Cert))
 		}
 		if left := c.Leaf.NotAfter.Sub(now); left < ExpiryWarning {
 			l.Warnings = append(l.Warnings, fmt.Sprintf("the certificate in %s expires on %s, in %s: renew it and reload goinetd",

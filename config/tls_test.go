@@ -136,6 +136,7 @@ func TestTLSWarnings(t *testing.T) {
 	soon, soonKey := f.pair("soon", testcert.Options{Validity: 5 * 24 * time.Hour})
 	hours, hoursKey := f.pair("hours", testcert.Options{Validity: 7 * time.Hour})
 	open, openKey := f.pair("open", testcert.Options{})
+	clientOnly, clientOnlyKey := f.pair("client-only", testcert.Options{Client: true})
 	if err := os.Chmod(openKey, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +155,8 @@ func TestTLSWarnings(t *testing.T) {
 			[]string{"the certificate in " + soon + " expires on " + soonEnd + ", in 4 days: renew it and reload goinetd"}},
 		{"expires within hours", `{ cert = "` + hours + `", key = "` + hoursKey + `" }`,
 			[]string{"the certificate in " + hours + " expires on " + hoursEnd + ", in 6h0m0s: renew it and reload goinetd"}},
+		{"a client certificate", `{ cert = "` + clientOnly + `", key = "` + clientOnlyKey + `" }`,
+			[]string{"the certificate in " + clientOnly + " is not for TLS servers: its extended key usage lacks serverAuth, so clients will refuse it"}},
 		{"each certificate", `{ certs = [{ cert = "` + soon + `", key = "` + soonKey + `" }, { cert = "` + open + `", key = "` + openKey + `" }] }`,
 			[]string{"the certificate in " + soon + " expires on " + soonEnd + ", in 4 days: renew it and reload goinetd",
 				"the private key " + openKey + " is readable by every user (mode 0644): chmod 600 it, owned by root"}},
