@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || cat VERSI
 # EXTRA_LDFLAGS: the packages strip the binaries (-s -w), as Debian wants.
 LDFLAGS := -X main.version=$(VERSION) $(EXTRA_LDFLAGS)
 
-.PHONY: build run test stress bench deps lint
+.PHONY: build run test stress bench bench-tls deps lint
 
 # Where build puts the binaries; the packages build each architecture's
 # (GOARCH=arm64 in the environment cross-builds) into a folder of its own.
@@ -49,6 +49,11 @@ stress: deps
 ## side (about 12 minutes; see bench/README.md)
 bench:
 	bench/run.sh
+
+## bench-tls: install stunnel4 and socat, build, and compare goinetd's TLS
+## termination with theirs side by side (about 5 minutes; see bench/README.md)
+bench-tls:
+	bench/run.sh -tls
 
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

@@ -8,12 +8,20 @@
 # goinetd-bench. The report (markdown) goes to standard output and to
 # bench/out/report-TIME.md, every round's figures to bench/out/report-TIME.json.
 # Flags are passed to goinetd-bench: `bench/run.sh -rounds 1 -duration 1s`
-# is a quick look. See bench/README.md.
+# is a quick look. `bench/run.sh -tls` (make bench-tls) is the TLS
+# comparison instead: goinetd, stunnel4 and socat, each before /bin/cat;
+# it installs only those two peers. See bench/README.md.
 set -eu
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 
 say() { echo "bench/run.sh: $*" >&2; }
+
+# -tls: the TLS comparison, whose peers are stunnel4 and socat.
+tls=
+for arg in "$@"; do
+	case $arg in -tls | --tls | -tls=true | --tls=true) tls=1 ;; esac
+done
 
 # Superservers already running before we start are not ours: never touched.
 before_inetd=$(pgrep -x inetd || true)
@@ -49,12 +57,13 @@ apt_install() {
 
 # command=package: the peers, and what builds the floor.
 missing=
-for pair in inetd=openbsd-inetd tcpserver=ucspi-tcp tcpsvd=ipsvd \
-	systemd-socket-activate=systemd gcc=gcc; do
+pairs="inetd=openbsd-inetd tcpserver=ucspi-tcp tcpsvd=ipsvd systemd-socket-activate=systemd gcc=gcc"
+[ -z "$tls" ] || pairs="stunnel4=stunnel4 socat=socat gcc=gcc"
+for pair in $pairs; do
 	command -v "${pair%%=*}" >/dev/null 2>&1 || missing="$missing ${pair#*=}"
 done
 # An inetd that is not OpenBSD's (inetutils-inetd, say) is not the peer.
-if command -v inetd >/dev/null 2>&1 && ! dpkg -s openbsd-inetd >/dev/null 2>&1; then
+if [ -z "$tls" ] && command -v inetd >/dev/null 2>&1 && ! dpkg -s openbsd-inetd >/dev/null 2>&1; then
 	say "the inetd in PATH is not openbsd-inetd's; installing openbsd-inetd may replace it"
 	missing="$missing openbsd-inetd"
 fi
@@ -64,7 +73,7 @@ fi
 # xinetd conflicts with openbsd-inetd in apt: fetch its package and unpack
 # it under bench/peers/xinetd, with the libraries it links installed.
 xinetd=bench/peers/xinetd/usr/sbin/xinetd
-if [ ! -x "$xinetd" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+if [ -z "$tls" ] && [ ! -x "$xinetd" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 	apt_install libwrap0 libtirpc3 libselinux1
 	mkdir -p bench/peers
 	tmp=$(mktemp -d)
@@ -75,7 +84,8 @@ if [ ! -x "$xinetd" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; th
 fi
 
 # If a package started its service anyway, it was this script's doing: stop
-# those processes, and only those.
+# those processes, and only those. (stunnel4's package starts nothing: its
+# service runs only the configs in /etc/stunnel, and ships none.)
 for name in inetd xinetd; do
 	case $name in inetd) before=$before_inetd ;; *) before=$before_xinetd ;; esac
 	for pid in $(pgrep -x "$name" || true); do
@@ -93,7 +103,10 @@ gcc -O2 -Wall -Wextra -o bench/bin/floor bench/floor.c
 
 # The peers' processes before the run: any other one found after it is ours.
 # (pgrep -x matches the kernel's process name, cut to 15 characters.)
-peers="inetd xinetd tcpserver tcpsvd systemd-socket- floor"
+# stunnel4 and socat may be run by others too (socat by the test suite):
+# only those with goinetd-bench's temporary folder in their command line
+# are ours.
+peers="inetd xinetd tcpserver tcpsvd systemd-socket- floor stunnel4 socat"
 before_run=$(for name in $peers; do pgrep -x "$name" || true; done)
 
 stamp=$(date -u +%Y%m%d-%H%M%S)
@@ -118,6 +131,8 @@ for name in $peers goinetd; do
 			case $exe in "$PWD"/bench/*) ;; *) continue ;; esac
 		elif echo "$before_run" | grep -qx "$pid"; then
 			continue
+		elif [ "$name" = stunnel4 ] || [ "$name" = socat ]; then
+			tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q goinetd-bench- || continue
 		fi
 		say "left running: $name (pid $pid, $exe)"
 		status=1

@@ -325,15 +325,11 @@ func (s *Service) Summary() string {
 	if s.Disabled {
 		return fmt.Sprintf("%s: disabled", s.Name)
 	}
-	proto := string(s.Protocol)
-	if s.TLS != nil {
-		proto += "+tls"
-	}
 	if s.Builtin != "" {
-		return fmt.Sprintf("%s: %s %s%s builtin %s", s.Name, proto, s.ListenAddress(), s.portName(), s.Builtin)
+		return fmt.Sprintf("%s: %s %s%s%s builtin %s", s.Name, s.Protocol, s.ListenAddress(), s.portName(), s.tlsName(), s.Builtin)
 	}
 	if s.Forward != "" {
-		return fmt.Sprintf("%s: %s %s%s forward %s", s.Name, proto, s.ListenAddress(), s.portName(), s.Forward)
+		return fmt.Sprintf("%s: %s %s%s forward %s", s.Name, s.Protocol, s.ListenAddress(), s.portName(), s.Forward)
 	}
 	argv := append([]string{s.Program}, s.Args...)
 	fds := ""
@@ -343,8 +339,16 @@ func (s *Service) Summary() string {
 	if argv0 := s.Argv()[0]; argv0 != filepath.Base(s.Program) {
 		fds += " argv0=" + argv0
 	}
-	return fmt.Sprintf("%s: %s %s%s %s%s stderr=%s: %s", s.Name, proto, s.ListenAddress(), s.portName(),
+	return fmt.Sprintf("%s: %s %s%s%s %s%s stderr=%s: %s", s.Name, s.Protocol, s.ListenAddress(), s.portName(), s.tlsName(),
 		s.Mode, fds, s.Stderr, strings.Join(argv, " "))
+}
+
+// tlsName says that the service does TLS, if it does.
+func (s *Service) tlsName() string {
+	if s.TLS == nil {
+		return ""
+	}
+	return " tls"
 }
 
 // portName says which service name the port was looked up as, if any.

@@ -186,6 +186,11 @@ func (s *Service) clone() *Service {
 	c := *s
 	c.Args = slices.Clone(s.Args)
 	c.Env = slices.Clone(s.Env)
+	if s.TLS != nil { // from [defaults]: validateTLS fills in and resolves each service's own
+		t := *s.TLS
+		t.Certs, t.ALPN = slices.Clone(s.TLS.Certs), slices.Clone(s.TLS.ALPN)
+		c.TLS = &t
+	}
 	return &c
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,9 +91,9 @@ func parseTLS(v any, dst **TLS) error {
 		case "session_tickets":
 			err = parseBool(v, &t.SessionTickets)
 		default:
-			err = fmt.Errorf("is not a tls key (want one of %s)", strings.Join(tlsKeys, ", "))
+			err = unknownTLSKey(k)
 		}
-		if err != nil {
+		for _, err := range unjoin(err) {
 			bad = append(bad, fmt.Errorf("%s: %w", k, err))
 		}
 	}
@@ -101,9 +102,12 @@ func parseTLS(v any, dst **TLS) error {
 	_, hasList := table["certs"]
 	switch {
 	case hasList && (hasCert || hasKey):
-		bad = append(bad, errors.New("give either cert and key, or certs = [{ cert = ..., key = ... }, ...], not both"))
-	case hasCert != hasKey:
-		bad = append(bad, errors.New(`cert and key go together: cert = "server.crt", key = "server.key"`))
+		bad = append(bad, errors.New("give either cert and key, or certs = [{ cert = ..., key = ... }, ...], not both: "+
+			"move this cert and key into certs"))
+	case hasCert && !hasKey:
+		bad = append(bad, errors.New(`cert needs its key: add key = "server.key", the private key of the certificate`))
+	case hasKey && !hasCert:
+		bad = append(bad, errors.New(`key needs its certificate: add cert = "server.crt", the certificate chain of the key`))
 	case hasCert:
 		t.Certs = []CertFiles{pair}
 	case !hasList:
@@ -116,10 +120,23 @@ func parseTLS(v any, dst **TLS) error {
 	return nil
 }
 
+// unknownTLSKey says that k is not a key of a tls table, and which one
+// it probably meant (see closestKey).
+func unknownTLSKey(k string) error {
+	if guess := closestKey(k, tlsKeys); guess != "" {
+		return fmt.Errorf("is not a tls key; did you mean %s?", guess)
+	}
+	return fmt.Errorf("is not a tls key (want one of %s)", strings.Join(tlsKeys, ", "))
+}
+
 func parseCertList(v any, dst *[]CertFiles) error {
+	const example = `[{ cert = "a.crt", key = "a.key" }, { cert = "b.crt", key = "b.key" }]`
 	list, ok := v.([]any)
-	if !ok || len(list) == 0 {
-		return fmt.Errorf(`must be a non-empty array like [{ cert = "a.crt", key = "a.key" }, { cert = "b.crt", key = "b.key" }], not %s`, describe(v))
+	switch {
+	case !ok:
+		return fmt.Errorf("must be an array like %s, not %s", example, describe(v))
+	case len(list) == 0:
+		return fmt.Errorf("must hold at least one certificate, like %s", example)
 	}
 	var bad []error
 	for i, item := range list {
@@ -137,35 +154,50 @@ func parseCertList(v any, dst *[]CertFiles) error {
 			case "key":
 				err = parsePath(table[k], &c.Key)
 			default:
-				err = errors.New("is not a key of a certificate (want cert or key)")
+				err = errors.New("is not a key of a certificate (want cert and key)")
 			}
 			if err != nil {
 				bad = append(bad, fmt.Errorf("certificate %d: %s: %w", i+1, k, err))
 			}
 		}
-		if c.Cert == "" || c.Key == "" {
-			bad = append(bad, fmt.Errorf(`certificate %d: needs both cert and key`, i+1))
+		_, hasCert := table["cert"]
+		_, hasKey := table["key"]
+		switch {
+		case !hasCert && !hasKey:
+			bad = append(bad, fmt.Errorf(`certificate %d: needs cert and key, like { cert = "a.crt", key = "a.key" }`, i+1))
 			continue
+		case !hasKey:
+			bad = append(bad, fmt.Errorf(`certificate %d: cert needs its key: add key = "a.key"`, i+1))
+			continue
+		case !hasCert:
+			bad = append(bad, fmt.Errorf(`certificate %d: key needs its certificate: add cert = "a.crt"`, i+1))
+			continue
+		case c.Cert == "" || c.Key == "":
+			continue // reported above
 		}
 		*dst = append(*dst, c)
 	}
 	return errors.Join(bad...)
 }
 
+// tlsVersions are the values of min_version: TLS 1.0 and 1.1 are not
+// offered at all (RFC 8996).
+var tlsVersions = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
+
 func parseTLSVersion(v any, dst *uint16) error {
-	s, err := parseString(v)
-	if err != nil {
-		return err
+	s, ok := v.(string)
+	if !ok {
+		return fmt.Errorf(`must be a string, "1.2" or "1.3", not %s`, describe(v))
 	}
-	switch s {
-	case "1.2":
-		*dst = tls.VersionTLS12
-	case "1.3":
-		*dst = tls.VersionTLS13
-	default:
-		return fmt.Errorf(`%q is not one of "1.2", "1.3" (older versions are not offered)`, s)
+	if version, ok := tlsVersions[s]; ok {
+		*dst = version
+		return nil
 	}
-	return nil
+	bare := strings.TrimLeft(strings.ToLower(s), "tlsv ")
+	if _, ok := tlsVersions[bare]; ok {
+		return fmt.Errorf(`%q is not one of "1.2", "1.3"; did you mean %q?`, s, bare)
+	}
+	return fmt.Errorf(`%q is not one of "1.2", "1.3": TLS 1.0 and 1.1 are not offered (RFC 8996)`, s)
 }
 
 func parseALPN(v any, dst *[]string) error {
@@ -173,9 +205,9 @@ func parseALPN(v any, dst *[]string) error {
 	if err := parseStrings(v, &protos); err != nil {
 		return err
 	}
-	for _, p := range protos {
+	for i, p := range protos {
 		if p == "" || len(p) > 255 {
-			return fmt.Errorf("%q: a protocol name has 1 to 255 bytes", p)
+			return fmt.Errorf(`item %d: %q is not a protocol name: it has 1 to 255 bytes, like "h2" or "imap"`, i+1, p)
 		}
 	}
 	*dst = protos
@@ -201,12 +233,12 @@ func validateTLS(s *Service, w *where) {
 		why = "a sensor: it runs nothing"
 	}
 	if why != "" {
-		w.add(keyTLS, "does not apply to %s", why)
+		w.add(keyTLS, "%sdoes not apply to %s", inheritedBy(w, keyTLS), why)
 		return
 	}
 	for _, name := range []string{keyBanner, keyBannerRefused} {
 		if w.set(name) {
-			w.add(name, "does not apply with tls: a banner is plaintext, written before the handshake")
+			w.add(name, "%sdoes not apply with tls: a banner is plaintext, written before the handshake", inheritedBy(w, name))
 		}
 	}
 	if t.ClientAuth == "" {
@@ -215,8 +247,12 @@ func validateTLS(s *Service, w *where) {
 			t.ClientAuth = ClientAuthRequire
 		}
 	}
-	if t.ClientAuth != ClientAuthNone && t.ClientCA == "" {
+	switch {
+	case t.ClientAuth != ClientAuthNone && t.ClientCA == "":
 		w.add(keyTLS, "client_auth = %q needs client_ca: the file of the CAs that sign client certificates", t.ClientAuth)
+	case t.ClientAuth == ClientAuthNone && t.ClientCA != "":
+		w.add(keyTLS, `client_auth = "none" asks no client for a certificate, so client_ca would be unused: `+
+			`remove client_ca, or set client_auth = "request" or "require"`)
 	}
 	if t.MinVersion == 0 {
 		t.MinVersion = tls.VersionTLS12
@@ -231,14 +267,40 @@ func validateTLS(s *Service, w *where) {
 	if t.ClientCA != "" {
 		t.ClientCA = resolve(w.dir, t.ClientCA)
 	}
+	if s.Disabled {
+		return // its files are not read, as its program is not looked for
+	}
 	loaded, err := LoadTLS(t, time.Now())
 	if err != nil {
-		w.add(keyTLS, "%v", err)
+		for _, err := range unjoin(err) {
+			w.add(keyTLS, "%v", err)
+		}
 		return
 	}
 	for _, warning := range loaded.Warnings {
 		w.warn(keyTLS, "%s", warning)
 	}
+}
+
+// inheritedBy names the service that inherits name from [defaults], for
+// a problem reported there, or is "" if the service sets name itself.
+func inheritedBy(w *where, name string) string {
+	if w.own(name) {
+		return ""
+	}
+	return fmt.Sprintf("services.%s inherits it, but it ", w.svc.Name)
+}
+
+// unjoin returns the errors that errors.Join joined into err, or err
+// alone, so that each is a problem of its own, on a line of its own.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		return joined.Unwrap()
+	}
+	return []error{err}
 }
 
 // LoadedTLS is what a tls table's files hold, loaded and checked.
@@ -258,16 +320,21 @@ func LoadTLS(t *TLS, now time.Time) (*LoadedTLS, error) {
 	for _, files := range t.Certs {
 		c, err := loadPair(files, now)
 		if err != nil {
-			bad = append(bad, err)
+			bad = append(bad, unjoin(err)...)
 			continue
 		}
 		l.Certs = append(l.Certs, c)
 		if fi, err := os.Stat(files.Key); err == nil && fi.Mode().Perm()&0o004 != 0 {
-			l.Warnings = append(l.Warnings, fmt.Sprintf("the key %s is readable by every user: chmod o-r it", files.Key))
+			l.Warnings = append(l.Warnings, fmt.Sprintf("the private key %s is readable by every user (mode %04o): "+
+				"chmod 600 it, owned by root", files.Key, fi.Mode().Perm()))
+		}
+		if eku := c.Leaf.ExtKeyUsage; len(eku) > 0 && !slices.Contains(eku, x509.ExtKeyUsageServerAuth) && !slices.Contains(eku, x509.ExtKeyUsageAny) {
+			l.Warnings = append(l.Warnings, fmt.Sprintf("the certificate in %s is not for TLS servers: "+
+				"its extended key usage lacks serverAuth, so clients will refuse it", files.Cert))
 		}
 		if left := c.Leaf.NotAfter.Sub(now); left < ExpiryWarning {
-			l.Warnings = append(l.Warnings, fmt.Sprintf("the certificate in %s expires on %s, in %s: renew it and reload",
-				files.Cert, c.Leaf.NotAfter.UTC().Format(time.DateOnly), left.Round(time.Hour)))
+			l.Warnings = append(l.Warnings, fmt.Sprintf("the certificate in %s expires on %s, in %s: renew it and reload goinetd",
+				files.Cert, c.Leaf.NotAfter.UTC().Format(time.RFC3339), roughly(left)))
 		}
 	}
 	if t.ClientCA != "" {
@@ -285,16 +352,23 @@ func LoadTLS(t *TLS, now time.Time) (*LoadedTLS, error) {
 
 // loadPair loads one certificate chain and its key.
 func loadPair(files CertFiles, now time.Time) (tls.Certificate, error) {
-	certPEM, err := readSmallFile(files.Cert)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("cert %w", err)
+	certPEM, certErr := readSmallFile(files.Cert)
+	if certErr != nil {
+		certErr = fmt.Errorf("cert %w", certErr)
 	}
-	keyPEM, err := readSmallFile(files.Key)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("key %w", err)
+	keyPEM, keyErr := readSmallFile(files.Key)
+	if keyErr != nil {
+		keyErr = fmt.Errorf("key %w", keyErr)
+	}
+	if certErr != nil || keyErr != nil {
+		return tls.Certificate{}, errors.Join(certErr, keyErr)
 	}
 	c, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
+		if strings.Contains(err.Error(), "does not match") {
+			return tls.Certificate{}, fmt.Errorf("key %s is not the key of the certificate in %s (%w): "+
+				"give the private key the certificate was made for", files.Key, files.Cert, err)
+		}
 		return tls.Certificate{}, fmt.Errorf("cert %s, key %s: %w", files.Cert, files.Key, err)
 	}
 	switch leaf := c.Leaf; {
@@ -304,6 +378,15 @@ func loadPair(files CertFiles, now time.Time) (tls.Certificate, error) {
 		return tls.Certificate{}, fmt.Errorf("the certificate in %s is not valid before %s: check the clock, or the certificate", files.Cert, leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return c, nil
+}
+
+// roughly says how long d is, in days if it is two or more, else in hours
+// and minutes.
+func roughly(d time.Duration) string {
+	if days := d / (24 * time.Hour); days >= 2 {
+		return fmt.Sprintf("%d days", days)
+	}
+	return d.Round(time.Minute).String()
 }
 
 // loadPool loads a PEM file of CA certificates.
@@ -330,7 +413,8 @@ func loadPool(path string) (*x509.CertPool, error) {
 		n++
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("client_ca %s: no PEM certificate in it", path)
+		return nil, fmt.Errorf("client_ca %s holds no PEM certificate (-----BEGIN CERTIFICATE-----): "+
+			"give the file of the CA certificates that sign client certificates", path)
 	}
 	return pool, nil
 }

@@ -81,9 +81,10 @@
 //     lock goes through it.
 //  3. A connection's slot is counted once, in the pid table under its
 //     lock, from its accept until its child is reaped or its built-in
-//     connection ends. table.go is the only file that takes the table's
-//     lock or changes its counts; a refusal or a failure frees the slot
-//     through children.release, the reaper through the same.
+//     connection ends (a TLS connection's: both its child and its relay).
+//     table.go is the only file that takes the table's lock or changes its
+//     counts; a refusal or a failure frees the slot through
+//     children.release, the reaper (or a TLS relay) through the same.
 //  4. Every child the reaper collects has been recorded, and a child
 //     whose exec failed is not collected by the reaper before its spawn
 //     has waited for it: both run on the loop's thread, and a spawn

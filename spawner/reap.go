@@ -59,11 +59,14 @@ func (cs *children) reapExited() (childless bool) {
 	leftovers := false
 	for _, e := range exits {
 		if e.relay != nil {
-			e.relay.reaped = e // logged with the bytes relayed, once the relay ends (tls.go)
+			// Logged with the bytes relayed, and its slot freed, once the
+			// relay ends (tls.go).
+			e.relay.reaped = e
+			e.relay.handlerReaped()
 		} else {
 			cs.logExit(e)
 		}
-		if e.svc != nil {
+		if e.svc != nil && e.relay == nil {
 			cs.release(e.slot)
 		} else {
 			leftovers = true

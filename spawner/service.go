@@ -32,8 +32,8 @@ type service struct {
 	// beyond its accept: a built-in's connection for its whole life, a
 	// PROXY protocol one's until its header is read and a resolve_peer
 	// one's until its name is looked up (1), a forwarder's (forwardFDs), a
-	// TLS one's until the relay ends (2: the client's, and goinetd's end
-	// of the handler's socket pair).
+	// TLS one's until the relay ends (3: the accepted one, the netpoller's
+	// duplicate of it, and goinetd's end of the handler's socket pair).
 	// They count against maxHeld.
 	heldFDs int
 
@@ -48,7 +48,7 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 	case svc.Forward != "":
 		p.heldFDs = forwardFDs
 	case svc.TLS != nil && svc.Builtin == "":
-		p.heldFDs = 2
+		p.heldFDs = 3
 	case svc.Builtin != "" && svc.Protocol != config.UDP || svc.ProxyProtocol || svc.ResolvePeer:
 		p.heldFDs = 1
 	}

@@ -107,15 +107,33 @@ type tlsSession struct {
 	relay     *relay
 }
 
-// relay counts what a tlsSession relays, and holds its handler's exit
-// for the connection's record.
+// relay counts what a tlsSession relays, holds its handler's exit for
+// the connection's record, and bounds what is left once the handler is
+// gone.
 type relay struct {
 	in, out atomic.Int64 // bytes, client to handler and handler to client
 	reaped  exit         // set by the reaper before it closes tlsSession.reaped
+
+	client  net.Conn
+	handler *net.UnixConn
+	drain   time.Duration // what the client has, once the handler is reaped, to take its last output
 }
 
-// newTLSSession makes the socket pair for the client's connection tc.
-func newTLSSession(tc *tls.Conn) (*tlsSession, error) {
+// handlerReaped is called by the reaper when the relay's handler has been
+// reaped: nothing will read what the client sends from now on, and what
+// the handler wrote must reach the client within drain, or the relay
+// ends anyway. Without this bound a client that never reads would keep
+// the relay, its descriptors and its slot forever.
+func (r *relay) handlerReaped() {
+	r.client.SetReadDeadline(time.Now())
+	end := time.Now().Add(r.drain)
+	r.client.SetWriteDeadline(end)
+	r.handler.SetReadDeadline(end) // a process the handler left may still hold its end
+}
+
+// newTLSSession makes the socket pair for the client's connection tc, of
+// a service whose handshake_timeout is drain.
+func newTLSSession(tc *tls.Conn, drain time.Duration) (*tlsSession, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -127,8 +145,9 @@ func newTLSSession(tc *tls.Conn) (*tlsSession, error) {
 		unix.Close(fds[0])
 		return nil, fmt.Errorf("socketpair: %w", err)
 	}
-	return &tlsSession{conn: tc, state: tc.ConnectionState(), handlerFD: fds[0], plain: c.(*net.UnixConn),
-		reaped: make(chan struct{}), relay: &relay{}}, nil
+	plain := c.(*net.UnixConn)
+	return &tlsSession{conn: tc, state: tc.ConnectionState(), handlerFD: fds[0], plain: plain,
+		reaped: make(chan struct{}), relay: &relay{client: tc, handler: plain, drain: drain}}, nil
 }
 
 // spawnTLS serves a connection accepted, and counted, on a TLS service
@@ -174,7 +193,7 @@ func (s *Server) spawnTLS(svc *service, counted slot, fd int, sa unix.Sockaddr) 
 		s.children.release(sl)
 		return
 	}
-	t, err := newTLSSession(tc)
+	t, err := newTLSSession(tc, svc.TLS.HandshakeTimeout)
 	if err != nil {
 		s.children.release(sl)
 		svc.execFailed.log(s.log, slog.LevelError, "spawn failed", "service", svc.Name, "peer", peer, "stage", "tls", "err", err)
@@ -194,14 +213,15 @@ func (s *Server) spawnTLS(svc *service, counted slot, fd int, sa unix.Sockaddr) 
 	<-t.reaped
 	s.metrics.TLSBytes(svc.Name, t.relay.in.Load(), t.relay.out.Load())
 	s.children.logExit(t.relay.reaped)
+	s.children.release(t.relay.reaped.slot) // the reaper left it to the relay
 }
 
 // relayUntilDone copies between the client and the handler, one
 // goroutine per direction, until both directions have ended: each ends at
 // its source's end of stream or error, and passes it on (the client's
 // close_notify, or its connection's end, becomes EOF on the handler's
-// stdin; the handler's end of output becomes close_notify), or when the
-// handler has been reaped and nothing is left to read from it.
+// stdin; the handler's end of output becomes close_notify), or at the
+// deadlines handlerReaped sets.
 func (t *tlsSession) relayUntilDone() {
 	toHandler := make(chan struct{})
 	go func() {
@@ -217,13 +237,7 @@ func (t *tlsSession) relayUntilDone() {
 	} else {
 		t.conn.SetReadDeadline(time.Now()) // the client is gone, or the handler: stop both ways
 	}
-	select {
-	case <-toHandler:
-	case <-t.reaped:
-		// Nobody is left to read what the client sends.
-		t.conn.SetReadDeadline(time.Now())
-		<-toHandler
-	}
+	<-toHandler
 }
 
 // relayBuffers hold one TLS record's plaintext at most, so that each

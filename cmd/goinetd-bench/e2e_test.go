@@ -134,6 +134,74 @@ func TestBenchGoinetdAndGoEcho(t *testing.T) {
 	}
 }
 
+// TestBenchTLSGoinetd runs the TLS comparison, briefly, against goinetd
+// alone (no peer): full and resumed handshakes at two levels, and the
+// bulk test.
+func TestBenchTLSGoinetd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers and makes a few hundred TLS connections")
+	}
+	jsonPath := filepath.Join(t.TempDir(), "results.json")
+	var stdout, stderr strings.Builder
+	status := run([]string{
+		"-goinetd", goinetdPath, "-tls", "-servers", "goinetd",
+		"-levels", "1,4", "-duration", "300ms", "-warmup", "100ms",
+		"-rounds", "1", "-bulk-mb", "4", "-port-base", "0", "-json", jsonPath,
+	}, &stdout, &stderr)
+	if status != 0 {
+		t.Fatalf("exit status %d; want 0\nstderr:\n%s\nstdout:\n%s", status, stderr.String(), stdout.String())
+	}
+	data, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res results
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatalf("-json: %v", err)
+	}
+	if len(res.Runs) != 4 {
+		t.Fatalf("got %d runs; want 4 (2 levels × full and resumed handshakes)", len(res.Runs))
+	}
+	for _, r := range res.Runs {
+		where := fmt.Sprintf("%s at %d, %s handshakes", r.Server, r.Level, r.Handshake)
+		if r.Conns <= 0 || r.Errors != 0 || r.ZombiesLeft != 0 || r.ChildrenLeft != 0 {
+			t.Errorf("%s: %d connections, %d errors %v, %d zombies and %d children left; want some, and none of the rest",
+				where, r.Conns, r.Errors, r.ErrorKinds, r.ZombiesLeft, r.ChildrenLeft)
+		}
+		switch r.Handshake {
+		case handshakeFull:
+			if r.Resumed != 0 {
+				t.Errorf("%s: %d resumed; want 0", where, r.Resumed)
+			}
+		case handshakeResumed:
+			if float64(r.Resumed) < minResumedShare*float64(r.Conns) {
+				t.Errorf("%s: %d of %d resumed; want at least %v of them", where, r.Resumed, r.Conns, minResumedShare)
+			}
+		default:
+			t.Errorf("%s: handshake %q; want full or resumed", where, r.Handshake)
+		}
+	}
+	if len(res.Bulks) != 1 || res.Bulks[0].Error != "" || res.Bulks[0].MBps <= 0 || res.Bulks[0].MB != 4 {
+		t.Fatalf("bulk results: %+v; want one of 4 MB, at some MB/s, without error", res.Bulks)
+	}
+	out := stdout.String()
+	for _, want := range []string{
+		"## TLS in front of /bin/cat per connection: full handshakes",
+		"## TLS in front of /bin/cat per connection: resumed handshakes",
+		"| 4 | goinetd | ",
+		"## One connection's bulk throughput (TLS)",
+		"| goinetd | ",
+		"Left running at the end: nothing",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report lacks %q; got:\n%s", want, out)
+		}
+	}
+	if left, err := (proc{root: "/proc"}).children(os.Getpid()); err != nil || len(left) != 0 {
+		t.Errorf("children of the test left: %v, %v; want none", pidsOf(left), err)
+	}
+}
+
 func TestUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"-servers", "nosuch"},
@@ -141,6 +209,9 @@ func TestUsage(t *testing.T) {
 		{"-rounds", "0"},
 		{"-server", "x=/bin/cat"},
 		{"extra"},
+		{"-tls", "-hold", "10"},
+		{"-tls", "-server", "x=/bin/cat {port}"},
+		{"-tls", "-bulk-mb", "-1"},
 	} {
 		var stdout, stderr strings.Builder
 		status := run(append([]string{"-goinetd", goinetdPath}, args...), &stdout, &stderr)

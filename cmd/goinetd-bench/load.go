@@ -31,6 +31,7 @@ var payload = func() []byte {
 // loadResult is one closed-loop run against one server.
 type loadResult struct {
 	conns     int             // connections that completed the exchange
+	resumed   int             // of those, the TLS connections that resumed a session
 	elapsed   time.Duration   // from the first connect to the last worker's end
 	latencies []time.Duration // per completed connection, connect to EOF; sorted
 	errors    map[string]int  // failed connections, by kind
@@ -44,12 +45,25 @@ func (r loadResult) errorCount() int {
 	return n
 }
 
+// client makes the connections of the closed loop: plain TCP (tcpClient)
+// or TLS (tlsClient).
+type client interface {
+	// worker returns what one worker calls for each of its connections,
+	// one at a time: connect to addr, exchange the payload, end the
+	// connection, all before deadline. It returns "" or the kind of
+	// failure (see errorKind), and whether a TLS session was resumed.
+	// Worker i of one closedLoop is worker i of the next one too (the
+	// warm-up, then the measurement): a TLS client keeps its session.
+	worker(i int) func(ctx context.Context, addr string, deadline time.Time) (kind string, resumed bool)
+}
+
 // closedLoop runs workers concurrent clients against addr. Each repeatedly
-// connects, writes the payload, reads it back, half-closes, reads EOF and
-// closes, until duration has passed or maxConns connections (completed or
-// failed) have been started, whichever comes first. Each connection must
-// finish within timeout. ctx ends the run early.
-func closedLoop(ctx context.Context, addr string, workers int, duration time.Duration, maxConns int, timeout time.Duration) loadResult {
+// makes one connection with cl (connects, writes the payload, reads it
+// back, half-closes, reads EOF and closes), until duration has passed or
+// maxConns connections (completed or failed) have been started, whichever
+// comes first. Each connection must finish within timeout. ctx ends the
+// run early.
+func closedLoop(ctx context.Context, cl client, addr string, workers int, duration time.Duration, maxConns int, timeout time.Duration) loadResult {
 	var (
 		remaining = int64(maxConns)
 		mu        sync.Mutex
@@ -58,23 +72,28 @@ func closedLoop(ctx context.Context, addr string, workers int, duration time.Dur
 	)
 	start := time.Now()
 	deadline := start.Add(duration)
-	for range workers {
+	for i := range workers {
 		wg.Go(func() {
 			var lat []time.Duration
+			resumed := 0
 			errs := make(map[string]int)
-			buf := make([]byte, payloadSize+1)
-			d := net.Dialer{Timeout: timeout}
+			conn := cl.worker(i)
 			for ctx.Err() == nil && time.Now().Before(deadline) && atomic.AddInt64(&remaining, -1) >= 0 {
 				t0 := time.Now()
-				if kind := exchange(ctx, &d, addr, buf, t0.Add(timeout)); kind != "" {
+				kind, didResume := conn(ctx, addr, t0.Add(timeout))
+				if kind != "" {
 					errs[kind]++
 					continue
 				}
 				lat = append(lat, time.Since(t0))
+				if didResume {
+					resumed++
+				}
 			}
 			mu.Lock()
 			defer mu.Unlock()
 			res.latencies = append(res.latencies, lat...)
+			res.resumed += resumed
 			for k, n := range errs {
 				res.errors[k] += n
 			}
@@ -87,15 +106,36 @@ func closedLoop(ctx context.Context, addr string, workers int, duration time.Dur
 	return res
 }
 
-// exchange is one connection of the closed loop. It returns "" on
-// success, or the kind of failure (see errorKind).
-func exchange(ctx context.Context, d *net.Dialer, addr string, buf []byte, deadline time.Time) string {
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return errorKind("connect", err)
+// tcpClient makes plain TCP connections.
+type tcpClient struct{}
+
+func (tcpClient) worker(int) func(ctx context.Context, addr string, deadline time.Time) (string, bool) {
+	var d net.Dialer
+	buf := make([]byte, payloadSize+1)
+	return func(ctx context.Context, addr string, deadline time.Time) (string, bool) {
+		d.Deadline = deadline
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return errorKind("connect", err), false
+		}
+		defer c.Close()
+		c.SetDeadline(deadline)
+		return echoAndEnd(c.(*net.TCPConn), buf), false
 	}
-	defer c.Close()
-	c.SetDeadline(deadline)
+}
+
+// halfCloser is a connection whose sending side can be closed alone: a
+// *net.TCPConn (FIN) or a *tls.Conn (close_notify).
+type halfCloser interface {
+	io.ReadWriter
+	CloseWrite() error
+}
+
+// echoAndEnd is the exchange of one connection, once it is set up: write
+// the payload, read it back (it must be equal), half-close, read EOF. buf
+// holds at least payloadSize+1 bytes. It returns "" on success, or the
+// kind of failure (see errorKind).
+func echoAndEnd(c halfCloser, buf []byte) string {
 	if _, err := c.Write(payload); err != nil {
 		return errorKind("write", err)
 	}
@@ -105,7 +145,7 @@ func exchange(ctx context.Context, d *net.Dialer, addr string, buf []byte, deadl
 	if !bytes.Equal(buf[:payloadSize], payload) {
 		return "read: echo differs from what was sent"
 	}
-	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+	if err := c.CloseWrite(); err != nil {
 		return errorKind("half-close", err)
 	}
 	n, err := c.Read(buf)

@@ -57,6 +57,8 @@ type options struct {
 	levels   []int
 	rounds   int
 	hold     int
+	tls      bool  // the TLS comparison instead of the plain one
+	bulkMB   int64 // -tls: MB (10^6 bytes) through one connection; 0: no bulk test
 	portBase int
 	jsonOut  string
 	keep     bool
@@ -107,7 +109,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{paths: paths{self: self}}
 	servers := fs.String("servers", "all", "comma-separated `names` of the servers to run, or all: goinetd, floor, xinetd, "+
 		"openbsd-inetd, tcpserver, tcpsvd, systemd-socket-activate, goinetd-echo, go-echo")
-	levels := fs.String("levels", "1,8,32,128", "comma-separated concurrency `levels`")
+	levels := fs.String("levels", "1,8,32,128", "comma-separated concurrency `levels` (with -tls, 1,8,32 by default)")
+	fs.BoolVar(&o.tls, "tls", false, "compare TLS termination instead: goinetd (tls = {...}), stunnel and socat, "+
+		"each before /bin/cat, full and resumed handshakes, and a bulk test; no hold test")
+	fs.Int64Var(&o.bulkMB, "bulk-mb", 128, "-tls: how many `MB` the bulk test sends through one connection and reads back (0: no bulk test)")
 	fs.DurationVar(&o.set.duration, "duration", 5*time.Second, "how long each level is measured (at most)")
 	fs.IntVar(&o.set.maxConns, "max-conns", 100000, "how many connections each level makes (at most)")
 	fs.DurationVar(&o.set.warmup, "warmup", 500*time.Millisecond, "how long each level runs before it is measured")
@@ -126,6 +131,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.paths.tcpserver, "tcpserver", "", "tcpserver's `path` (default: in PATH)")
 	fs.StringVar(&o.paths.tcpsvd, "tcpsvd", "", "tcpsvd's `path` (default: in PATH)")
 	fs.StringVar(&o.paths.socketActivate, "socket-activate", "", "systemd-socket-activate's `path` (default: in PATH)")
+	fs.StringVar(&o.paths.stunnel, "stunnel", "", "-tls: stunnel's `path` (default: stunnel4 or stunnel in PATH)")
+	fs.StringVar(&o.paths.socat, "socat", "", "-tls: socat's `path` (default: in PATH)")
 	fs.Func("server", "another server to run, as `NAME=COMMAND` with {port} in COMMAND (split on spaces, no shell); repeatable", func(v string) error {
 		sp, err := customSpec(v)
 		if err == nil {
@@ -138,6 +145,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if o.tls && !given["levels"] {
+		*levels = "1,8,32"
+	}
+	if o.tls && !given["hold"] {
+		o.hold = 0
 	}
 	if o.levels, err = parseLevels(*levels); err != nil {
 		return nil, err
@@ -152,6 +167,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("-duration, -timeout and -sample must be above zero")
 	case o.hold < 0:
 		return nil, errors.New("-hold: want 0 or more")
+	case o.bulkMB < 0:
+		return nil, errors.New("-bulk-mb: want 0 or more")
+	case o.tls && o.hold > 0 && given["hold"]:
+		return nil, errors.New("-hold and -tls together: the TLS comparison has no hold test")
+	case o.tls && len(o.custom) > 0:
+		return nil, errors.New("-server and -tls together: a server given with -server is measured with plain TCP, not TLS")
 	}
 	peers := filepath.Join(binDir, "..", "peers")
 	o.paths.goinetd = findProgram(o.paths.goinetd, "goinetd")
@@ -161,6 +182,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.paths.tcpserver = findProgram(o.paths.tcpserver, "tcpserver")
 	o.paths.tcpsvd = findProgram(o.paths.tcpsvd, "tcpsvd")
 	o.paths.socketActivate = findProgram(o.paths.socketActivate, "systemd-socket-activate")
+	o.paths.stunnel = findProgram(o.paths.stunnel, "stunnel4", "stunnel")
+	o.paths.socat = findProgram(o.paths.socat, "socat")
 	return o, nil
 }
 
@@ -177,10 +200,9 @@ func parseLevels(s string) ([]int, error) {
 	return levels, nil
 }
 
-// selectSpecs returns the servers to run, in order, and the ones left out
-// because they are not installed.
-func selectSpecs(o *options) (specs []*spec, skipped []string, err error) {
-	all := append(allSpecs(o.paths), o.custom...)
+// selectSpecs returns the servers of all to run, in order, and the ones
+// left out because they are not installed.
+func selectSpecs(o *options, all []*spec) (specs []*spec, skipped []string, err error) {
 	want := make(map[string]bool)
 	for _, name := range o.servers {
 		want[strings.TrimSpace(name)] = true
@@ -224,12 +246,16 @@ func header(o *options, set settings) []string {
 			version = strings.TrimSpace(string(out))
 		}
 	}
+	extra := fmt.Sprintf("hold test: %d connections", o.hold)
+	if o.tls {
+		extra = fmt.Sprintf("TLS 1.3, ECDHE on P-256, an ECDSA P-256 certificate; full and resumed handshakes; bulk test: %d MB through one connection", o.bulkMB)
+	}
 	return []string{
 		fmt.Sprintf("%s; Linux %s; %d CPUs; goinetd-bench built with %s; %s",
 			time.Now().UTC().Format("2006-01-02 15:04 UTC"), strings.TrimSpace(string(osrelease)), runtime.NumCPU(), runtime.Version(), version),
-		fmt.Sprintf("%d rounds; levels %v; each level: %v warm-up, then at most %v or %d connections; "+
-			"hold test: %d connections; handler /bin/cat; %d-byte exchange per connection",
-			o.rounds, o.levels, set.warmup, set.duration, set.maxConns, o.hold, payloadSize),
+		fmt.Sprintf("%d rounds; levels %v; each level: %v warm-up, then at most %v or %d connections; %s; "+
+			"handler /bin/cat; %d-byte exchange per connection",
+			o.rounds, o.levels, set.warmup, set.duration, set.maxConns, extra, payloadSize),
 		fmt.Sprintf("load average at the start: %s; tcp_tw_reuse %s; local ports %s; clock ticks %d/s",
 			loadavg(), strings.TrimSpace(string(twReuse)), strings.Join(strings.Fields(string(portRange)), "-"), set.ticks),
 		"the client runs on the same machine (and cores) as the servers",
@@ -255,6 +281,8 @@ func displayCommand(srv *server) string {
 	args := make([]string, len(srv.argv))
 	for i, a := range srv.argv {
 		a = strings.ReplaceAll(a, srv.dir, "$DIR")
+		// The run's own files (-tls: the certificate) are in the folder above.
+		a = strings.ReplaceAll(a, filepath.Dir(srv.dir), "$DIR/..")
 		args[i] = strings.ReplaceAll(a, port, "$PORT")
 	}
 	return strings.Join(quoteArgs(args), " ")
@@ -278,12 +306,13 @@ func writeJSON(path string, res *results) error {
 	out := *res
 	out.Runs = make([]levelResult, len(res.Runs))
 	for i, r := range res.Runs {
-		for _, f := range []*float64{&r.CPUus, &r.CPUChildrenUs, &r.ConnsPerSec, &r.OthersPct} {
-			if math.IsNaN(*f) || math.IsInf(*f, 0) {
-				*f = -1
-			}
-		}
+		unmeasuredAsMinusOne(&r.CPUus, &r.CPUChildrenUs, &r.ConnsPerSec, &r.OthersPct)
 		out.Runs[i] = r
+	}
+	out.Bulks = make([]bulkResult, len(res.Bulks))
+	for i, b := range res.Bulks {
+		unmeasuredAsMinusOne(&b.CPUTreeUsPerMB, &b.OthersPct)
+		out.Bulks[i] = b
 	}
 	data, err := json.MarshalIndent(&out, "", "  ")
 	if err != nil {
@@ -293,4 +322,14 @@ func writeJSON(path string, res *results) error {
 		return fmt.Errorf("-json: %w", err)
 	}
 	return nil
+}
+
+// unmeasuredAsMinusOne sets every figure that is NaN or infinite (not
+// measured) to -1, which JSON can hold.
+func unmeasuredAsMinusOne(figures ...*float64) {
+	for _, f := range figures {
+		if math.IsNaN(*f) || math.IsInf(*f, 0) {
+			*f = -1
+		}
+	}
 }

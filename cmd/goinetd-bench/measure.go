@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
 	"math"
 	"os"
 	"sync"
@@ -13,7 +15,9 @@ type levelResult struct {
 	Server      string         `json:"server"`
 	Round       int            `json:"round"`
 	Level       int            `json:"level"`
+	Handshake   string         `json:"handshake,omitempty"` // TLS: handshakeFull or handshakeResumed
 	Conns       int            `json:"conns"`
+	Resumed     int            `json:"resumed,omitempty"` // TLS: the connections that resumed a session
 	Seconds     float64        `json:"seconds"`
 	ConnsPerSec float64        `json:"conns_per_sec"`
 	P50ms       float64        `json:"p50_ms"`
@@ -38,6 +42,23 @@ type levelResult struct {
 	// own threads, and whatever else ran. Above a few percent, something
 	// else disturbed the level.
 	OthersPct float64 `json:"others_pct"`
+}
+
+// bulkResult is one server moving MB through one TLS connection and its
+// handler, and back, in one round.
+type bulkResult struct {
+	Server         string  `json:"server"`
+	Round          int     `json:"round"`
+	MB             int64   `json:"mb"` // 10^6 bytes, each way
+	Seconds        float64 `json:"seconds"`
+	MBps           float64 `json:"mb_per_sec"`
+	CPUTreeUsPerMB float64 `json:"cpu_tree_us_per_mb"` // the server's tree, as CPUChildrenUs
+	Negotiated     string  `json:"negotiated"`         // protocol, cipher suite, key exchange
+	Error          string  `json:"error,omitempty"`
+	ZombiesLeft    int     `json:"zombies_left"`
+	ChildrenLeft   int     `json:"children_left"`
+	ServerDied     bool    `json:"server_died,omitempty"`
+	OthersPct      float64 `json:"others_pct"`
 }
 
 // holdResult is one server holding many connections at once, in one round.
@@ -110,18 +131,65 @@ func (s *sampler) run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// measureLevel warms srv up, then runs the closed loop at the given
+// cpuSnapshot is a server's CPU time, goinetd-bench's own and the
+// machine's, at one moment; err is the first that reading them met.
+type cpuSnapshot struct {
+	srv, self   procStat
+	busy, total uint64 // the machine's, from /proc/stat
+	err         error
+}
+
+func takeCPU(p proc, pid int) cpuSnapshot {
+	var s cpuSnapshot
+	var errs [3]error
+	s.srv, errs[0] = p.stat(pid)
+	s.self, errs[1] = p.stat(os.Getpid())
+	s.busy, s.total, errs[2] = p.cpuTimes()
+	s.err = errors.Join(errs[:]...)
+	return s
+}
+
+// serverTicks returns the server's CPU time from s to after, in clock
+// ticks: its own (utime+stime, every thread), and its tree's (its own
+// plus cutime+cstime: the children it reaped meanwhile, and theirs).
+func (s cpuSnapshot) serverTicks(after cpuSnapshot) (own, tree uint64) {
+	own = after.srv.utime + after.srv.stime - s.srv.utime - s.srv.stime
+	return own, own + after.srv.cutime + after.srv.cstime - s.srv.cutime - s.srv.cstime
+}
+
+// othersPct returns the share of the machine's CPU time from s to after
+// that went to neither the server's tree nor goinetd-bench: NaN if it
+// could not be read.
+func (s cpuSnapshot) othersPct(after cpuSnapshot) float64 {
+	if s.err != nil || after.err != nil || after.total <= s.total {
+		return math.NaN()
+	}
+	_, tree := s.serverTicks(after)
+	ours := tree + after.self.utime + after.self.stime - s.self.utime - s.self.stime
+	others := float64(after.busy-s.busy) - float64(ours)
+	return max(others, 0) / float64(after.total-s.total) * 100
+}
+
+// perUnit converts ticks into microseconds per unit (a connection, a MB).
+// A tick is 10 ms: a run too short to cost one has no figure (NaN),
+// rather than a figure of 0.
+func perUnit(ticks, ticksPerSec uint64, units float64) float64 {
+	if ticks == 0 || units <= 0 {
+		return math.NaN()
+	}
+	return float64(ticks) / float64(ticksPerSec) * 1e6 / units
+}
+
+// measureLevel warms srv up, then runs the closed loop of cl at the given
 // concurrency and measures it: the client's figures, and the server's
 // CPU time, peaks and leftovers from /proc.
-func measureLevel(ctx context.Context, p proc, srv *server, level int, set settings) levelResult {
+func measureLevel(ctx context.Context, p proc, srv *server, cl client, level int, set settings) levelResult {
 	r := levelResult{Server: srv.spec.name, Level: level}
 	if set.warmup > 0 {
-		closedLoop(ctx, srv.addr(), level, set.warmup, set.maxConns, set.timeout)
+		closedLoop(ctx, cl, srv.addr(), level, set.warmup, set.maxConns, set.timeout)
 		waitChildren(p, srv.pid(), set.settle)
 	}
-	before, berr := p.stat(srv.pid())
-	selfBefore, sberr := p.stat(os.Getpid())
-	busyBefore, totalBefore, cberr := p.cpuTimes()
+	before := takeCPU(p, srv.pid())
 
 	sctx, stopSampling := context.WithCancel(ctx)
 	smp := &sampler{p: p, pid: srv.pid()}
@@ -130,7 +198,7 @@ func measureLevel(ctx context.Context, p proc, srv *server, level int, set setti
 		smp.run(sctx, set.sample)
 		close(sampled)
 	}()
-	load := closedLoop(ctx, srv.addr(), level, set.duration, set.maxConns, set.timeout)
+	load := closedLoop(ctx, cl, srv.addr(), level, set.duration, set.maxConns, set.timeout)
 	stopSampling()
 	<-sampled
 
@@ -138,38 +206,47 @@ func measureLevel(ctx context.Context, p proc, srv *server, level int, set setti
 	// read EOF), but the server may not have reaped them yet; cutime
 	// counts a child only once it is reaped.
 	r.ChildrenLeft, r.ZombiesLeft = waitChildren(p, srv.pid(), set.settle)
-	after, aerr := p.stat(srv.pid())
-	selfAfter, saerr := p.stat(os.Getpid())
-	busyAfter, totalAfter, caerr := p.cpuTimes()
+	after := takeCPU(p, srv.pid())
 
-	r.Conns, r.Seconds = load.conns, load.elapsed.Seconds()
+	r.Conns, r.Resumed, r.Seconds = load.conns, load.resumed, load.elapsed.Seconds()
 	r.ConnsPerSec = float64(load.conns) / load.elapsed.Seconds()
 	r.P50ms = ms(percentile(load.latencies, 50))
 	r.P99ms = ms(percentile(load.latencies, 99))
 	r.MaxMs = ms(percentile(load.latencies, 100))
 	r.Errors, r.ErrorKinds = load.errorCount(), load.errors
 	r.CPUus, r.CPUChildrenUs = math.NaN(), math.NaN()
-	// A tick is 10 ms: a run too short to cost one has no figure, rather
-	// than a figure of 0.
-	if berr == nil && aerr == nil && load.conns > 0 {
-		own := after.utime + after.stime - before.utime - before.stime
-		kids := after.cutime + after.cstime - before.cutime - before.cstime
-		perConn := func(ticks uint64) float64 {
-			if ticks == 0 {
-				return math.NaN()
-			}
-			return float64(ticks) / float64(set.ticks) * 1e6 / float64(load.conns)
-		}
-		r.CPUus, r.CPUChildrenUs = perConn(own), perConn(own+kids)
+	if before.err == nil && after.err == nil {
+		own, tree := before.serverTicks(after)
+		r.CPUus, r.CPUChildrenUs = perUnit(own, set.ticks, float64(load.conns)), perUnit(tree, set.ticks, float64(load.conns))
 	}
-	r.OthersPct = math.NaN()
-	if berr == nil && aerr == nil && sberr == nil && saerr == nil && cberr == nil && caerr == nil && totalAfter > totalBefore {
-		ours := (after.utime + after.stime + after.cutime + after.cstime) - (before.utime + before.stime + before.cutime + before.cstime) +
-			(selfAfter.utime + selfAfter.stime) - (selfBefore.utime + selfBefore.stime)
-		others := float64(busyAfter-busyBefore) - float64(ours)
-		r.OthersPct = max(others, 0) / float64(totalAfter-totalBefore) * 100
-	}
+	r.OthersPct = before.othersPct(after)
 	r.PeakRSSKB, r.MaxThreads, r.MaxChildren = smp.rssKB, smp.threads, smp.children
+	r.ServerDied = !srv.alive()
+	return r
+}
+
+// measureBulk sends mb MB through one TLS connection to srv and its
+// handler and reads them back at the same time, and measures the rate
+// and the server's CPU time.
+func measureBulk(ctx context.Context, p proc, srv *server, roots *x509.CertPool, mb int64, set settings) bulkResult {
+	r := bulkResult{Server: srv.spec.name, MB: mb, CPUTreeUsPerMB: math.NaN()}
+	before := takeCPU(p, srv.pid())
+	// A slow server may take far longer than one connection of the closed
+	// loop: -timeout, or a minute a GB at the least.
+	deadline := time.Now().Add(max(set.timeout, time.Duration(mb)*time.Minute/1000))
+	elapsed, negotiated, kind := bulkTransfer(ctx, roots, srv.addr(), mb*1e6, deadline)
+	r.ChildrenLeft, r.ZombiesLeft = waitChildren(p, srv.pid(), set.settle)
+	after := takeCPU(p, srv.pid())
+	r.Negotiated, r.Error = negotiated, kind
+	if kind == "" {
+		r.Seconds = elapsed.Seconds()
+		r.MBps = float64(mb) / r.Seconds
+		if before.err == nil && after.err == nil {
+			_, tree := before.serverTicks(after)
+			r.CPUTreeUsPerMB = perUnit(tree, set.ticks, float64(mb))
+		}
+	}
+	r.OthersPct = before.othersPct(after)
 	r.ServerDied = !srv.alive()
 	return r
 }

@@ -90,8 +90,9 @@ const stopGrace = 5 * time.Second
 // stop ends the server: SIGTERM, then SIGKILL to its process group if it
 // has not exited within stopGrace. Then it kills and reaps what the
 // server left behind: goinetd-bench is a child subreaper, so handlers
-// orphaned by the server are its children. It returns how many it found.
-func (s *server) stop(p proc) (orphans int) {
+// orphaned by the server are its children. It returns how many it found
+// running, and how many had exited unreaped (see reapOrphans).
+func (s *server) stop(p proc) (running, exited int) {
 	if s.alive() {
 		s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -105,20 +106,26 @@ func (s *server) stop(p proc) (orphans int) {
 }
 
 // reapOrphans kills and reaps every child of this process except those in
-// keep, and returns how many there were. They are handlers that a server
-// left behind, handed to goinetd-bench as the subreaper.
-func reapOrphans(p proc, keep map[int]bool) int {
+// keep. They are processes that a server left behind, handed to
+// goinetd-bench as the subreaper: it returns how many were still running,
+// and how many had exited already (zombies), their parent having ended
+// without waiting for them (socat's per-connection process does so with
+// its /bin/cat).
+func reapOrphans(p proc, keep map[int]bool) (running, exited int) {
 	kids, err := p.children(os.Getpid())
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	n := 0
 	for _, k := range kids {
 		if keep[k.pid] {
 			continue
 		}
-		n++
-		syscall.Kill(k.pid, syscall.SIGKILL)
+		if k.state == 'Z' {
+			exited++
+		} else {
+			running++
+			syscall.Kill(k.pid, syscall.SIGKILL)
+		}
 		var ws syscall.WaitStatus
 		for {
 			if _, err := syscall.Wait4(k.pid, &ws, 0, nil); err != syscall.EINTR {
@@ -126,7 +133,7 @@ func reapOrphans(p proc, keep map[int]bool) int {
 			}
 		}
 	}
-	return n
+	return running, exited
 }
 
 // becomeSubreaper makes this process the reaper of its orphaned

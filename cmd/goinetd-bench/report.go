@@ -21,6 +21,13 @@ type figure struct {
 	format func(float64) string
 }
 
+// comparableIn reports whether f compares the servers of g: a server's
+// own CPU time does not compare TLS servers, since socat's own process
+// only accepts and forks (the process it forks makes the handshake).
+func (f figure) comparableIn(g group) bool {
+	return g != groupTLS || f.title != "CPU µs/conn"
+}
+
 var levelFigures = []figure{
 	{"conn/s", func(r levelResult) float64 { return r.ConnsPerSec }, false, true, fmtCount},
 	{"p50 ms", func(r levelResult) float64 { return r.P50ms }, true, true, fmtMs},
@@ -63,15 +70,17 @@ type results struct {
 	Levels   []int             `json:"levels"`
 	Runs     []levelResult     `json:"runs"`
 	Holds    []holdResult      `json:"holds"`
+	Bulks    []bulkResult      `json:"bulks,omitempty"` // -tls
 	Footer   []string          `json:"footer"`
 }
 
 // medianLevel returns the median of each figure of server's results at
-// level across rounds, and how many rounds there were.
-func (res *results) medianLevel(server string, level int) (map[string]float64, int) {
+// level with the given handshake ("" for plain TCP) across rounds, and
+// how many rounds there were.
+func (res *results) medianLevel(server, handshake string, level int) (map[string]float64, int) {
 	var runs []levelResult
 	for _, r := range res.Runs {
-		if r.Server == server && r.Level == level {
+		if r.Server == server && r.Handshake == handshake && r.Level == level {
 			runs = append(runs, r)
 		}
 	}
@@ -90,20 +99,21 @@ func (res *results) medianLevel(server string, level int) (map[string]float64, i
 }
 
 // best returns, for each ratio figure, the best median among the
-// reference servers of g at level, and the server that has it.
-func (res *results) best(g group, level int) (value map[string]float64, who map[string]string) {
+// reference servers of g at level with the handshake, and the server
+// that has it.
+func (res *results) best(g group, handshake string, level int) (value map[string]float64, who map[string]string) {
 	value, who = make(map[string]float64), make(map[string]string)
 	for _, sp := range res.Specs {
 		if sp.group != g || !sp.reference() {
 			continue
 		}
-		m, n := res.medianLevel(sp.name, level)
+		m, n := res.medianLevel(sp.name, handshake, level)
 		if n == 0 || m["conn/s"] == 0 {
 			continue // it served nothing: no figure of it is a reference
 		}
 		for _, f := range levelFigures {
 			v := m[f.title]
-			if !f.ratio || math.IsNaN(v) {
+			if !f.ratio || math.IsNaN(v) || !f.comparableIn(g) {
 				continue
 			}
 			cur, ok := value[f.title]
@@ -115,19 +125,20 @@ func (res *results) best(g group, level int) (value map[string]float64, who map[
 	return value, who
 }
 
-// roundRatios returns a's figure over b's at level, round by round, for
-// the rounds that measured both: with servers interleaved, a round's
-// ratio cancels what the machine did during that round.
-func (res *results) roundRatios(a, b string, level int, get func(levelResult) float64) []float64 {
+// roundRatios returns a's figure over b's at level with the handshake,
+// round by round, for the rounds that measured both: with servers
+// interleaved, a round's ratio cancels what the machine did during that
+// round.
+func (res *results) roundRatios(a, b, handshake string, level int, get func(levelResult) float64) []float64 {
 	of := make(map[int]float64)
 	for _, r := range res.Runs {
-		if r.Server == b && r.Level == level {
+		if r.Server == b && r.Handshake == handshake && r.Level == level {
 			of[r.Round] = get(r)
 		}
 	}
 	var ratios []float64
 	for _, r := range res.Runs {
-		if r.Server != a || r.Level != level {
+		if r.Server != a || r.Handshake != handshake || r.Level != level {
 			continue
 		}
 		if v, ok := of[r.Round]; ok && v != 0 && !math.IsNaN(v) && !math.IsNaN(get(r)) {
@@ -152,6 +163,27 @@ func fmtRoundRatios(ratios []float64) string {
 	return fmt.Sprintf("%.2f×, worse in %d of %d", median(ratios), worse, len(ratios))
 }
 
+// handshakes returns the handshakes g's servers were measured with, in
+// run order: "" alone for plain TCP.
+func (res *results) handshakes(g group) []string {
+	var hs []string
+	for _, r := range res.Runs {
+		if res.groupOf(r.Server) == g && !slices.Contains(hs, r.Handshake) {
+			hs = append(hs, r.Handshake)
+		}
+	}
+	return hs
+}
+
+func (res *results) groupOf(server string) group {
+	for _, sp := range res.Specs {
+		if sp.name == server {
+			return sp.group
+		}
+	}
+	return ""
+}
+
 func (res *results) groups() []group {
 	var gs []group
 	for _, sp := range res.Specs {
@@ -172,45 +204,18 @@ func (res *results) render(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Each figure is the median over the rounds. `(1.07×)` is its ratio to the best reference "+
 		"server's median at that level: for spawn servers the best of the peers (not goinetd, not the floor), "+
-		"for the in-process group go-echo. conn/s: above 1 is better; latency, CPU and RSS: below 1 is better.\n\n")
+		"for the in-process group go-echo, for TLS the better of the peers (stunnel, socat; a TLS server's own CPU has no ratio, "+
+		"since socat's makes no handshake: its tree's, CPU+children, has). conn/s: above 1 is better; latency, CPU and RSS: below 1 is better.\n\n")
 
 	for _, g := range res.groups() {
-		fmt.Fprintf(w, "## %s\n\n", g)
-		head := []string{"conc", "server"}
-		for _, f := range levelFigures {
-			head = append(head, f.title)
+		for _, hs := range res.handshakes(g) {
+			res.renderTable(w, g, hs)
 		}
-		writeRow(w, head)
-		align := []string{"---:", "---"}
-		for range levelFigures {
-			align = append(align, "---:")
-		}
-		writeRow(w, align)
-		for _, level := range res.Levels {
-			bestVal, _ := res.best(g, level)
-			for _, sp := range res.Specs {
-				if sp.group != g {
-					continue
-				}
-				m, n := res.medianLevel(sp.name, level)
-				if n == 0 {
-					continue
-				}
-				row := []string{strconv.Itoa(level), sp.name}
-				for _, f := range levelFigures {
-					cell := f.format(m[f.title])
-					if b, ok := bestVal[f.title]; ok && f.ratio && !math.IsNaN(m[f.title]) {
-						cell += " " + fmtRatio(m[f.title], b)
-					}
-					row = append(row, cell)
-				}
-				writeRow(w, row)
-			}
-		}
-		fmt.Fprintln(w)
 	}
 
 	res.renderGlance(w)
+	res.renderTLSGlance(w)
+	res.renderBulk(w)
 
 	if len(res.Holds) > 0 {
 		fmt.Fprintf(w, "## Held connections\n\nEach server holds the connections open at once (each one echoed, so its "+
@@ -263,13 +268,53 @@ func (res *results) render(w io.Writer) {
 	}
 }
 
+// renderTable writes the medians of g's servers measured with the
+// handshake ("" for plain TCP), level by level.
+func (res *results) renderTable(w io.Writer, g group, handshake string) {
+	if handshake == "" {
+		fmt.Fprintf(w, "## %s\n\n", g)
+	} else {
+		fmt.Fprintf(w, "## %s: %s handshakes\n\n", g, handshake)
+	}
+	head := []string{"conc", "server"}
+
+	for _, f := range levelFigures {
+		head = append(head, f.title)
+	}
+	writeRow(w, head)
+	align := []string{"---:", "---"}
+	for range levelFigures {
+		align = append(align, "---:")
+	}
+	writeRow(w, align)
+	for _, level := range res.Levels {
+		bestVal, _ := res.best(g, handshake, level)
+		for _, sp := range res.Specs {
+			if sp.group != g {
+				continue
+			}
+			m, n := res.medianLevel(sp.name, handshake, level)
+			if n == 0 {
+				continue
+			}
+			row := []string{strconv.Itoa(level), sp.name}
+			for _, f := range levelFigures {
+				cell := f.format(m[f.title])
+				if b, ok := bestVal[f.title]; ok && f.ratio && !math.IsNaN(m[f.title]) {
+					cell += " " + fmtRatio(m[f.title], b)
+				}
+				row = append(row, cell)
+			}
+			writeRow(w, row)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
 // renderGlance writes goinetd's figures beside the best peer's and the
 // floor's, level by level, and the built-in echo beside go-echo.
 func (res *results) renderGlance(w io.Writer) {
-	has := func(name string) bool {
-		return slices.ContainsFunc(res.Specs, func(sp *spec) bool { return sp.name == name })
-	}
-	if !has("goinetd") && !has("goinetd-echo") {
+	if res.groupOf("goinetd") != groupSpawn && res.groupOf("goinetd-echo") != groupEcho {
 		return
 	}
 	fmt.Fprintf(w, "## goinetd at a glance\n\n")
@@ -278,11 +323,11 @@ func (res *results) renderGlance(w io.Writer) {
 		"conn/s goinetd ÷ floor", "conn/s goinetd-echo ÷ go-echo (target ≥ 0.80)"})
 	writeRow(w, []string{"---:", "---", "---", "---", "---", "---", "---"})
 	for _, level := range res.Levels {
-		g, _ := res.medianLevel("goinetd", level)
-		fl, _ := res.medianLevel("floor", level)
-		bestVal, bestWho := res.best(groupSpawn, level)
-		ge, _ := res.medianLevel("goinetd-echo", level)
-		gb, _ := res.medianLevel("go-echo", level)
+		g, _ := res.medianLevel("goinetd", "", level)
+		fl, _ := res.medianLevel("floor", "", level)
+		bestVal, bestWho := res.best(groupSpawn, "", level)
+		ge, _ := res.medianLevel("goinetd-echo", "", level)
+		gb, _ := res.medianLevel("go-echo", "", level)
 		row := []string{strconv.Itoa(level), "–", "–", "–", "–", "–", "–"}
 		if g != nil {
 			if b, ok := bestVal["conn/s"]; ok {
@@ -302,7 +347,7 @@ func (res *results) renderGlance(w io.Writer) {
 			row[2] = cpu
 			if b, ok := bestVal["p99 ms"]; ok {
 				row[3] = fmt.Sprintf("%s ÷ %s (%s) = %s", fmtMs(g["p99 ms"]), fmtMs(b), bestWho["p99 ms"], fmtPlainRatio(g["p99 ms"], b))
-				row[4] = fmtRoundRatios(res.roundRatios("goinetd", bestWho["p99 ms"], level, func(r levelResult) float64 { return r.P99ms }))
+				row[4] = fmtRoundRatios(res.roundRatios("goinetd", bestWho["p99 ms"], "", level, func(r levelResult) float64 { return r.P99ms }))
 			}
 			if fl != nil {
 				row[5] = fmt.Sprintf("%s ÷ %s = %s", fmtCount(g["conn/s"]), fmtCount(fl["conn/s"]), fmtPlainRatio(g["conn/s"], fl["conn/s"]))
@@ -320,24 +365,36 @@ func (res *results) renderGlance(w io.Writer) {
 func (res *results) renderErrors(w io.Writer) {
 	type key struct {
 		server string
-		level  int
+		level  int // 0: the hold test; -1: the bulk test
 		kind   string
 	}
 	sums := make(map[key]int)
 	for _, r := range res.Runs {
+		prefix := ""
+		if r.Handshake != "" {
+			prefix = r.Handshake + " handshakes: "
+		}
 		for k, n := range r.ErrorKinds {
-			sums[key{r.Server, r.Level, k}] += n
+			sums[key{r.Server, r.Level, prefix + k}] += n
 		}
 		if r.ServerDied {
-			sums[key{r.Server, r.Level, "the server exited during the level"}]++
+			sums[key{r.Server, r.Level, prefix + "the server exited during the level"}]++
 		}
 		if r.ChildrenLeft > 0 {
-			sums[key{r.Server, r.Level, "children still running after the level"}] += r.ChildrenLeft
+			sums[key{r.Server, r.Level, prefix + "children still running after the level"}] += r.ChildrenLeft
 		}
 	}
 	for _, h := range res.Holds {
 		for k, n := range h.ErrorKinds {
 			sums[key{h.Server, 0, k}] += n
+		}
+	}
+	for _, b := range res.Bulks {
+		if b.Error != "" {
+			sums[key{b.Server, -1, b.Error}]++
+		}
+		if b.ServerDied {
+			sums[key{b.Server, -1, "the server exited during the bulk test"}]++
 		}
 	}
 	fmt.Fprintf(w, "## Errors\n\n")
@@ -358,8 +415,11 @@ func (res *results) renderErrors(w io.Writer) {
 	writeRow(w, []string{"---", "---:", "---", "---:"})
 	for _, k := range keys {
 		level := strconv.Itoa(k.level)
-		if k.level == 0 {
+		switch k.level {
+		case 0:
 			level = "held"
+		case -1:
+			level = "bulk"
 		}
 		writeRow(w, []string{k.server, level, k.kind, strconv.Itoa(sums[k])})
 	}
@@ -438,4 +498,139 @@ func fmtSeconds(v float64) string {
 		return "–"
 	}
 	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+// tlsPlayers returns the subject and the peers of the TLS group, in run
+// order; subject is nil when goinetd was not measured.
+func (res *results) tlsPlayers() (subject *spec, peers []*spec) {
+	for _, sp := range res.Specs {
+		switch {
+		case sp.group != groupTLS:
+		case sp.role == roleSubject:
+			subject = sp
+		case sp.role == rolePeer:
+			peers = append(peers, sp)
+		}
+	}
+	return subject, peers
+}
+
+// resumedPct returns the share of server's completed connections at
+// level with the handshake that resumed a session, over every round.
+func (res *results) resumedPct(server, handshake string, level int) float64 {
+	conns, resumed := 0, 0
+	for _, r := range res.Runs {
+		if r.Server == server && r.Handshake == handshake && r.Level == level {
+			conns += r.Conns
+			resumed += r.Resumed
+		}
+	}
+	if conns == 0 {
+		return math.NaN()
+	}
+	return float64(resumed) / float64(conns) * 100
+}
+
+// renderTLSGlance writes goinetd's conn/s and CPU per connection over each
+// TLS peer's, level by level, and whether goinetd meets the goal: more
+// conn/s and less CPU per connection (its tree's) than every peer.
+func (res *results) renderTLSGlance(w io.Writer) {
+	subject, peers := res.tlsPlayers()
+	if subject == nil || len(peers) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "## goinetd beside the TLS peers\n\n"+
+		"Ratios are goinetd's median over the peer's. CPU is the server's tree (its own, and the children it reaped: "+
+		"for socat the per-connection socat doing the handshake, for all /bin/cat). "+
+		"Goal: conn/s above 1× and CPU below 1× against every peer.\n\n")
+	head := []string{"handshakes", "conc", "conn/s " + subject.name}
+	for _, p := range peers {
+		head = append(head, "÷ "+p.name)
+	}
+	head = append(head, "CPU tree µs/conn "+subject.name)
+	for _, p := range peers {
+		head = append(head, "÷ "+p.name)
+	}
+	names := []string{subject.name}
+	for _, p := range peers {
+		names = append(names, p.name)
+	}
+	head = append(head, "own CPU µs/conn "+strings.Join(names, " / "), "resumed % "+strings.Join(names, " / "), "goal met")
+	writeRow(w, head)
+	align := make([]string, len(head))
+	for i := range align {
+		align[i] = "---:"
+	}
+	writeRow(w, align)
+	for _, hs := range res.handshakes(groupTLS) {
+		for _, level := range res.Levels {
+			s, n := res.medianLevel(subject.name, hs, level)
+			if n == 0 {
+				continue
+			}
+			met := true
+			row := []string{hs, strconv.Itoa(level), fmtCount(s["conn/s"])}
+			for _, p := range peers {
+				m, _ := res.medianLevel(p.name, hs, level)
+				row = append(row, fmtPlainRatio(s["conn/s"], m["conn/s"]))
+				met = met && m != nil && s["conn/s"] > m["conn/s"]
+			}
+			row = append(row, fmtMicros(s["CPU+children µs/conn"]))
+			var own, resumed []string
+			own = append(own, fmtMicros(s["CPU µs/conn"]))
+			resumed = append(resumed, fmtTenths(res.resumedPct(subject.name, hs, level)))
+			for _, p := range peers {
+				m, _ := res.medianLevel(p.name, hs, level)
+				row = append(row, fmtPlainRatio(s["CPU+children µs/conn"], m["CPU+children µs/conn"]))
+				met = met && m != nil && s["CPU+children µs/conn"] < m["CPU+children µs/conn"]
+				own = append(own, fmtMicros(m["CPU µs/conn"]))
+				resumed = append(resumed, fmtTenths(res.resumedPct(p.name, hs, level)))
+			}
+			row = append(row, strings.Join(own, " / "), strings.Join(resumed, " / "), map[bool]string{true: "yes", false: "no"}[met])
+			writeRow(w, row)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+// renderBulk writes each server's bulk throughput on one TLS connection
+// (median over the rounds), and goinetd's over each peer's; the goal is
+// at least 0.80× stunnel's.
+func (res *results) renderBulk(w io.Writer) {
+	if len(res.Bulks) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "## One connection's bulk throughput (TLS)\n\n"+
+		"MB (10^6 bytes) written through one TLS connection to /bin/cat while they are read back, ÷ the time from the end "+
+		"of the handshake to EOF. CPU: the server's tree, per MB.\n\n")
+	writeRow(w, []string{"server", "MB/s", "CPU tree µs/MB", "rounds", "negotiated"})
+	writeRow(w, []string{"---", "---:", "---:", "---:", "---"})
+	mbps := make(map[string]float64)
+	for _, sp := range res.Specs {
+		var rates, cpu []float64
+		negotiated := ""
+		for _, b := range res.Bulks {
+			if b.Server != sp.name || b.Error != "" {
+				continue
+			}
+			rates, cpu = append(rates, b.MBps), append(cpu, b.CPUTreeUsPerMB)
+			negotiated = b.Negotiated
+		}
+		if len(rates) == 0 {
+			continue
+		}
+		mbps[sp.name] = median(rates)
+		writeRow(w, []string{sp.name, fmtCount(mbps[sp.name]), fmtMicros(median(cpu)), strconv.Itoa(len(rates)), negotiated})
+	}
+	fmt.Fprintln(w)
+	subject, peers := res.tlsPlayers()
+	if subject == nil {
+		return
+	}
+	for _, p := range peers {
+		if v, ok := mbps[p.name]; ok {
+			fmt.Fprintf(w, "- %s ÷ %s: %s\n", subject.name, p.name, fmtPlainRatio(mbps[subject.name], v))
+		}
+	}
+	fmt.Fprintf(w, "- goal: at least 0.80× stunnel's\n\n")
 }

@@ -51,7 +51,7 @@ func sampleResults() *results {
 
 func TestMedianLevel(t *testing.T) {
 	res := sampleResults()
-	m, n := res.medianLevel("peer-a", 8)
+	m, n := res.medianLevel("peer-a", "", 8)
 	if n != 3 {
 		t.Fatalf("rounds: got %d; want 3", n)
 	}
@@ -64,14 +64,14 @@ func TestMedianLevel(t *testing.T) {
 	if got, want := m["errors"], 0.0; got != want {
 		t.Errorf("median errors: got %v; want %v", got, want)
 	}
-	if m, n := res.medianLevel("peer-a", 32); m != nil || n != 0 {
+	if m, n := res.medianLevel("peer-a", "", 32); m != nil || n != 0 {
 		t.Errorf("a level not run: got %v, %d; want nil, 0", m, n)
 	}
 }
 
 func TestBestPeer(t *testing.T) {
 	res := sampleResults()
-	value, who := res.best(groupSpawn, 1)
+	value, who := res.best(groupSpawn, "", 1)
 	// The floor and goinetd are better, but they are not references.
 	for fig, want := range map[string]struct {
 		value float64
@@ -88,7 +88,7 @@ func TestBestPeer(t *testing.T) {
 	if _, ok := value["max ms"]; ok {
 		t.Error("max ms has a best value; want none: it has no ratio")
 	}
-	value, who = res.best(groupEcho, 1)
+	value, who = res.best(groupEcho, "", 1)
 	if value["conn/s"] != 10000 || who["conn/s"] != "go-echo" {
 		t.Errorf("best echo conn/s: got %v (%s); want 10000 (go-echo)", value["conn/s"], who["conn/s"])
 	}
@@ -100,7 +100,7 @@ func TestBestPeer(t *testing.T) {
 			res.Runs[i].ConnsPerSec, res.Runs[i].CPUus = 0, math.NaN()
 		}
 	}
-	if value, who := res.best(groupSpawn, 1); who["conn/s"] != "peer-b" || value["conn/s"] != 1000 {
+	if value, who := res.best(groupSpawn, "", 1); who["conn/s"] != "peer-b" || value["conn/s"] != 1000 {
 		t.Errorf("with peer-a dead: best conn/s got %v (%s); want 1000 (peer-b)", value["conn/s"], who["conn/s"])
 	}
 }
@@ -157,14 +157,14 @@ func TestRoundRatios(t *testing.T) {
 			res.Runs[i].P99ms = 3 * 1.2 * 1.1
 		}
 	}
-	got := res.roundRatios("goinetd", "peer-b", 1, p99)
+	got := res.roundRatios("goinetd", "peer-b", "", 1, p99)
 	if len(got) != 3 {
 		t.Fatalf("ratios: got %v; want one per round", got)
 	}
 	if s := fmtRoundRatios(got); s != "0.67×, worse in 1 of 3" {
 		t.Errorf("got %q; want %q", s, "0.67×, worse in 1 of 3")
 	}
-	if got := res.roundRatios("goinetd", "peer-b", 32, p99); len(got) != 0 {
+	if got := res.roundRatios("goinetd", "peer-b", "", 32, p99); len(got) != 0 {
 		t.Errorf("a level not run: got %v; want none", got)
 	}
 	if s := fmtRoundRatios(nil); s != "–" {

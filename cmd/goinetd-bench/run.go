@@ -21,18 +21,19 @@ type runner struct {
 	ports    *portPicker
 	progress io.Writer
 	res      *results
-	problems []string
-	servers  []*server // every server started, to check none is left
+	clients  []namedClient // each level is measured with each, in order
+	// exitedOrphans counts, by server, the handlers that exited after the
+	// process that started them, unreaped by it.
+	exitedOrphans map[string]int
+	tls           tlsFiles // -tls: the certificate every server serves
+	problems      []string
+	servers       []*server // every server started, to check none is left
 }
 
 // bench runs the whole comparison. The results it returns are complete
 // unless ctx ended early; its error says what went wrong (failed
 // connections, a server that did not start, processes left running).
 func bench(ctx context.Context, o *options, progress io.Writer) (*results, error) {
-	specs, skipped, err := selectSpecs(o)
-	if err != nil {
-		return nil, err
-	}
 	if err := becomeSubreaper(); err != nil {
 		return nil, err
 	}
@@ -46,7 +47,25 @@ func bench(ctx context.Context, o *options, progress io.Writer) (*results, error
 	if !o.keep {
 		defer os.RemoveAll(dir)
 	}
+	all := append(allSpecs(o.paths), o.custom...)
+	clients := []namedClient{{"", tcpClient{}}}
+	var files tlsFiles
+	if o.tls {
+		if files, err = makeTLSFiles(dir); err != nil {
+			return nil, err
+		}
+		all = tlsSpecs(o.paths, files)
+		clients = []namedClient{
+			{handshakeFull, newTLSClient(files.roots, handshakeFull)},
+			{handshakeResumed, newTLSClient(files.roots, handshakeResumed)},
+		}
+	}
+	specs, skipped, err := selectSpecs(o, all)
+	if err != nil {
+		return nil, err
+	}
 	r := &runner{
+		clients: clients, tls: files, exitedOrphans: make(map[string]int),
 		ctx: ctx, p: proc{root: "/proc"}, o: o, set: set, dir: dir,
 		ports: &portPicker{next: o.portBase}, progress: progress,
 		res: &results{
@@ -61,13 +80,20 @@ func bench(ctx context.Context, o *options, progress io.Writer) (*results, error
 	started := time.Now()
 	for round := 1; round <= o.rounds && ctx.Err() == nil; round++ {
 		for _, level := range o.levels {
-			for _, sp := range specs {
-				r.level(sp, round, level)
+			for _, cl := range r.clients {
+				for _, sp := range specs {
+					r.level(sp, cl, round, level)
+				}
 			}
 		}
 		if o.hold > 0 {
 			for _, sp := range specs {
 				r.hold(sp, round)
+			}
+		}
+		if o.tls && o.bulkMB > 0 {
+			for _, sp := range specs {
+				r.bulk(sp, round)
 			}
 		}
 	}
@@ -90,17 +116,54 @@ func (r *runner) problem(format string, args ...any) {
 	r.problems = append(r.problems, fmt.Sprintf(format, args...))
 }
 
-// level measures sp at one concurrency level in a fresh server.
-func (r *runner) level(sp *spec, round, level int) {
-	r.withServer(sp, fmt.Sprintf("r%d-c%d", round, level), func(srv *server) {
-		lr := measureLevel(r.ctx, r.p, srv, level, r.set)
-		lr.Round = round
+// namedClient is a client of the closed loop, and the name of its
+// handshake in the results ("" for plain TCP).
+type namedClient struct {
+	handshake string
+	client    client
+}
+
+// minResumedShare is the share of a resumed level's connections that
+// must have resumed their session: each worker's first connection after
+// the server's start makes a full handshake.
+const minResumedShare = 0.9
+
+// level measures sp at one concurrency level with one client, in a fresh
+// server.
+func (r *runner) level(sp *spec, cl namedClient, round, level int) {
+	tag := fmt.Sprintf("r%d-c%d", round, level)
+	if cl.handshake != "" {
+		tag += "-" + cl.handshake
+	}
+	r.withServer(sp, tag, func(srv *server) {
+		lr := measureLevel(r.ctx, r.p, srv, cl.client, level, r.set)
+		lr.Round, lr.Handshake = round, cl.handshake
 		r.res.Runs = append(r.res.Runs, lr)
-		fmt.Fprintf(r.progress, "round %d/%d  conc %-3d  %-24s %9s conn/s  p99 %7s ms  cpu %6s µs/conn  errors %d  others %s%%\n",
-			round, r.o.rounds, level, sp.name, fmtCount(lr.ConnsPerSec), fmtMs(lr.P99ms), fmtMicros(lr.CPUus), lr.Errors, fmtTenths(lr.OthersPct))
+		fmt.Fprintf(r.progress, "round %d/%d  conc %-3d %-8s %-24s %9s conn/s  p99 %7s ms  cpu %6s µs/conn (tree %6s)  errors %d  others %s%%\n",
+			round, r.o.rounds, level, cl.handshake, sp.name, fmtCount(lr.ConnsPerSec), fmtMs(lr.P99ms), fmtMicros(lr.CPUus),
+			fmtMicros(lr.CPUChildrenUs), lr.Errors, fmtTenths(lr.OthersPct))
 		if lr.Errors > 0 || lr.ServerDied || lr.ZombiesLeft > 0 || lr.ChildrenLeft > 0 {
-			r.problem("round %d conc %d %s: %d errors, %d zombies and %d children left, exited: %v",
-				round, level, sp.name, lr.Errors, lr.ZombiesLeft, lr.ChildrenLeft, lr.ServerDied)
+			r.problem("round %d conc %d %s %s: %d errors, %d zombies and %d children left, exited: %v",
+				round, level, cl.handshake, sp.name, lr.Errors, lr.ZombiesLeft, lr.ChildrenLeft, lr.ServerDied)
+		}
+		if cl.handshake == handshakeResumed && float64(lr.Resumed) < minResumedShare*float64(lr.Conns) {
+			r.problem("round %d conc %d resumed %s: only %d of %d connections resumed a session",
+				round, level, sp.name, lr.Resumed, lr.Conns)
+		}
+	})
+}
+
+// bulk runs the bulk test of sp in a fresh server.
+func (r *runner) bulk(sp *spec, round int) {
+	r.withServer(sp, fmt.Sprintf("r%d-bulk", round), func(srv *server) {
+		b := measureBulk(r.ctx, r.p, srv, r.tls.roots, r.o.bulkMB, r.set)
+		b.Round = round
+		r.res.Bulks = append(r.res.Bulks, b)
+		fmt.Fprintf(r.progress, "round %d/%d  bulk %d MB  %-24s %s MB/s  cpu tree %s µs/MB  %s %s\n",
+			round, r.o.rounds, b.MB, sp.name, fmtCount(b.MBps), fmtMicros(b.CPUTreeUsPerMB), b.Negotiated, b.Error)
+		if b.Error != "" || b.ServerDied || b.ZombiesLeft > 0 || b.ChildrenLeft > 0 {
+			r.problem("round %d bulk %s: %q, %d zombies and %d children left, exited: %v",
+				round, sp.name, b.Error, b.ZombiesLeft, b.ChildrenLeft, b.ServerDied)
 		}
 	})
 }
@@ -159,8 +222,12 @@ func (r *runner) withServer(sp *spec, tag string, measure func(*server)) {
 		r.res.Commands[sp.name] = displayCommand(srv)
 	}
 	measure(srv)
-	if orphans := srv.stop(r.p); orphans > 0 {
-		r.problem("%s %s: %d handlers still running when it stopped", tag, sp.name, orphans)
+	running, exited := srv.stop(r.p)
+	if running > 0 {
+		r.problem("%s %s: %d handlers still running when it stopped", tag, sp.name, running)
+	}
+	if exited > 0 {
+		r.exitedOrphans[sp.name] += exited
 	}
 }
 
@@ -175,7 +242,14 @@ func (r *runner) checkLeftovers() {
 			s.stop(r.p)
 		}
 	}
-	orphans := reapOrphans(r.p, nil)
+	for _, sp := range r.res.Specs {
+		if n := r.exitedOrphans[sp.name]; n > 0 {
+			r.res.Footer = append(r.res.Footer, fmt.Sprintf(
+				"%s: %d handlers exited after the process that started them, which did not wait for them; "+
+					"goinetd-bench reaped them at the server's stop, so their CPU time is in none of its figures.", sp.name, n))
+		}
+	}
+	orphans, _ := reapOrphans(r.p, nil)
 	if left+orphans > 0 {
 		r.problem("left running at the end: %d servers, %d other processes (now killed)", left, orphans)
 		r.res.Footer = append(r.res.Footer, fmt.Sprintf(

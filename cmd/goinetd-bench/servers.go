@@ -29,6 +29,7 @@ type group string
 const (
 	groupSpawn group = "spawn /bin/cat per connection"
 	groupEcho  group = "in-process echo"
+	groupTLS   group = "TLS in front of /bin/cat per connection"
 )
 
 // spec is one server the benchmark can run.
@@ -52,6 +53,7 @@ func (s *spec) reference() bool { return s.role == rolePeer || s.role == roleBas
 // paths are where the programs of the servers are.
 type paths struct {
 	goinetd, floor, xinetd, inetd, tcpserver, tcpsvd, socketActivate string
+	stunnel, socat                                                   string // the -tls peers
 	self                                                             string // goinetd-bench, which serves -serve-go-echo
 }
 
@@ -63,9 +65,7 @@ func allSpecs(p paths) []*spec {
 			name: "goinetd", group: groupSpawn, role: roleSubject, program: p.goinetd,
 			changes: "max_connections = 0 and max_per_source = 0: the default limits (256, and 16 per source) lifted, as every server's; no rate_limit; connection_log_rate = 0: its log (one record per connection, level info) goes to a file",
 			argv: func(dir string, port int) ([]string, error) {
-				conf, err := writeFile(dir, "inetd.toml", fmt.Sprintf(
-					"[services.bench]\naddress = \"127.0.0.1\"\nport = %d\nprogram = %q\nmax_connections = 0\nmax_per_source = 0\nconnection_log_rate = 0\n", port, handler))
-				return []string{p.goinetd, "-config", conf}, err
+				return goinetdArgv(p.goinetd, dir, port, fmt.Sprintf("program = %q", handler))
 			},
 		},
 		{
@@ -143,9 +143,7 @@ service goinetd-bench
 			name: "goinetd-echo", group: groupEcho, role: roleSubject, program: p.goinetd,
 			changes: "builtin = \"echo\", its limits lifted as for goinetd; its log as for goinetd",
 			argv: func(dir string, port int) ([]string, error) {
-				conf, err := writeFile(dir, "inetd.toml", fmt.Sprintf(
-					"[services.bench]\naddress = \"127.0.0.1\"\nport = %d\nbuiltin = \"echo\"\nmax_connections = 0\nmax_per_source = 0\nconnection_log_rate = 0\n", port))
-				return []string{p.goinetd, "-config", conf}, err
+				return goinetdArgv(p.goinetd, dir, port, `builtin = "echo"`)
 			},
 		},
 		{
@@ -153,6 +151,55 @@ service goinetd-bench
 			changes: "goinetd-bench -serve-go-echo: net.Listen, a goroutine per connection, io.Copy, Close",
 			argv: func(dir string, port int) ([]string, error) {
 				return []string{p.self, serveGoEchoFlag, "127.0.0.1:" + strconv.Itoa(port)}, nil
+			},
+		},
+	}
+}
+
+// goinetdArgv writes goinetd's config into dir, one service on port with
+// the bench's lifted limits and the given lines, and returns its command
+// line.
+func goinetdArgv(goinetd, dir string, port int, lines ...string) ([]string, error) {
+	conf, err := writeFile(dir, "inetd.toml", fmt.Sprintf(
+		"[services.bench]\naddress = \"127.0.0.1\"\nport = %d\n%s\nmax_connections = 0\nmax_per_source = 0\nconnection_log_rate = 0\n",
+		port, strings.Join(lines, "\n")))
+	return []string{goinetd, "-config", conf}, err
+}
+
+// tlsSpecs returns the servers of the TLS comparison, in the order they
+// run in each round: each serves f's certificate on a loopback port and
+// runs /bin/cat per connection with the plaintext on its stdin and stdout.
+func tlsSpecs(p paths, f tlsFiles) []*spec {
+	return []*spec{
+		{
+			name: "goinetd", group: groupTLS, role: roleSubject, program: p.goinetd,
+			changes: "tls = { cert, key }; its limits and log as in the plain comparison (max_connections = 0, max_per_source = 0, connection_log_rate = 0)",
+			argv: func(dir string, port int) ([]string, error) {
+				return goinetdArgv(p.goinetd, dir, port, fmt.Sprintf("program = %q", handler),
+					fmt.Sprintf("tls = { cert = %q, key = %q }", f.cert, f.key))
+			},
+		},
+		{
+			name: "stunnel", group: groupTLS, role: rolePeer, program: p.stunnel,
+			changes: "a service with accept and exec = /bin/cat (its inetd-like mode: a thread and a /bin/cat per connection); " +
+				"foreground = yes (and its log on stderr, to a file), no pid file; syslog = no: by default it also logs to syslog, " +
+				"which with no syslog daemon (as here) glibc writes to the console, a serial line that cost it milliseconds a connection; " +
+				"everything else (session cache, tickets, log level notice) at its defaults",
+			argv: func(dir string, port int) ([]string, error) {
+				conf, err := writeFile(dir, "stunnel.conf", fmt.Sprintf(
+					"foreground = yes\nsyslog = no\npid =\n\n[bench]\naccept = 127.0.0.1:%d\nexec = %s\nexecArgs = %s\ncert = %s\nkey = %s\n",
+					port, handler, filepath.Base(handler), f.cert, f.key))
+				return []string{p.stunnel, conf}, err
+			},
+		},
+		{
+			name: "socat", group: groupTLS, role: rolePeer, program: p.socat,
+			changes: "OPENSSL-LISTEN with fork (a socat process per connection, which makes the handshake and relays) and EXEC:/bin/cat; " +
+				"verify=0 (no client certificate); backlog=4096 (default 5); nodelay (TCP_NODELAY, which goinetd and stunnel set by default: " +
+				"without it, its small TLS records wait for the client's delayed ACK, and it serves about 20 connections a second at 1 client)",
+			argv: func(dir string, port int) ([]string, error) {
+				return []string{p.socat, fmt.Sprintf("OPENSSL-LISTEN:%d,bind=127.0.0.1,fork,reuseaddr,backlog=4096,nodelay,cert=%s,key=%s,verify=0", port, f.cert, f.key),
+					"EXEC:" + handler}, nil
 			},
 		},
 	}

@@ -2,10 +2,16 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/goinetd/goinetd/internal/testcert"
 )
 
 // TestCommandLine runs goinetd's command line as an operator types it:
@@ -113,5 +119,81 @@ func TestCheckPrintsNamedPort(t *testing.T) {
 	want = `echo: tcp 127.0.0.1:7 (port "echo") builtin echo`
 	if code := run([]string{"check", path}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), want) {
 		t.Errorf("goinetd check: got exit %d, stdout %q, stderr %q; want exit 0 and %q", code, stdout.String(), stderr.String(), want)
+	}
+}
+
+// TestCheckTLS runs the real goinetd check on TLS services, with
+// certificates the test makes: a certificate near its end and a key
+// others can read are warnings on stderr, and check still exits 0; an
+// expired certificate is an error, exit 1.
+func TestCheckTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testcert.NewCA("check test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair := func(name string, o testcert.Options) (cert, key string) {
+		leaf, err := ca.Sign(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cert, key, err = leaf.WriteFiles(dir, name); err != nil {
+			t.Fatal(err)
+		}
+		return cert, key
+	}
+	soon, soonKey := pair("soon", testcert.Options{Validity: 5 * 24 * time.Hour})
+	if err := os.Chmod(soonKey, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	expired, expiredKey := pair("expired", testcert.Options{Validity: -time.Hour})
+	path := filepath.Join(dir, "inetd.toml")
+	check := func(config string) (stdout, stderr string, code int) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, err := runBounded(t, nil, filepath.Join(bin, "goinetd"), "check", path)
+		var exit *exec.ExitError
+		switch {
+		case errors.As(err, &exit):
+			code = exit.ExitCode()
+		case err != nil:
+			t.Fatal(err)
+		}
+		return stdout, stderr, code
+	}
+
+	stdout, stderr, code := check(`[services.secure]
+address = "127.0.0.1"
+port = 17443
+builtin = "echo"
+tls = { cert = "soon.crt", key = "soon.key" }
+`)
+	leaf, err := tls.LoadX509KeyPair(soon, soonKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := leaf.Leaf.NotAfter.UTC().Format(time.RFC3339)
+	wantErr := "warning: " + path + ":5: services.secure.tls: the private key " + soonKey + " is readable by every user (mode 0644): chmod 600 it, owned by root\n" +
+		"warning: " + path + ":5: services.secure.tls: the certificate in " + soon + " expires on " + end + ", in 4 days: renew it and reload goinetd\n"
+	wantOut := path + ": ok, 1 services (1 enabled)\nsecure: tcp 127.0.0.1:17443 tls builtin echo\n"
+	if code != 0 || stdout != wantOut || stderr != wantErr {
+		t.Errorf("goinetd check with warnings: got exit %d, stdout\n%s\nstderr\n%s\nwant exit 0, stdout\n%s\nstderr\n%s", code, stdout, stderr, wantOut, wantErr)
+	}
+
+	stdout, stderr, code = check(`[services.secure]
+address = "127.0.0.1"
+port = 17443
+builtin = "echo"
+tls = { cert = "expired.crt", key = "expired.key" }
+`)
+	leaf, err = tls.LoadX509KeyPair(expired, expiredKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantErr = path + ":5: services.secure.tls: the certificate in " + expired + " expired on " + leaf.Leaf.NotAfter.UTC().Format(time.RFC3339) + ": renew it\n"
+	if code != 1 || stdout != "" || stderr != wantErr {
+		t.Errorf("goinetd check of an expired certificate: got exit %d, stdout %q, stderr\n%s\nwant exit 1, no stdout, stderr\n%s", code, stdout, stderr, wantErr)
 	}
 }
