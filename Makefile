@@ -68,6 +68,8 @@ lint:
 # any initdb installed, or a path that is missing if there is none.
 PG_INITDB  := $(or $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/initdb))),/usr/lib/postgresql/VERSION/bin/initdb)
 TEST_TOOLS := prlimit=util-linux setpriv=util-linux setcap=libcap2-bin socat=socat nc=netcat-openbsd python3=python3 /lib/systemd/systemd-socket-proxyd=systemd haproxy=haproxy groff=groff-base man=man-db git=git $(PG_INITDB)=postgresql
+# The TLS tests' other clients: OpenSSL's s_client and curl (Python's ssl is python3's).
+TEST_TOOLS += openssl=openssl curl=curl
 # The package tests' (test-packages): lintian on the .deb, rpm -qlp on the .rpm.
 TEST_TOOLS += lintian=lintian rpm=rpm
 

@@ -174,6 +174,8 @@ func runHelper(mode string) int {
 		fmt.Printf("%d\n", os.Getpid())
 		unix.Kill(os.Getpid(), unix.SIGKILL)
 		select {}
+	case "write-shut-read":
+		return writeShutRead(os.Args[1:]) // tls_relay_test.go
 	case "orphan", "orphan-setsid", "parent", "linger":
 		return runLeftoverHelper(mode) // leftovers_test.go
 	}

@@ -273,46 +273,6 @@ func (p *goodClient) finish(t *testing.T, name string) {
 	}
 }
 
-// usage is what goinetd holds at one moment.
-type usage struct{ rssKiB, threads, fds int }
-
-func usageOf(t *testing.T, pid int) usage {
-	t.Helper()
-	rss, err := strconv.Atoi(strings.TrimSuffix(procStatus(t, pid, "VmRSS"), " kB"))
-	if err != nil {
-		t.Fatalf("VmRSS of %d: %v", pid, err)
-	}
-	threads, err := strconv.Atoi(procStatus(t, pid, "Threads"))
-	if err != nil {
-		t.Fatalf("Threads of %d: %v", pid, err)
-	}
-	return usage{rssKiB: rss, threads: threads, fds: fdCount(t, pid)}
-}
-
-func mib(kib int) float64 { return float64(kib) / 1024 }
-
-// fdCount is the number of descriptors pid has open.
-func fdCount(t *testing.T, pid int) int {
-	t.Helper()
-	n, _ := descriptors(t, pid)
-	return n
-}
-
-// descriptors counts the descriptors pid has open, and the pipes among them.
-func descriptors(t *testing.T, pid int) (all, pipes int) {
-	t.Helper()
-	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); strings.HasPrefix(target, "pipe:") {
-			pipes++
-		}
-	}
-	return len(entries), pipes
-}
-
 // zombies counts the children of pid that have exited and wait to be
 // reaped.
 func zombies(pid int) int {
