@@ -113,7 +113,8 @@
 // Server.mu, then (waiting for the loop through do, which takes no lock
 // of the caller's) children.reapLock, then children.mu. Every other lock
 // is a leaf, held around its own fields only: spawnLoop.mu,
-// listener.mu, gate.mu, sourceRates.mu, denyList.mu, limitedLog.mu. The loop's thread
+// listener.mu, gate.mu, sourceRates.mu, denyList.mu, limitedLog.mu,
+// Server.heldMu. The loop's thread
 // takes children.reapLock, children.mu and the leaves, never Server.mu.
 //
 // # Files

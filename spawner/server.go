@@ -30,7 +30,8 @@ type Server struct {
 	// heldConns are the connections goinetd serves itself, which a stop
 	// closes after its grace: built-ins', forwarders' and TLS ones (see
 	// holdConn).
-	heldConns  map[net.Conn]struct{}
+	heldConns  map[net.Conn]struct{} // guarded by heldMu
+	heldMu     sync.Mutex
 	tlsConfigs tlsConfigs     // guarded by mu
 	heldFull   limitedLog     // held connections at their cap
 	loops      sync.WaitGroup // accept loops and stderr readers

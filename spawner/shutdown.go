@@ -82,20 +82,20 @@ func (s *Server) closeListeners() {
 // holdConn counts c among the connections a stop closes after its grace,
 // until the returned func forgets it.
 func (s *Server) holdConn(c net.Conn) (forget func()) {
-	s.lock()
+	s.heldMu.Lock()
 	s.heldConns[c] = struct{}{}
-	s.mu.Unlock()
+	s.heldMu.Unlock()
 	return func() {
-		s.lock()
+		s.heldMu.Lock()
 		delete(s.heldConns, c)
-		s.mu.Unlock()
+		s.heldMu.Unlock()
 	}
 }
 
 // closeHeldConns closes the connections goinetd serves itself.
 func (s *Server) closeHeldConns() {
-	s.lock()
-	defer s.mu.Unlock()
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
 	for c := range s.heldConns {
 		c.Close()
 	}

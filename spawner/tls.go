@@ -67,9 +67,22 @@ func (s *Server) prepareTLS(p *service) error {
 	c.MinVersion = p.TLS.MinVersion
 	c.NextProtos = p.TLS.ALPN
 	c.SessionTicketsDisabled = !p.TLS.SessionTickets
+	c.GetConfigForClient = refuseOddServerName
 	s.tlsConfigs[p.Name] = c
 	p.tls = c
 	return nil
+}
+
+// refuseOddServerName fails the handshake of a client whose server name
+// (SNI) is not a host name: crypto/tls takes any bytes there, and they
+// would reach the handler as SSL_TLS_SNI, where a newline could forge
+// another variable for a handler that reads its environment line by line.
+// It returns no config, so the service's own serves the client.
+func refuseOddServerName(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	if hello.ServerName != "" && !hostName(hello.ServerName) {
+		return nil, errors.New("the server name (SNI) is not a host name")
+	}
+	return nil, nil
 }
 
 // handshake does the TLS handshake of svc on raw, which was accepted at
@@ -305,6 +318,24 @@ func tlsEnv(env []string, st tls.ConnectionState) []string {
 	)
 }
 
-// envSafe replaces the bytes an environment variable cannot hold (NUL),
-// which a certificate's names may, with \x00.
-func envSafe(s string) string { return strings.ReplaceAll(s, "\x00", `\x00`) }
+// envSafe escapes the control characters a certificate's names may hold
+// as \xNN: NUL, which an environment variable cannot hold, and the rest,
+// which could forge a variable for a handler that reads its environment
+// line by line. A certificate that client_ca signed can still name its
+// holder anything printable: handlers compare the whole DN.
+func envSafe(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; isControl(rune(c)) {
+			fmt.Fprintf(&b, `\x%02x`, c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

@@ -49,3 +49,16 @@ func TestTLSEnvNamesTheSessionAndTheClient(t *testing.T) {
 		t.Errorf("without SNI, ALPN or a client certificate: got %q; want %q", plain, want)
 	}
 }
+
+func TestEnvSafeEscapesControlCharacters(t *testing.T) {
+	for in, want := range map[string]string{
+		"CN=alice,O=goinetd tests":              "CN=alice,O=goinetd tests",
+		"CN=mallory\nSSL_CLIENT_VERIFY=SUCCESS": `CN=mallory\x0aSSL_CLIENT_VERIFY=SUCCESS`,
+		"a\x00b\rc\x1b[2J\x7f":                  `a\x00b\x0dc\x1b[2J\x7f`,
+		"CN=Zoë":                                "CN=Zoë",
+	} {
+		if got := envSafe(in); got != want {
+			t.Errorf("envSafe(%q): got %q; want %q", in, got, want)
+		}
+	}
+}
