@@ -320,3 +320,45 @@ func TestTLSTimeout(t *testing.T) {
 		t.Errorf("the client's connection ended %v after the handler's; want at once", took)
 	}
 }
+
+// TestTLSRelayEndsWithItsHandler performs the attack of a TLS client that
+// never reads: its handler writes more than the buffers between them hold
+// and is ended by its timeout, so goinetd is left with plaintext it cannot
+// deliver. The relay must still end, and the connection with it, within
+// a bound: otherwise each such connection keeps a goroutine and its
+// descriptors after its slot (max_connections, max_per_source) has been
+// freed at the handler's reaping, and one client can pile them up until
+// the descriptor reserve is full and every built-in, PROXY and TLS service
+// stops accepting.
+func TestTLSRelayEndsWithItsHandler(t *testing.T) {
+	f := newTLSFiles(t)
+	port := freePort(t, "127.0.0.1")
+	d := startDaemon(t, jsonLog+fmt.Sprintf(`
+[services.bulk]
+address = "127.0.0.1"
+port = %d
+program = "/bin/sh"
+args = ["-c", "exec head -c 100000000 /dev/zero"]
+timeout = "1s"
+%s
+`, port, f.table(`handshake_timeout = "1s"`)))
+	before := fdCount(t, d.pid())
+
+	raw, err := net.DialTCP("tcp", nil, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	raw.SetReadBuffer(4096)
+	c := tls.Client(raw, f.client())
+	c.SetDeadline(time.Now().Add(ioTimeout))
+	if err := c.Handshake(); err != nil {
+		t.Fatalf("handshake: got %v; want none", err)
+	}
+	// The client reads nothing more: the handler fills every buffer and
+	// blocks, until its timeout ends it.
+	d.waitLog(func(r record) bool { return r.msg() == "timeout: terminating handler" && r.str("service") == "bulk" })
+	waitFor(t, "the handler to be reaped", func() bool { return len(d.children()) == 0 })
+	d.waitLog(func(r record) bool { return r.msg() == "connection ended" && r.str("service") == "bulk" })
+	waitFor(t, fmt.Sprintf("goinetd's descriptors to be back to %d", before), func() bool { return fdCount(t, d.pid()) <= before })
+}
