@@ -26,6 +26,7 @@ type report struct {
 	PGID     int               `json:"pgid"`
 	FDs      map[string]string `json:"fds"` // inherited fd -> readlink of /proc/self/fd/N
 	Blocking bool              `json:"blocking"`
+	Domain   int               `json:"domain"` // fd 0's socket domain (AF_INET, AF_UNIX...); 0 if not a socket
 	Cwd      string            `json:"cwd"`
 	Env      []string          `json:"env"`
 	// Accepting is whether fd 3 is a listening socket (listen-fds mode).
@@ -49,9 +50,10 @@ func runHelper(mode string) int {
 		}
 		pgid, _ := unix.Getpgid(0)
 		cwd, _ := os.Getwd()
+		domain, _ := unix.GetsockoptInt(0, unix.SOL_SOCKET, unix.SO_DOMAIN)
 		r := report{
 			PID: os.Getpid(), PGID: pgid, FDs: fds, Blocking: flags&unix.O_NONBLOCK == 0,
-			Cwd: cwd, Env: os.Environ(),
+			Domain: domain, Cwd: cwd, Env: os.Environ(),
 		}
 		if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
 			return 1
