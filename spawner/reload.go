@@ -147,12 +147,15 @@ func (s *Server) apply(cfg *config.Config, strict bool) Changes {
 	for _, name := range ch.Removed {
 		s.metrics.ServiceRemoved(name)
 	}
+	withTLS := make(map[string]bool)
 	for _, svc := range cfg.Enabled() {
 		s.metrics.Declare(svc.Name, svc.Program != "", refusalReasons)
 		if svc.TLS != nil {
 			s.metrics.DeclareTLS(svc.Name)
+			withTLS[svc.Name] = true
 		}
 	}
+	s.tlsConfigs.keepOnly(withTLS)
 	s.retryLater(cfg, ch)
 	s.children.maxTotal.Store(int64(cfg.Server.MaxConnections))
 	s.children.maxHeld.Store(heldLimit())

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -39,6 +40,12 @@ const (
 // name, so that the next one of the same name keeps its session ticket
 // keys (see prepareTLS). Guarded by Server.mu, which apply holds.
 type tlsConfigs map[string]*tls.Config
+
+// keepOnly forgets the configs of services not in names, gone from the
+// config or no longer TLS.
+func (c tlsConfigs) keepOnly(names map[string]bool) {
+	maps.DeleteFunc(c, func(name string, _ *tls.Config) bool { return !names[name] })
+}
 
 var clientAuths = map[config.ClientAuth]tls.ClientAuthType{
 	config.ClientAuthNone:    tls.NoClientCert,
