@@ -5,35 +5,15 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/goinetd/goinetd/internal/proxyheader"
+	"github.com/goinetd/goinetd/internal/proxyheader/proxyheadertest"
 	"github.com/pires/go-proxyproto"
 	"golang.org/x/sys/unix"
 )
-
-func v2Header(t testing.TB, cmd proxyproto.ProtocolVersionAndCommand, src, dst string, tlvs ...proxyproto.TLV) []byte {
-	t.Helper()
-	h := &proxyproto.Header{Version: 2, Command: cmd, TransportProtocol: proxyproto.TCPv4,
-		SourceAddr:      net.TCPAddrFromAddrPort(netip.MustParseAddrPort(src)),
-		DestinationAddr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(dst))}
-	if netip.MustParseAddrPort(src).Addr().Is6() {
-		h.TransportProtocol = proxyproto.TCPv6
-	}
-	if len(tlvs) > 0 {
-		if err := h.SetTLVs(tlvs); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := h.Format()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // TestReadProxyHeaderLeavesTheRest sends the header and the client's
 // first bytes in one write, over a real socket, and checks that exactly
@@ -41,7 +21,7 @@ func v2Header(t testing.TB, cmd proxyproto.ProtocolVersionAndCommand, src, dst s
 func TestReadProxyHeaderLeavesTheRest(t *testing.T) {
 	for _, header := range [][]byte{
 		[]byte("PROXY TCP4 192.0.2.7 10.0.0.1 40000 80\r\n"),
-		v2Header(t, proxyproto.PROXY, "192.0.2.7:40000", "10.0.0.1:80"),
+		proxyheadertest.V2(t, proxyproto.PROXY, "192.0.2.7:40000", "10.0.0.1:80"),
 	} {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {

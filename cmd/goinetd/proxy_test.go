@@ -9,62 +9,20 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/goinetd/goinetd/internal/haproxytest"
 )
 
-// startHAProxy runs HAProxy in the foreground with a TCP frontend on a free
-// port that forwards to 127.0.0.1:backend with the given server options
-// (send-proxy or send-proxy-v2), and returns the frontend's address.
+// startHAProxy runs HAProxy with a TCP frontend on a free port that
+// forwards to 127.0.0.1:backend with the given server options (send-proxy
+// or send-proxy-v2), and returns the frontend's address.
 func startHAProxy(t *testing.T, backend int, serverOptions string) string {
 	t.Helper()
-	haproxy, err := exec.LookPath("haproxy")
-	if err != nil {
-		t.Skipf("needs haproxy (make deps installs Debian's package): %v", err)
-	}
 	front := freePort(t, "127.0.0.1")
-	cfg := fmt.Sprintf(`global
-    maxconn 1000
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend in
-    bind 127.0.0.1:%d
-    default_backend goinetd
-backend goinetd
-    server g1 127.0.0.1:%d %s
-`, front, backend, serverOptions)
-	path := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(haproxy, "-db", "-f", path)
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("haproxy output:\n%s", out)
-		}
-	})
-	waitFor(t, "haproxy to listen", func() bool {
-		c, err := net.DialTimeout("tcp", addr(front), time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	haproxytest.Start(t, front, serverOptions, backend)
 	return addr(front)
 }
 

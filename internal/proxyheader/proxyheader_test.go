@@ -3,40 +3,19 @@ package proxyheader
 import (
 	"bytes"
 	"errors"
-	"net"
-	"net/netip"
 	"testing"
 
+	"github.com/goinetd/goinetd/internal/proxyheader/proxyheadertest"
 	"github.com/pires/go-proxyproto"
 )
-
-func v2Header(t testing.TB, cmd proxyproto.ProtocolVersionAndCommand, src, dst string, tlvs ...proxyproto.TLV) []byte {
-	t.Helper()
-	h := &proxyproto.Header{Version: 2, Command: cmd, TransportProtocol: proxyproto.TCPv4,
-		SourceAddr:      net.TCPAddrFromAddrPort(netip.MustParseAddrPort(src)),
-		DestinationAddr: net.TCPAddrFromAddrPort(netip.MustParseAddrPort(dst))}
-	if netip.MustParseAddrPort(src).Addr().Is6() {
-		h.TransportProtocol = proxyproto.TCPv6
-	}
-	if len(tlvs) > 0 {
-		if err := h.SetTLVs(tlvs); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := h.Format()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func TestProxyHeaderFramingAndParsing(t *testing.T) {
 	v1 := []byte("PROXY TCP4 192.0.2.7 10.0.0.1 40000 80\r\n")
 	v1six := []byte("PROXY TCP6 2001:db8::7 2001:db8::1 40000 80\r\n")
-	v2 := v2Header(t, proxyproto.PROXY, "192.0.2.7:40000", "10.0.0.1:80",
+	v2 := proxyheadertest.V2(t, proxyproto.PROXY, "192.0.2.7:40000", "10.0.0.1:80",
 		proxyproto.TLV{Type: proxyproto.PP2_TYPE_AUTHORITY, Value: []byte("example.com")})
-	v2six := v2Header(t, proxyproto.PROXY, "[2001:db8::7]:40000", "[2001:db8::1]:80")
-	local := v2Header(t, proxyproto.LOCAL, "192.0.2.7:40000", "10.0.0.1:80")
+	v2six := proxyheadertest.V2(t, proxyproto.PROXY, "[2001:db8::7]:40000", "[2001:db8::1]:80")
+	local := proxyheadertest.V2(t, proxyproto.LOCAL, "192.0.2.7:40000", "10.0.0.1:80")
 	for _, c := range []struct {
 		name   string
 		header []byte
@@ -102,8 +81,8 @@ func FuzzProxyHeader(f *testing.F) {
 	f.Add([]byte("PROXY TCP4 192.0.2.7 10.0.0.1 40000 80\r\nrest"))
 	f.Add([]byte("PROXY UNKNOWN\r\n"))
 	f.Add([]byte("PROXY TCP6 ::1 ::1 1 2\r\n"))
-	f.Add(v2Header(f, proxyproto.PROXY, "192.0.2.7:40000", "10.0.0.1:80"))
-	f.Add(v2Header(f, proxyproto.LOCAL, "192.0.2.7:40000", "10.0.0.1:80"))
+	f.Add(proxyheadertest.V2(f, proxyproto.PROXY, "192.0.2.7:40000", "10.0.0.1:80"))
+	f.Add(proxyheadertest.V2(f, proxyproto.LOCAL, "192.0.2.7:40000", "10.0.0.1:80"))
 	f.Add(append(bytes.Clone(v2Sig), 0x21, 0x31, 0x00, 0x00))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n, err := Length(b)

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goinetd/goinetd/internal/haproxytest"
 	"golang.org/x/sys/unix"
 )
 
@@ -220,51 +221,13 @@ func exchange(ctx context.Context, d *net.Dialer, port int, payload string, time
 	return string(b), err
 }
 
-// startHAProxy runs HAProxy in the foreground with a TCP frontend on a
-// free loopback port that balances connections round robin over the
-// backends (loopback ports), with a PROXY protocol v2 header naming the
-// client, and returns the frontend's port. It skips the test when
-// HAProxy is not installed; the test's cleanup kills it.
+// startHAProxy runs HAProxy with a TCP frontend on a free loopback port
+// that balances connections round robin over the backends (loopback
+// ports), with a PROXY protocol v2 header naming the client, and returns
+// the frontend's port.
 func startHAProxy(tb testing.TB, backends ...int) int {
 	tb.Helper()
-	haproxy, err := exec.LookPath("haproxy")
-	if err != nil {
-		tb.Skipf("needs haproxy (make deps installs Debian's package): %v", err)
-	}
 	front := freeTCPPort(tb)
-	cfg := fmt.Sprintf("global\n    maxconn 1000\ndefaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n"+
-		"frontend in\n    bind 127.0.0.1:%d\n    default_backend fleet\nbackend fleet\n    balance roundrobin\n", front)
-	for i, port := range backends {
-		cfg += fmt.Sprintf("    server host%d 127.0.0.1:%d send-proxy-v2\n", i, port)
-	}
-	path := filepath.Join(tb.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	cmd := exec.Command(haproxy, "-db", "-f", path)
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if tb.Failed() {
-			tb.Logf("haproxy output:\n%s", out)
-		}
-	})
-	// Wait for the listening socket in /proc/net/tcp, not with a
-	// connection: the balancer would pass it on to a handler.
-	listening := fmt.Sprintf(" 0100007F:%04X 00000000:0000 0A ", front)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if table, err := os.ReadFile("/proc/net/tcp"); err == nil && strings.Contains(string(table), listening) {
-			return front
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("haproxy not listening on port %d after 10 s; output:\n%s", front, out)
-		}
-		time.Sleep(10 * time.Millisecond) // polling the port, with a deadline
-	}
+	haproxytest.Start(tb, front, "send-proxy-v2", backends...)
+	return front
 }
