@@ -37,28 +37,17 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
-// TestBenchGoinetdAndGoEcho runs the whole tool, briefly, against goinetd
-// spawning /bin/cat, goinetd's built-in echo and the Go echo server,
-// without any peer.
-func TestBenchGoinetdAndGoEcho(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts servers and makes a few thousand connections")
-	}
+// runTool runs goinetd-bench on the test's goinetd with args and -json,
+// fails the test unless it exits 0, and returns its results and its
+// markdown report.
+func runTool(t *testing.T, args ...string) (results, string) {
+	t.Helper()
 	jsonPath := filepath.Join(t.TempDir(), "results.json")
 	var stdout, stderr strings.Builder
-	status := run([]string{
-		"-goinetd", goinetdPath,
-		"-servers", "goinetd,goinetd-echo,go-echo",
-		"-levels", "1,8",
-		"-duration", "300ms", "-warmup", "50ms", "-max-conns", "5000",
-		"-rounds", "1", "-hold", "20",
-		"-port-base", "0",
-		"-json", jsonPath,
-	}, &stdout, &stderr)
+	status := run(append([]string{"-goinetd", goinetdPath, "-json", jsonPath}, args...), &stdout, &stderr)
 	if status != 0 {
 		t.Fatalf("exit status %d; want 0\nstderr:\n%s\nstdout:\n%s", status, stderr.String(), stdout.String())
 	}
-
 	data, err := os.ReadFile(jsonPath)
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +56,22 @@ func TestBenchGoinetdAndGoEcho(t *testing.T) {
 	if err := json.Unmarshal(data, &res); err != nil {
 		t.Fatalf("-json: %v", err)
 	}
+	return res, stdout.String()
+}
+
+// TestBenchGoinetdAndGoEcho runs the whole tool, briefly, against goinetd
+// spawning /bin/cat, goinetd's built-in echo and the Go echo server,
+// without any peer.
+func TestBenchGoinetdAndGoEcho(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers and makes a few thousand connections")
+	}
+	res, out := runTool(t,
+		"-servers", "goinetd,goinetd-echo,go-echo",
+		"-levels", "1,8",
+		"-duration", "300ms", "-warmup", "50ms", "-max-conns", "5000",
+		"-rounds", "1", "-hold", "20",
+		"-port-base", "0")
 	if len(res.Runs) != 6 {
 		t.Fatalf("got %d runs; want 6 (3 servers × 2 levels)", len(res.Runs))
 	}
@@ -108,7 +113,6 @@ func TestBenchGoinetdAndGoEcho(t *testing.T) {
 		}
 	}
 
-	out := stdout.String()
 	for _, want := range []string{
 		"## spawn /bin/cat per connection",
 		"| 1 | goinetd | ",
@@ -141,24 +145,9 @@ func TestBenchTLSGoinetd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts servers and makes a few hundred TLS connections")
 	}
-	jsonPath := filepath.Join(t.TempDir(), "results.json")
-	var stdout, stderr strings.Builder
-	status := run([]string{
-		"-goinetd", goinetdPath, "-tls", "-servers", "goinetd",
+	res, out := runTool(t, "-tls", "-servers", "goinetd",
 		"-levels", "1,4", "-duration", "300ms", "-warmup", "100ms",
-		"-rounds", "1", "-bulk-mb", "4", "-port-base", "0", "-json", jsonPath,
-	}, &stdout, &stderr)
-	if status != 0 {
-		t.Fatalf("exit status %d; want 0\nstderr:\n%s\nstdout:\n%s", status, stderr.String(), stdout.String())
-	}
-	data, err := os.ReadFile(jsonPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res results
-	if err := json.Unmarshal(data, &res); err != nil {
-		t.Fatalf("-json: %v", err)
-	}
+		"-rounds", "1", "-bulk-mb", "4", "-port-base", "0")
 	if len(res.Runs) != 4 {
 		t.Fatalf("got %d runs; want 4 (2 levels × full and resumed handshakes)", len(res.Runs))
 	}
@@ -184,7 +173,6 @@ func TestBenchTLSGoinetd(t *testing.T) {
 	if len(res.Bulks) != 1 || res.Bulks[0].Error != "" || res.Bulks[0].MBps <= 0 || res.Bulks[0].MB != 4 {
 		t.Fatalf("bulk results: %+v; want one of 4 MB, at some MB/s, without error", res.Bulks)
 	}
-	out := stdout.String()
 	for _, want := range []string{
 		"## TLS in front of /bin/cat per connection: full handshakes",
 		"## TLS in front of /bin/cat per connection: resumed handshakes",
