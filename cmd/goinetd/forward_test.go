@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -295,19 +294,12 @@ func TestForwardRefusesBeforeConnecting(t *testing.T) {
 // limits are lifted, with RLIMIT_NOFILE 150, leave other services serving
 // and reload working.
 func TestForwardConnectionsLeaveADescriptorReserve(t *testing.T) {
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("needs prlimit (util-linux) to start goinetd with a low descriptor limit")
-	}
 	const nofile, attack = 150, 140
 	tg := startTarget(t, "tcp", "127.0.0.1:0", func(c net.Conn) { io.ReadAll(c) })
 	relayPort, echoPort, laterPort := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
 	base := jsonLog + forwardService("relay", relayPort, tg.ln.Addr().String(), "max_connections = 0", "max_per_source = 0") +
 		echoService("echo", "127.0.0.1", echoPort)
-	d := startDaemon(t, base, func(cmd *exec.Cmd) {
-		cmd.Args = append([]string{"prlimit", fmt.Sprintf("--nofile=%d:%d", nofile, nofile)}, cmd.Args...)
-		cmd.Path = prlimit
-	})
+	d := startDaemon(t, base, withNofile(t, nofile, nofile))
 	idle := make([]net.Conn, 0, attack)
 	for range attack {
 		idle = append(idle, dial(t, "127.0.0.2", addr(relayPort)))

@@ -43,6 +43,20 @@ type daemon struct {
 // startDaemon writes config into a fresh folder, starts goinetd on it and
 // waits until it is serving. The test's cleanup stops it and collects any
 // handler it left running. Options may adjust the command before it starts.
+// withNofile is a startDaemon option that starts goinetd under prlimit
+// with RLIMIT_NOFILE soft:hard; it skips the test without prlimit.
+func withNofile(t *testing.T, soft, hard int) func(*exec.Cmd) {
+	t.Helper()
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("needs prlimit (util-linux) to start goinetd with a given descriptor limit")
+	}
+	return func(c *exec.Cmd) {
+		c.Args = append([]string{prlimit, fmt.Sprintf("--nofile=%d:%d", soft, hard), "--", c.Path}, c.Args[1:]...)
+		c.Path = prlimit
+	}
+}
+
 func startDaemon(t *testing.T, config string, options ...func(*exec.Cmd)) *daemon {
 	t.Helper()
 	d := launch(t, config, options...)

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,10 +51,6 @@ func TestDefaultLimitsBoundOneClient(t *testing.T) {
 // every other service serving and reload working, and the built-in serves
 // the clients that waited once the idle ones leave.
 func TestBuiltinConnectionsLeaveADescriptorReserve(t *testing.T) {
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("needs prlimit (util-linux) to start goinetd with a low descriptor limit")
-	}
 	const nofile, attack = 150, 140
 	builtinPort, echoPort, laterPort := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
 	builtin := fmt.Sprintf(`
@@ -67,10 +62,7 @@ max_connections = 0
 max_per_source = 0
 `, builtinPort)
 	base := jsonLog + builtin + echoService("echo", "127.0.0.1", echoPort)
-	d := startDaemon(t, base, func(cmd *exec.Cmd) {
-		cmd.Args = append([]string{"prlimit", fmt.Sprintf("--nofile=%d:%d", nofile, nofile)}, cmd.Args...)
-		cmd.Path = prlimit
-	})
+	d := startDaemon(t, base, withNofile(t, nofile, nofile))
 
 	idle := make([]net.Conn, 0, attack)
 	for range attack {

@@ -271,19 +271,12 @@ func TestHandlerStartsWithNoSignalBlockedOrIgnored(t *testing.T) {
 // goinetd's own vfork path (plain), or syscall.ForkExec (as another user).
 func TestHandlerGetsTheFileLimitGoinetdStartedWith(t *testing.T) {
 	needRoot(t)
-	prlimit, err := exec.LookPath("prlimit")
-	if err != nil {
-		t.Skip("needs prlimit (util-linux)")
-	}
 	ulimit := []string{"-c", "ulimit -Sn; ulimit -Hn"}
 	plain, asNobody := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
 	d := startDaemon(t, jsonLog+
 		programService("plain", plain, "/bin/sh", ulimit)+
 		programService("nobody", asNobody, "/bin/sh", ulimit, `user = "nobody"`, `workdir = "/"`),
-		func(c *exec.Cmd) {
-			c.Args = append([]string{prlimit, "--nofile=200:4096", "--", c.Path}, c.Args[1:]...)
-			c.Path = prlimit
-		})
+		withNofile(t, 200, 4096))
 	for _, port := range []int{plain, asNobody} {
 		if got, want := exchange(t, addr(port), ""), "200\n4096\n"; got != want {
 			t.Errorf("handler on port %d: soft and hard RLIMIT_NOFILE %q; want %q", port, got, want)
