@@ -33,6 +33,10 @@ type TLS struct {
 	HandshakeTimeout time.Duration
 	// SessionTickets lets clients resume a session with a ticket.
 	SessionTickets bool
+	// Loaded is what the files held when the config was loaded, so that
+	// every load, and so every reload, reads them once; nil for a
+	// disabled service.
+	Loaded *LoadedTLS
 }
 
 // CertFiles is one certificate chain (PEM, leaf first) and its key.
@@ -280,6 +284,7 @@ func validateTLS(s *Service, w *where) {
 	for _, warning := range loaded.Warnings {
 		w.warn(keyTLS, "%s", warning)
 	}
+	t.Loaded = loaded
 }
 
 // inheritedBy names the service that inherits name from [defaults], for

@@ -61,9 +61,7 @@ func (s *Server) prepare(svc *config.Service) (*service, error) {
 		return p, nil // it runs nothing
 	}
 	if svc.TLS != nil {
-		if err := s.prepareTLS(p); err != nil {
-			return nil, err
-		}
+		s.prepareTLS(p)
 	}
 	if svc.Forward != "" {
 		p.forward = &net.Dialer{Timeout: svc.ForwardTimeout}

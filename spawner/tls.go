@@ -53,17 +53,15 @@ var clientAuths = map[config.ClientAuth]tls.ClientAuthType{
 	config.ClientAuthRequire: tls.RequireAndVerifyClientCert,
 }
 
-// prepareTLS builds p's tls.Config from its tls table, reading its files
-// now, so that every reload, even of an unchanged config, picks up
-// certificates renewed on disk; connections in progress keep theirs. It
-// starts from a clone of the service's previous config, if any, so that
-// the session ticket keys crypto/tls made and rotates (a new one a day,
-// each valid for a week, in memory only) survive reloads.
-func (s *Server) prepareTLS(p *service) error {
-	loaded, err := config.LoadTLS(p.TLS, time.Now())
-	if err != nil {
-		return fmt.Errorf("tls: %w", err)
-	}
+// prepareTLS builds p's tls.Config from its tls table and the files the
+// config's load read (config.LoadTLS), so that every reload, even of an
+// unchanged config, picks up certificates renewed on disk; connections in
+// progress keep theirs. It starts from a clone of the service's previous
+// config, if any, so that the session ticket keys crypto/tls made and
+// rotates (a new one a day, each valid for a week, in memory only)
+// survive reloads.
+func (s *Server) prepareTLS(p *service) {
+	loaded := p.TLS.Loaded
 	c := &tls.Config{}
 	if prev := s.tlsConfigs[p.Name]; prev != nil {
 		c = prev.Clone()
@@ -77,7 +75,6 @@ func (s *Server) prepareTLS(p *service) error {
 	c.GetConfigForClient = refuseOddServerName
 	s.tlsConfigs[p.Name] = c
 	p.tls = c
-	return nil
 }
 
 // refuseOddServerName fails the handshake of a client whose server name
