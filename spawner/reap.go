@@ -61,7 +61,7 @@ func (cs *children) reapExited() (childless bool) {
 		if e.relay != nil {
 			// Logged with the bytes relayed, and its slot freed, once the
 			// relay ends (tls.go).
-			e.relay.reaped = e
+			e.relay.handlerExit = e
 			e.relay.handlerReaped()
 		} else {
 			cs.logExit(e)

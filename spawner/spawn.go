@@ -69,7 +69,7 @@ func (s *Server) startHandler(svc *service, sl slot, perSource int, fd int, sa u
 	stdio := fd
 	c := &child{svc: svc, peer: peerName, client: client, slot: sl}
 	if t != nil {
-		stdio, c.exited, c.relay = t.handlerFD, t.reaped, t.relay
+		stdio, c.exited, c.relay = t.handlerFD, t.reaped, t
 		conn = tlsEnv(conn, t.state)
 	}
 	stderr := svc.stderrFD

@@ -20,7 +20,7 @@ type child struct {
 	started time.Time
 	slot    slot          // freed when the child is reaped
 	exited  chan struct{} // if not nil, closed when the child is reaped
-	relay   *relay        // a TLS connection's relay, which logs the child's exit when it ends; else nil
+	relay   *tlsSession   // a TLS connection's, whose relay logs the child's exit when it ends; else nil
 
 	// The errno of a failed exec, which a child started without waiting
 	// for its exec (noExecWait) writes before it exits; 0 otherwise.

@@ -113,39 +113,32 @@ func (s *Server) handshake(svc *service, raw net.Conn, accepted time.Time, peer 
 	return tc, nil
 }
 
-// tlsSession is a client's TLS connection after its handshake, and the
-// socket pair its handler speaks through.
+// tlsSession is a client's TLS connection after its handshake, the
+// socket pair its handler speaks through, and what the relay between them
+// counts. Its child (child.relay) points to it, so that the reaper hands
+// it the handler's exit, which the relay logs when it ends.
 type tlsSession struct {
 	conn      *tls.Conn
 	state     tls.ConnectionState
 	handlerFD int           // the handler's end, blocking: its stdin and stdout
 	plain     *net.UnixConn // goinetd's end
-	reaped    chan struct{} // closed when the handler has been reaped
-	relay     *relay
+	drain     time.Duration // what the client has, once the handler is reaped, to take its last output
+
+	in, out     atomic.Int64  // bytes, client to handler and handler to client
+	handlerExit exit          // set by the reaper before it closes reaped
+	reaped      chan struct{} // closed when the handler has been reaped
 }
 
-// relay counts what a tlsSession relays, holds its handler's exit for
-// the connection's record, and bounds what is left once the handler is
-// gone.
-type relay struct {
-	in, out atomic.Int64 // bytes, client to handler and handler to client
-	reaped  exit         // set by the reaper before it closes tlsSession.reaped
-
-	client  net.Conn
-	handler *net.UnixConn
-	drain   time.Duration // what the client has, once the handler is reaped, to take its last output
-}
-
-// handlerReaped is called by the reaper when the relay's handler has been
-// reaped: nothing will read what the client sends from now on, and what
-// the handler wrote must reach the client within drain, or the relay
+// handlerReaped is called by the reaper when the session's handler has
+// been reaped: nothing will read what the client sends from now on, and
+// what the handler wrote must reach the client within drain, or the relay
 // ends anyway. Without this bound a client that never reads would keep
 // the relay, its descriptors and its slot forever.
-func (r *relay) handlerReaped() {
-	r.client.SetReadDeadline(time.Now())
-	end := time.Now().Add(r.drain)
-	r.client.SetWriteDeadline(end)
-	r.handler.SetReadDeadline(end) // a process the handler left may still hold its end
+func (t *tlsSession) handlerReaped() {
+	t.conn.SetReadDeadline(time.Now())
+	end := time.Now().Add(t.drain)
+	t.conn.SetWriteDeadline(end)
+	t.plain.SetReadDeadline(end) // a process the handler left may still hold its end
 }
 
 // newTLSSession makes the socket pair for the client's connection tc, of
@@ -162,9 +155,8 @@ func newTLSSession(tc *tls.Conn, drain time.Duration) (*tlsSession, error) {
 		unix.Close(fds[0])
 		return nil, fmt.Errorf("socketpair: %w", err)
 	}
-	plain := c.(*net.UnixConn)
-	return &tlsSession{conn: tc, state: tc.ConnectionState(), handlerFD: fds[0], plain: plain,
-		reaped: make(chan struct{}), relay: &relay{client: tc, handler: plain, drain: drain}}, nil
+	return &tlsSession{conn: tc, state: tc.ConnectionState(), handlerFD: fds[0], plain: c.(*net.UnixConn),
+		drain: drain, reaped: make(chan struct{})}, nil
 }
 
 // spawnTLS serves a connection accepted, and counted, on a TLS service
@@ -228,9 +220,9 @@ func (s *Server) spawnTLS(svc *service, counted slot, fd int, sa unix.Sockaddr) 
 	unhold()
 	unhold = nil
 	<-t.reaped
-	s.metrics.TLSBytes(svc.Name, t.relay.in.Load(), t.relay.out.Load())
-	s.children.logExit(t.relay.reaped)
-	s.children.release(t.relay.reaped.slot) // the reaper left it to the relay
+	s.metrics.TLSBytes(svc.Name, t.in.Load(), t.out.Load())
+	s.children.logExit(t.handlerExit)
+	s.children.release(t.handlerExit.slot) // the reaper left it to the relay
 }
 
 // relayUntilDone copies between the client and the handler, one
@@ -243,10 +235,10 @@ func (t *tlsSession) relayUntilDone() {
 	toHandler := make(chan struct{})
 	go func() {
 		defer close(toHandler)
-		copyCounting(t.plain, t.conn, &t.relay.in)
+		copyCounting(t.plain, t.conn, &t.in)
 		t.plain.CloseWrite()
 	}()
-	if err := copyCounting(t.conn, t.plain, &t.relay.out); err == nil {
+	if err := copyCounting(t.conn, t.plain, &t.out); err == nil {
 		t.conn.CloseWrite() // close_notify
 		if tcp, ok := t.conn.NetConn().(*net.TCPConn); ok {
 			tcp.CloseWrite()
