@@ -308,7 +308,7 @@ func TestForwardConnectionsLeaveADescriptorReserve(t *testing.T) {
 	waitFor(t, "goinetd to accept what it will of the idle connections", func() bool {
 		return acceptQueue(t, relayPort) <= attack-nofile/2/6
 	})
-	if n := openFiles(t, d.pid()); n > nofile-20 {
+	if n := fdCount(t, d.pid()); n > nofile-20 {
 		t.Fatalf("goinetd holds %d descriptors of %d; want a reserve of at least 20", n, nofile)
 	}
 	if rs := d.logs.records(func(r record) bool { return strings.Contains(r.str("err"), "too many open files") }); len(rs) > 0 {
@@ -317,7 +317,7 @@ func TestForwardConnectionsLeaveADescriptorReserve(t *testing.T) {
 	d.waitLog(func(r record) bool {
 		return r.msg() == "held connections at their share of the descriptor limit; waiting"
 	})
-	if n := openFiles(t, d.pid()); n > nofile-20 {
+	if n := fdCount(t, d.pid()); n > nofile-20 {
 		t.Errorf("goinetd holds %d descriptors of %d; want a reserve of at least 20", n, nofile)
 	}
 	if got := exchange(t, addr(echoPort), "still here"); got != "still here" {

@@ -81,7 +81,7 @@ max_per_source = 0
 	if r.str("limit") != fmt.Sprint(nofile/2) {
 		t.Errorf("held connections' cap with RLIMIT_NOFILE %d: got %s; want %d", nofile, r.str("limit"), nofile/2)
 	}
-	if n := openFiles(t, d.pid()); n > nofile-20 {
+	if n := fdCount(t, d.pid()); n > nofile-20 {
 		t.Errorf("goinetd holds %d descriptors of %d; want a reserve of at least 20", n, nofile)
 	}
 	if err := os.WriteFile(d.config, []byte(base+echoService("later", "127.0.0.1", laterPort)), 0o644); err != nil {
@@ -99,16 +99,6 @@ max_per_source = 0
 	if got := exchange(t, addr(builtinPort), "served"); got != "served" {
 		t.Errorf("the built-in once the idle clients left: got %q; want the echo", got)
 	}
-}
-
-// openFiles counts the descriptors pid has open.
-func openFiles(t *testing.T, pid int) int {
-	t.Helper()
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(fds)
 }
 
 // idle_timeout closes a built-in's connection on which nothing moves, and
