@@ -384,3 +384,49 @@ func TestTLSTricklingClientHello(t *testing.T) {
 	}
 	waitMetric(t, url, `goinetd_tls_handshakes_total{outcome="timeout",service="cat"}`, 1)
 }
+
+// TestTLSConnectionsLeaveADescriptorReserve performs the descriptor
+// exhaustion attack on a TLS service whose limits are lifted: with
+// RLIMIT_NOFILE 150, 140 idle connections. Each one goinetd accepts holds
+// three of its descriptors (the accepted one, the netpoller's duplicate,
+// and later goinetd's end of the handler's socket pair), so it must take
+// at most a sixth of the limit's worth, half the limit, and keep the rest
+// for other services and reload. Counted as two each, it took 38.
+func TestTLSConnectionsLeaveADescriptorReserve(t *testing.T) {
+	const nofile, attack = 150, 140
+	f := newTLSFiles(t)
+	tlsPort, echoPort, laterPort := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1"), freePort(t, "127.0.0.1")
+	base := jsonLog + programService("tls", tlsPort, "/bin/cat", nil,
+		"max_connections = 0", "max_per_source = 0", f.table(`handshake_timeout = "60s"`)) +
+		echoService("echo", "127.0.0.1", echoPort)
+	d := startDaemon(t, base, withNofile(t, nofile, nofile))
+	idle := make([]net.Conn, 0, attack)
+	for range attack {
+		idle = append(idle, dial(t, "127.0.0.2", addr(tlsPort)))
+	}
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	d.waitLog(func(r record) bool {
+		return r.msg() == "held connections at their share of the descriptor limit; waiting"
+	})
+	if accepted, most := attack-acceptQueue(t, tlsPort), nofile/2/3; accepted > most {
+		t.Errorf("goinetd accepted %d idle TLS connections; want at most %d: three descriptors each, half the limit", accepted, most)
+	}
+	if rs := d.logs.records(func(r record) bool { return strings.Contains(r.str("err"), "too many open files") }); len(rs) > 0 {
+		t.Fatalf("goinetd ran out of descriptors: got %v; want the TLS service waiting at its share", rs[0])
+	}
+	if got := exchange(t, addr(echoPort), "still here"); got != "still here" {
+		t.Errorf("another service while the TLS service is at its cap: got %q; want the echo", got)
+	}
+	if err := os.WriteFile(d.config, []byte(base+echoService("later", "127.0.0.1", laterPort)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	d.waitLog(func(r record) bool { return r.msg() == "reloaded" && strings.Contains(r.str("added"), "later") })
+	if got := exchange(t, addr(laterPort), "added"); got != "added" {
+		t.Errorf("a service added by a reload at the cap: got %q; want the echo", got)
+	}
+}
