@@ -42,7 +42,7 @@ func TestServiceIsDownDuringABackoff(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("during the pause: got goinetd_service_up %s; want 0", up())
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // polling the gauge, with a deadline
 	}
 	if !<-returned {
 		t.Fatal("loopFailed returned false; want true: the listener is open")
