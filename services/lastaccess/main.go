@@ -1,8 +1,3 @@
-// A handler lives for milliseconds: the GOMAXPROCS the runtime would
-// derive from the cgroup's CPU limit is worth less than the cgroup files
-// it reads at every start to find it.
-//go:debug containermaxprocs=0
-
 package main
 
 import (
