@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/goinetd/goinetd/config"
 )
 
 var benchBin = flag.String("lastaccess.bin", "", "benchmark this lastaccess `binary` (an older build, say) instead of the package's")
@@ -190,6 +192,30 @@ func preload(b *testing.B, l layout, db string, n int) {
 	}
 }
 
+// shippedEnv returns the env key the project's inetd.toml gives the
+// service name, as a TOML line to append to its table, so that the
+// benchmark runs each handler as that file configures it.
+func shippedEnv(b *testing.B, name string) string {
+	b.Helper()
+	c, err := config.Load("../../inetd.toml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, s := range c.Services {
+		if s.Name != name {
+			continue
+		}
+		pairs := make([]string, len(s.Env))
+		for i, kv := range s.Env {
+			k, v, _ := strings.Cut(kv, "=")
+			pairs[i] = fmt.Sprintf("%s = %q", k, v)
+		}
+		return "env = { " + strings.Join(pairs, ", ") + " }\n"
+	}
+	b.Fatalf("the shipped inetd.toml has no service %q", name)
+	return ""
+}
+
 // BenchmarkBesideEcho measures connections per second through goinetd, in
 // one run, for the bundled echo handler and for lastaccess, each served to
 // 8 clients in a closed loop from 200 loopback addresses, in phases of
@@ -197,7 +223,9 @@ func preload(b *testing.B, l layout, db string, n int) {
 // lastaccess with a records folder and, when PostgreSQL is installed, one
 // of lastaccess with a PostgreSQL database (a throwaway server on a unix
 // socket, fsync on, as startPostgres makes it), so a drift of the machine
-// touches all alike. Each address has connected once before. It reports
+// touches all alike. Each handler runs with the environment the shipped
+// inetd.toml gives it (GOMAXPROCS=1, see shippedEnv). Each address has
+// connected once before. It reports
 // the mean rates, each lastaccess's as a fraction of echo's, and the CPU
 // time the handler processes used per connection (user and system, from
 // goinetd's reaped children; not PostgreSQL's server processes).
@@ -208,10 +236,12 @@ func BenchmarkBesideEcho(b *testing.B) {
 	_, echo := goinetdBinaries(b)
 	echoPort, filePort, pgPort := freeTCPPort(b), freeTCPPort(b), freeTCPPort(b)
 	db := filepath.Join(b.TempDir(), "records")
-	config := serviceTOML("echo", echoPort, echo) + serviceTOML("lastaccess", filePort, lastaccessBin, "-db", db)
+	echoEnv, lastaccessEnv := shippedEnv(b, "echo"), shippedEnv(b, "lastaccess")
+	config := serviceTOML("echo", echoPort, echo) + echoEnv +
+		serviceTOML("lastaccess", filePort, lastaccessBin, "-db", db) + lastaccessEnv
 	if postgresBin() != "" {
 		pg := startPostgres(b)
-		config += serviceTOML("lastaccess-postgres", pgPort, lastaccessBin, "-db", pg.url())
+		config += serviceTOML("lastaccess-postgres", pgPort, lastaccessBin, "-db", pg.url()) + lastaccessEnv
 	} else {
 		b.Logf("PostgreSQL is not installed: the PostgreSQL store is not measured")
 		pgPort = 0
