@@ -283,7 +283,8 @@
 // run: 8 clients in a closed loop from 200 loopback addresses, each of
 // which has connected once, alternating 2-second phases of the bundled
 // echo handler, of lastaccess with a records folder, and of lastaccess
-// with PostgreSQL 15 (a local server on a unix socket, fsync on):
+// with PostgreSQL 15 (a local server on a unix socket, fsync on), each
+// handler with the environment the shipped inetd.toml gives it:
 //
 //	go test -run '^$' -bench BesideEcho -benchtime 5x ./services/lastaccess/
 //
@@ -309,4 +310,7 @@
 // runtime's start. The PostgreSQL store's cost is the database connection
 // (PostgreSQL forks a server process for each one, not counted above) and
 // a second program start, lastaccess-postgres with its driver.
+// docs/performance.md ("lastaccess at scale") has later runs, and where a
+// handler's CPU goes against the floor of a Go program making only the
+// update's system calls.
 package main
