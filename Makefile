@@ -30,10 +30,13 @@ run: build
 ## turns on spawner's run-time checks of its rules); then the end-to-end
 ## suite again with every handler started through Go's syscall.ForkExec
 ## (GOINETD_SPAWN=forkexec), without the race detector, which the first
-## run covers: a minute more
+## run covers: a minute more; then, alone, as it steps the machine's wall
+## clock (20 s forward and back, root only), the test that denials and
+## rate pauses ignore such steps
 test: deps lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 	GOINETD_SPAWN=forkexec $(GO) test -count=1 -timeout 10m ./cmd/goinetd/
+	GOINETD_CLOCK_STEP=1 $(GO) test -count=1 -timeout 1m -run TestWallClockStep ./cmd/goinetd/
 	$(MAKE) --no-print-directory test-packages
 
 ## stress: the fault-injection, flood and soak suite, without the race

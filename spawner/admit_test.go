@@ -53,7 +53,7 @@ func TestGateAddressRules(t *testing.T) {
 func TestSourceRatesPauseAndHeal(t *testing.T) {
 	r := newSourceRates(config.Rate{N: 2, Per: time.Minute}, 10*time.Second, 64, maxSources)
 	a, b := netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("192.0.2.2/32")
-	t0 := time.Unix(1e9, 0)
+	t0 := time.Now()
 	steps := []struct {
 		at   time.Duration
 		src  netip.Prefix

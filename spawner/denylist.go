@@ -47,7 +47,7 @@ type denyList struct {
 // denied is one denied source on the list.
 type denied struct {
 	src        netip.Prefix
-	until      int64 // Unix nanoseconds
+	until      int64 // nanoseconds since clockOrigin
 	prev, next *denied
 }
 
@@ -68,7 +68,7 @@ func (d *denyList) has(a netip.Addr, now time.Time) bool {
 	if !d.active() {
 		return false
 	}
-	t := now.UnixNano()
+	t := int64(sinceOrigin(now))
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if a.Is4() {
@@ -105,7 +105,7 @@ func (d *denyList) add(src netip.Prefix, now time.Time) bool {
 	if ttl == 0 {
 		return false
 	}
-	t := now.UnixNano()
+	t := int64(sinceOrigin(now))
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.expire(t)
@@ -177,6 +177,6 @@ func (d *denyList) unlink(e *denied) {
 func (d *denyList) len() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.expire(time.Now().UnixNano())
+	d.expire(int64(sinceOrigin(time.Now())))
 	return len(d.index)
 }

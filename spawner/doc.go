@@ -151,6 +151,7 @@
 //	denylist.go     the deny list (sensor, deny_on_rate): sources every service refuses, bounded, kept across reloads
 //	rules.go        per-client rules: first match by prefix, each rule's environment
 //	limitlog.go     logging at a bounded rate, and the log budgets
+//	clock.go        the monotonic clock of every timer kept as a number, immune to wall clock steps
 //	rawsyscalls.go  accept4, getsockname and wait4 as raw system calls
 //	threads.go      the OS threads reserved at start
 //	spawnmode.go    GOINETD_SPAWN: vfork or forkexec

@@ -29,10 +29,9 @@ type logBudget struct {
 	max, maxBytes int64
 	interval      time.Duration
 	summary       func(records, bytes int64)
-	epoch         time.Time   // what start counts from, with a monotonic reading
 	timer         *time.Timer // calls flush; armed by the first record held back
 
-	start           atomic.Int64 // the current window's start, in ns since epoch
+	start           atomic.Int64 // the current window's start, in ns since clockOrigin
 	used, usedBytes atomic.Int64 // what the current window let through, or tried to
 	held, heldBytes atomic.Int64 // held back since the last summary
 	armed           atomic.Bool  // timer will call flush
@@ -42,7 +41,7 @@ type logBudget struct {
 // maxBytes bytes (0: any number) per interval. summary is called from a
 // goroutine of its own.
 func newLogBudget(max, maxBytes int64, interval time.Duration, summary func(records, bytes int64)) *logBudget {
-	b := &logBudget{max: max, maxBytes: maxBytes, interval: interval, summary: summary, epoch: time.Now()}
+	b := &logBudget{max: max, maxBytes: maxBytes, interval: interval, summary: summary}
 	b.timer = time.AfterFunc(time.Hour, b.flush)
 	b.timer.Stop()
 	return b
@@ -55,7 +54,7 @@ func (b *logBudget) allow(now time.Time, size int) bool {
 	if b == nil {
 		return true
 	}
-	t := int64(now.Sub(b.epoch))
+	t := int64(sinceOrigin(now))
 	if start := b.start.Load(); t-start >= int64(b.interval) && b.start.CompareAndSwap(start, t) {
 		b.used.Store(0)
 		b.usedBytes.Store(0)
@@ -79,7 +78,7 @@ func (b *logBudget) flush() {
 	if n == 0 {
 		return
 	}
-	b.start.Store(int64(time.Since(b.epoch)))
+	b.start.Store(int64(sinceOrigin(time.Now())))
 	b.used.Store(1)
 	b.usedBytes.Store(0)
 	b.summary(n, bytes)

@@ -28,14 +28,14 @@ const loadRefresh = time.Second
 var hostLoad loadAverage
 
 type loadAverage struct {
-	next  atomic.Int64  // when to read again, in Unix nanoseconds
+	next  atomic.Int64  // when to read again, in nanoseconds since clockOrigin
 	value atomic.Uint64 // the load, as float64 bits
 }
 
 // over reports whether the load average is above max, reading it again
 // if it is older than loadRefresh. A failed read keeps the last value.
 func (l *loadAverage) over(max float64, now time.Time) bool {
-	n := now.UnixNano()
+	n := int64(sinceOrigin(now))
 	if next := l.next.Load(); n >= next && l.next.CompareAndSwap(next, n+int64(loadRefresh)) {
 		if v, err := readLoad(); err == nil {
 			l.value.Store(math.Float64bits(v))

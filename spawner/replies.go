@@ -76,7 +76,6 @@ type replyGate struct {
 	service replyBudget // udp_reply_rate and udp_reply_bytes
 	limits  replyLimits
 	sources *sourceBudgets // nil if both per-source budgets are lifted
-	epoch   time.Time      // budgets count time from here, monotonic
 
 	logs map[string]*limitedLog // by reason
 }
@@ -87,8 +86,7 @@ func newReplyGate(r config.Replies) *replyGate {
 			rate: newLimit(r.Rate), bytes: newLimit(r.Bytes),
 			rateSource: newLimit(r.RatePerSource), bytesSource: newLimit(r.BytesPerSource),
 		},
-		epoch: time.Now(),
-		logs:  make(map[string]*limitedLog),
+		logs: make(map[string]*limitedLog),
 	}
 	for _, reason := range []string{builtin.RefusedSourceAddress, builtin.RefusedSourcePort, builtin.RefusedReflectorPort,
 		unansweredOwnPort, unansweredSourceBudget, unansweredServiceBudget} {
@@ -109,7 +107,7 @@ type replyLimits struct{ rate, bytes, rateSource, bytesSource limit }
 // nothing and returns the reason, with the key of the budget it exceeds.
 // A reply larger than a bytes budget's burst never fits.
 func (g *replyGate) spend(source netip.Prefix, size int, now time.Time) (reason, key string) {
-	t := now.Sub(g.epoch)
+	t := sinceOrigin(now)
 	var src *replyBudget
 	if g.sources != nil {
 		src = g.sources.budget(source, t)
@@ -159,8 +157,7 @@ func (l limit) after(tat, now time.Duration, units int) (time.Duration, bool) {
 }
 
 // replyBudget is what a source or a service is owed on its two limits,
-// replies and bytes: when each is whole again, in time since the gate's
-// epoch.
+// replies and bytes: when each is whole again, in time since clockOrigin.
 type replyBudget struct{ replies, bytes time.Duration }
 
 // fits reports whether one reply of size bytes fits, and if not which

@@ -47,7 +47,7 @@ func TestReplyGateBudgets(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g := newReplyGate(c.replies)
-			t0 := g.epoch.Add(time.Hour)
+			t0 := clockOrigin.Add(time.Hour)
 			n, reason, key := spendAll(g, src, c.size, t0, 1000)
 			if n != c.want || reason != c.reason || key != c.key {
 				t.Fatalf("replies of %d bytes at once: got %d, then %q (%s); want %d, then %q (%s)", c.size, n, reason, key, c.want, c.reason, c.key)
@@ -71,7 +71,7 @@ func TestReplyGateZeroLiftsEveryBudget(t *testing.T) {
 		t.Errorf("got a per-source table with both per-source budgets lifted; want none")
 	}
 	src := netip.MustParsePrefix("192.0.2.1/32")
-	if n, reason, _ := spendAll(g, src, 65507, g.epoch, 100000); n != 100000 {
+	if n, reason, _ := spendAll(g, src, 65507, clockOrigin, 100000); n != 100000 {
 		t.Errorf("with every budget lifted: got %d replies, then %q; want them all", n, reason)
 	}
 }
@@ -79,10 +79,10 @@ func TestReplyGateZeroLiftsEveryBudget(t *testing.T) {
 func TestReplyLargerThanTheBurstNeverFits(t *testing.T) {
 	g := newReplyGate(config.Replies{BytesPerSource: config.Rate{N: 8192, Per: time.Second}})
 	src := netip.MustParsePrefix("192.0.2.1/32")
-	if reason, key := g.spend(src, 8193, g.epoch.Add(time.Hour)); reason != unansweredSourceBudget {
+	if reason, key := g.spend(src, 8193, clockOrigin.Add(time.Hour)); reason != unansweredSourceBudget {
 		t.Errorf("a reply of 8193 bytes with 8192 bytes/s: got %q (%s); want %q", reason, key, unansweredSourceBudget)
 	}
-	if reason, _ := g.spend(src, 8192, g.epoch.Add(time.Hour)); reason != "" {
+	if reason, _ := g.spend(src, 8192, clockOrigin.Add(time.Hour)); reason != "" {
 		t.Errorf("a reply of 8192 bytes with 8192 bytes/s: got %q; want it to fit", reason)
 	}
 }
@@ -96,7 +96,7 @@ func TestSourceTableUnderPressure(t *testing.T) {
 		t.Errorf("per-source table: got %d bytes; want at most 256 KiB", size)
 	}
 	g := newReplyGate(config.Replies{RatePerSource: config.Rate{N: 10, Per: time.Second}})
-	now := g.epoch.Add(time.Hour)
+	now := clockOrigin.Add(time.Hour)
 	victim := netip.MustParsePrefix("198.51.100.7/32")
 	if n, _, _ := spendAll(g, victim, 0, now, 100); n != 10 {
 		t.Fatalf("victim: got %d replies; want 10", n)
@@ -143,7 +143,7 @@ func TestOwnPorts(t *testing.T) {
 func BenchmarkReplyGateSpend(b *testing.B) {
 	g := newReplyGate(config.Replies{Rate: config.DefaultReplyRate, Bytes: config.DefaultReplyBytes,
 		RatePerSource: config.DefaultReplyRatePerSource, BytesPerSource: config.DefaultReplyBytesPerSource})
-	now := g.epoch
+	now := clockOrigin
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		a := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})

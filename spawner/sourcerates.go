@@ -49,8 +49,8 @@ type sourceRates struct {
 // sourceRate is one source's state, and its place on the recency list.
 type sourceRate struct {
 	src         netip.Prefix
-	tat         int64 // theoretical arrival time, Unix nanoseconds
-	pausedUntil int64 // Unix nanoseconds; 0: not paused
+	tat         int64 // theoretical arrival time, nanoseconds since clockOrigin
+	pausedUntil int64 // nanoseconds since clockOrigin; 0: not paused
 	prev, next  int32
 }
 
@@ -77,7 +77,7 @@ func newSourceRates(r config.Rate, pause time.Duration, prefixV6, size int) *sou
 // allow reports whether src may connect at now; a source past its rate is
 // refused until its pause ends, and then starts again with its full rate.
 func (r *sourceRates) allow(src netip.Prefix, now time.Time) bool {
-	t := now.UnixNano()
+	t := int64(sinceOrigin(now))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	i, ok := r.index[src]

@@ -35,7 +35,7 @@ func fillPaused(t *testing.T, r *sourceRates, n int, at time.Time) {
 func TestSourceRatesFullTableStillLimitsANewSource(t *testing.T) {
 	const n = 3
 	r := newSourceRates(config.Rate{N: n, Per: time.Minute}, 10*time.Second, 64, maxSources)
-	t0 := time.Unix(1e9, 0)
+	t0 := time.Now()
 	fillPaused(t, r, n, t0)
 	newcomer := netip.MustParsePrefix("192.0.2.1/32")
 	for i := range n {
@@ -55,7 +55,7 @@ func TestSourceRatesFullTableStillLimitsANewSource(t *testing.T) {
 // recently keeps its pause.
 func TestSourceRatesEvictLeastRecentlySeen(t *testing.T) {
 	r := newSourceRates(config.Rate{N: 1, Per: time.Minute}, time.Hour, 64, 4)
-	t0 := time.Unix(1e9, 0)
+	t0 := time.Now()
 	fillPaused(t, r, 1, t0)    // sources 0-3, paused
 	r.allow(v4Source(0), t0)   // source 0 seen again: now 1 is the least recent
 	r.allow(v4Source(100), t0) // evicts 1
@@ -77,7 +77,7 @@ func TestSourceRatesAggregateIPv6UnderPressure(t *testing.T) {
 	site := func(i int) netip.Prefix {
 		return netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, byte(i)}), 64)
 	}
-	t0 := time.Unix(1e9, 0)
+	t0 := time.Now()
 
 	idle := newSourceRates(config.Rate{N: 2, Per: time.Second}, time.Hour, 64, 4)
 	fillPaused(t, idle, 2, t0.Add(-2*time.Hour)) // paused, but long ago: idle now
@@ -105,7 +105,7 @@ func BenchmarkSourceRatesFull(b *testing.B) {
 	for _, size := range []int{1 << 10, maxSources} {
 		b.Run(fmt.Sprintf("sources=%d", size), func(b *testing.B) {
 			r := newSourceRates(config.Rate{N: 1, Per: time.Minute}, time.Hour, 64, size)
-			t0 := time.Unix(1e9, 0)
+			t0 := time.Now()
 			for i := range size {
 				r.allow(v4Source(i), t0)
 				r.allow(v4Source(i), t0)
@@ -124,7 +124,7 @@ func BenchmarkSourceRatesFull(b *testing.B) {
 // a full table.
 func BenchmarkSourceRatesKnown(b *testing.B) {
 	r := newSourceRates(config.Rate{N: 1, Per: time.Millisecond}, time.Hour, 64, maxSources)
-	t0 := time.Unix(1e9, 0)
+	t0 := time.Now()
 	for i := range maxSources {
 		r.allow(v4Source(i), t0)
 	}
