@@ -226,10 +226,10 @@ func shippedEnv(b *testing.B, name string) string {
 // socket, fsync on, as startPostgres makes it), so a drift of the machine
 // touches all alike. Each handler runs with the environment the shipped
 // inetd.toml gives it (GOMAXPROCS=1, see shippedEnv). Each address has
-// connected once before. It reports
-// the mean rates, each lastaccess's as a fraction of echo's, and the CPU
-// time the handler processes used per connection (user and system, from
-// goinetd's reaped children; not PostgreSQL's server processes).
+// connected once before. It reports the mean rates, each lastaccess's as
+// a fraction of echo's, and the CPU time the handler processes used per
+// connection (user and system, from goinetd's reaped children; not
+// PostgreSQL's server processes).
 //
 //	go test -run '^$' -bench BesideEcho -benchtime 5x ./services/lastaccess/
 func BenchmarkBesideEcho(b *testing.B) {
