@@ -284,7 +284,8 @@
 // which has connected once, alternating 2-second phases of the bundled
 // echo handler, of lastaccess with a records folder, and of lastaccess
 // with PostgreSQL 15 (a local server on a unix socket, fsync on), each
-// handler with the environment the shipped inetd.toml gives it:
+// handler with the environment the shipped inetd.toml gives it (since
+// 2026-12-07; the runs below are from before, without it):
 //
 //	go test -run '^$' -bench BesideEcho -benchtime 5x ./services/lastaccess/
 //
