@@ -312,8 +312,8 @@
 // (PostgreSQL forks a server process for each one, not counted above) and
 // a second program start, lastaccess-postgres with its driver.
 // Since the greeting is built without fmt (about 80 µs less CPU per
-// connection), seven runs gave 0.73 to 0.84 of echo's rate, median 0.81;
-// the benchmark now reports medians over its iterations.
+// connection), fifteen runs gave 0.73 to 0.86 of echo's rate, median
+// 0.80; the benchmark now reports medians over its iterations.
 // docs/performance.md ("lastaccess at scale") has those runs, and where a
 // handler's CPU goes against the floor of a Go program making only the
 // update's system calls.

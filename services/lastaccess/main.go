@@ -153,7 +153,8 @@ func greet(store Store, lookupEnv func(string) (string, bool), w io.Writer) erro
 		return err
 	}
 	// One concatenation, not fmt: in a process that lives for one
-	// connection, fmt's first use costs 50-80 µs of CPU (docs/performance.md).
+	// connection, fmt's first use costs about 80 µs of CPU at 8 clients
+	// (docs/performance.md).
 	last := "I've never seen you before.\n"
 	if v.Seen {
 		last = "I last saw you at " + v.Last + ".\n"
