@@ -313,7 +313,9 @@
 // a second program start, lastaccess-postgres with its driver.
 // Since the greeting is built without fmt (about 80 µs less CPU per
 // connection), fifteen runs gave 0.73 to 0.86 of echo's rate, median
-// 0.80; the benchmark now reports medians over its iterations.
+// 0.80, and seven with shorter phases (-benchtime 20x -lastaccess.phase
+// 500ms) 0.77 to 0.81, median 0.79; the benchmark now reports medians
+// over its iterations.
 // docs/performance.md ("lastaccess at scale") has those runs, and where a
 // handler's CPU goes against the floor of a Go program making only the
 // update's system calls.
