@@ -292,8 +292,9 @@
 // On this machine (2 vCPUs, Linux 6.18, Go 1.26.8, ext4 on a virtio disk),
 // 2026-12-07, shared with other sessions' builds and tests (load average
 // 13-15), so the rates move from run to run but the three in one run
-// share the same load. Connections per second (mean of 5 iterations), and
-// the CPU time of the handler processes per connection:
+// share the same load. Connections per second (the mean of 5 iterations,
+// as the benchmark reported then; it now reports medians), and the CPU
+// time of the handler processes per connection:
 //
 //	run   echo         records folder             PostgreSQL
 //	1     638  2.1 ms  518 (0.81 echo)  2.7 ms    93 (0.15 echo)  8.7 ms
